@@ -1,0 +1,36 @@
+"""promkit's export side: getting measurements out of a process.
+
+``metrics_app`` is the ``/metrics`` ASGI endpoint (Prometheus text,
+OpenMetrics with exemplars, JSON snapshot, gzip, optional bearer token);
+multiprocess aggregation for gunicorn/uvicorn workers lives beside it.
+"""
+
+from exporters._asgi import MetricsApp, choose_format, metrics_app
+from exporters._exposition import (
+    CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_TEXT,
+    render_json,
+    render_openmetrics,
+    render_text,
+)
+from exporters._multiprocess import (
+    cleanup_dead_processes,
+    mark_process_dead,
+    multiprocess_exposition,
+    multiprocess_json,
+)
+
+__all__ = [
+    "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_TEXT",
+    "MetricsApp",
+    "choose_format",
+    "cleanup_dead_processes",
+    "mark_process_dead",
+    "metrics_app",
+    "multiprocess_exposition",
+    "multiprocess_json",
+    "render_json",
+    "render_openmetrics",
+    "render_text",
+]

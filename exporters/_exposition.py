@@ -1,0 +1,286 @@
+"""Render a MetricsRegistry as Prometheus text 0.0.4, OpenMetrics 1.0 or JSON.
+
+promkit's own metrics are rendered here directly: every series caches its
+label string on first render, so a scrape only formats numbers. The other
+collectors of the underlying prometheus-client registry (process, platform,
+GC, user collectors) are rendered by prometheus-client itself and appended.
+
+The renderers are generators yielding chunks of roughly ``chunk_series``
+series, so the ASGI endpoint can hand control back to the event loop between
+chunks and concurrent requests keep flowing during a large scrape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import exposition as _pc_text
+from prometheus_client.openmetrics import exposition as _pc_om
+from prometheus_client.samples import Exemplar
+
+from instrument._metrics import Counter, Gauge, Histogram, MetricBase, exposition_state
+from instrument.registry import MetricsRegistry, created_series_enabled
+
+__all__ = [
+    "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_TEXT",
+    "foreign_exposition",
+    "render_json",
+    "render_openmetrics",
+    "render_text",
+]
+
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+DEFAULT_CHUNK_SERIES = 256
+
+_INF = math.inf
+
+
+def format_value(value: float) -> str:
+    """A sample value as Prometheus writes it (``+Inf``, ``-Inf``, ``NaN``)."""
+    if value == _INF:
+        return "+Inf"
+    if value == -_INF:
+        return "-Inf"
+    if value != value:
+        return "NaN"
+    return repr(float(value))
+
+
+def _escape_label(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _label_body(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    return ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(names, values))
+
+
+def _braced(body: str) -> str:
+    return "{" + body + "}" if body else ""
+
+
+def _exemplar_suffix(exemplar: Exemplar | None) -> str:
+    if exemplar is None:
+        return ""
+    labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(exemplar.labels.items()))
+    return f" # {{{labels}}} {format_value(exemplar.value)} {exemplar.timestamp}"
+
+
+class _SeriesStrings:
+    """Per-child cached strings: the label body and, for histograms, bucket prefixes."""
+
+    __slots__ = ("body", "braced", "buckets")
+
+    def __init__(self, metric: MetricBase, child: Any) -> None:
+        self.body = _label_body(metric.labelnames, child.labelvalues)
+        self.braced = _braced(self.body)
+        self.buckets: list[str] | None = None
+        if isinstance(metric, Histogram):
+            sep = "," if self.body else ""
+            self.buckets = [
+                f'{metric.name}_bucket{{{self.body}{sep}le="{le}"}} ' for le in metric.bucket_strings
+            ]
+
+
+def _strings(metric: MetricBase, child: Any) -> _SeriesStrings:
+    cached = child.render_cache
+    if cached is None:
+        cached = child.render_cache = _SeriesStrings(metric, child)
+    return cached  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _text_samples(metric: MetricBase, children: list[Any], header: bool) -> list[str]:
+    spec = metric.spec
+    name = spec.name
+    out: list[str] = []
+    add = out.append
+    if header:
+        add(f"# HELP {name} {_escape_help(spec.help)}\n# TYPE {name} {metric.kind}\n")
+    if isinstance(metric, Histogram):
+        for child in children:
+            strings = _strings(metric, child)
+            counts, total = child.snapshot()
+            acc = 0
+            assert strings.buckets is not None
+            for prefix, count in zip(strings.buckets, counts):
+                acc += count
+                add(f"{prefix}{acc}.0\n")
+            add(f"{name}_count{strings.braced} {acc}.0\n{name}_sum{strings.braced} "
+                f"{format_value(total)}\n")
+    else:
+        for child in children:
+            add(f"{name}{_strings(metric, child).braced} {format_value(child.get())}\n")
+    return out
+
+
+def _text_created(metric: MetricBase, children: list[Any], header: bool) -> list[str]:
+    # Text format 0.0.4 has no _created; prometheus-client writes it as a
+    # separate gauge family after the metric, and so do we.
+    family = metric.spec.family_name
+    out: list[str] = []
+    if header:
+        out.append(f"# HELP {family}_created {_escape_help(metric.spec.help)}\n"
+                   f"# TYPE {family}_created gauge\n")
+    for child in children:
+        out.append(f"{family}_created{_strings(metric, child).braced} {child.created}\n")
+    return out
+
+
+def render_text(registry: MetricsRegistry, chunk_series: int = DEFAULT_CHUNK_SERIES) -> Iterator[str]:
+    """Prometheus text format 0.0.4 of ``registry``'s own metrics, in chunks.
+
+    Foreign collectors are not included; see :func:`foreign_exposition`.
+    """
+    created = created_series_enabled()
+    for metric in registry:
+        children = metric.children()
+        if not children:
+            yield "".join(_text_samples(metric, [], header=True))
+            continue
+        for start in range(0, len(children), chunk_series):
+            part = children[start:start + chunk_series]
+            yield "".join(_text_samples(metric, part, header=start == 0))
+        if created and not isinstance(metric, Gauge):
+            for start in range(0, len(children), chunk_series):
+                part = children[start:start + chunk_series]
+                yield "".join(_text_created(metric, part, header=start == 0))
+
+
+# ----------------------------------------------------------------------- OpenMetrics
+
+
+def _om_metric(metric: MetricBase, children: list[Any], created: bool, header: bool) -> list[str]:
+    spec = metric.spec
+    family = spec.family_name
+    out: list[str] = []
+    add = out.append
+    if header:
+        add(f"# HELP {family} {_escape_help(spec.help)}\n# TYPE {family} {metric.kind}\n")
+        if spec.unit:
+            add(f"# UNIT {family} {spec.unit}\n")
+    if isinstance(metric, Counter):
+        for child in children:
+            braced = _strings(metric, child).braced
+            add(f"{spec.name}{braced} {format_value(child.get())}"
+                f"{_exemplar_suffix(child.get_exemplar())}\n")
+            if created:
+                add(f"{family}_created{braced} {child.created}\n")
+    elif isinstance(metric, Gauge):
+        for child in children:
+            add(f"{family}{_strings(metric, child).braced} {format_value(child.get())}\n")
+    else:
+        for child in children:
+            strings = _strings(metric, child)
+            counts, total = child.snapshot()
+            exemplars = child.get_exemplars()
+            acc = 0
+            assert strings.buckets is not None
+            if exemplars is None:
+                for prefix, count in zip(strings.buckets, counts):
+                    acc += count
+                    add(f"{prefix}{acc}\n")
+            else:
+                for prefix, count, exemplar in zip(strings.buckets, counts, exemplars):
+                    acc += count
+                    add(f"{prefix}{acc}{_exemplar_suffix(exemplar)}\n")
+            add(f"{family}_count{strings.braced} {acc}\n")
+            if metric.bounds[0] >= 0:  # OpenMetrics: no _sum when observations may be negative
+                add(f"{family}_sum{strings.braced} {format_value(total)}\n")
+            if created:
+                add(f"{family}_created{strings.braced} {child.created}\n")
+    return out
+
+
+def render_openmetrics(
+    registry: MetricsRegistry, chunk_series: int = DEFAULT_CHUNK_SERIES
+) -> Iterator[str]:
+    """OpenMetrics 1.0 of ``registry``'s own metrics (with exemplars), in chunks.
+
+    No ``# EOF`` line: the caller appends foreign collectors, then ``# EOF``.
+    """
+    created = created_series_enabled()
+    for metric in registry:
+        children = metric.children()
+        if not children:
+            yield "".join(_om_metric(metric, [], created, header=True))
+            continue
+        for start in range(0, len(children), chunk_series):
+            part = children[start:start + chunk_series]
+            yield "".join(_om_metric(metric, part, created, header=start == 0))
+
+
+# ------------------------------------------------------------------ foreign collectors
+
+
+def foreign_exposition(collector_registry: CollectorRegistry, openmetrics: bool) -> str:
+    """prometheus-client's rendering of every collector except promkit's metrics.
+
+    Safe to call from a worker thread: the skip flag is thread-local.
+    """
+    exposition_state.skip_promkit = True
+    try:
+        if openmetrics:
+            text = _pc_om.generate_latest(collector_registry).decode("utf-8")
+            return text[: -len("# EOF\n")] if text.endswith("# EOF\n") else text
+        return str(_pc_text.generate_latest(collector_registry).decode("utf-8"))
+    finally:
+        exposition_state.skip_promkit = False
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def render_json(registry: MetricsRegistry) -> dict[str, Any]:
+    """A JSON-able snapshot of ``registry``'s own metrics.
+
+    Shape: ``{"metrics": [{"name", "type", "help", "unit", "labels",
+    "samples": [...]}]}``; a counter or gauge sample is ``{"labels", "value"}``,
+    a histogram sample is ``{"labels", "buckets": {"0.1": n, ..., "+Inf": n}
+    (cumulative), "count", "sum"}``.
+    """
+    metrics: list[dict[str, Any]] = []
+    for metric in registry:
+        samples: list[dict[str, Any]] = []
+        for child in metric.children():
+            labels = dict(zip(metric.labelnames, child.labelvalues))
+            if isinstance(metric, Histogram):
+                counts, total = child.snapshot()
+                buckets: dict[str, int] = {}
+                acc = 0
+                for le, count in zip(metric.bucket_strings, counts):
+                    acc += count
+                    buckets[le] = acc
+                samples.append({"labels": labels, "buckets": buckets, "count": acc,
+                                "sum": _json_number(total)})
+            else:
+                samples.append({"labels": labels, "value": _json_number(child.get())})
+        metrics.append({
+            "name": metric.name,
+            "type": metric.kind,
+            "help": metric.spec.help,
+            "unit": metric.spec.unit,
+            "labels": list(metric.labelnames),
+            "samples": samples,
+        })
+    return {"metrics": metrics}
+
+
+def _json_number(value: float) -> float | str:
+    # JSON has no Inf/NaN; write them the way Prometheus does.
+    if value != value or value in (_INF, -_INF):
+        return format_value(value)
+    return value

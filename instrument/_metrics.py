@@ -1,0 +1,588 @@
+"""Counter, Gauge and Histogram: label children cached, recording never raises.
+
+A metric holds one child per label set. ``metric.labels(*values)`` is a dict
+lookup on the hot path; the first call with a new label set validates and
+cleans the values, enforces the series limit and builds the child. Children
+keep their values in plain Python fields under a lock (single process) or in
+prometheus-client's per-process mmap files (multiprocess mode), so the
+``/metrics`` exporters and prometheus-client's own tooling both read them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+
+from instrument.catalog import MetricSpec
+
+if TYPE_CHECKING:
+    from instrument._safety import FailureSink
+
+__all__ = ["OVERFLOW_VALUE", "Counter", "Gauge", "Histogram", "MetricBase"]
+
+OVERFLOW_VALUE = "__overflow__"
+"""Label value of the series that absorbs label sets past a metric's limit."""
+
+# OpenMetrics caps an exemplar's label set at 128 UTF-8 characters.
+_EXEMPLAR_MAX_RUNES = 128
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Set by the exporters while they render promkit metrics themselves, so that
+# prometheus-client's generator, run for the *other* collectors, skips ours.
+exposition_state = threading.local()
+
+
+def _make_exemplar(labels: dict[str, str], value: float) -> Exemplar:
+    size = 0
+    for key, val in labels.items():
+        size += len(key) + len(val)
+    if size > _EXEMPLAR_MAX_RUNES:
+        raise ValueError(
+            f"exemplar labels have {size} characters; OpenMetrics allows {_EXEMPLAR_MAX_RUNES}"
+        )
+    return Exemplar(labels, value, time.time())
+
+
+# --------------------------------------------------------------------------- children
+
+
+class _NullChild:
+    """Returned when ``labels()`` fails: every record call is a no-op."""
+
+    labelvalues: tuple[str, ...] = ()
+
+    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+        pass
+
+    def dec(self, amount: float = 1.0) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+        pass
+
+    def set_to_current_time(self) -> None:
+        pass
+
+    def time(self) -> _Timer:
+        return _Timer(self)
+
+    def track_inprogress(self) -> _InProgress:
+        return _InProgress(self)
+
+
+NULL_CHILD = _NullChild()
+
+
+class CounterChild:
+    """One counter series."""
+
+    __slots__ = ("_exemplar", "_lock", "_sink", "_value", "created", "labelvalues", "render_cache")
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink) -> None:
+        self.labelvalues = labelvalues
+        self.created = time.time()
+        self.render_cache: Any = None
+        self._sink = sink
+        self._value = 0.0
+        self._exemplar: Exemplar | None = None
+        self._lock = threading.Lock()
+
+    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+        """Add ``amount`` (>= 0). An exemplar (e.g. ``{"trace_id": ...}``) is kept with it."""
+        try:
+            if not amount >= 0:  # also rejects NaN
+                raise ValueError(f"counters only go up; got increment {amount!r}")
+            with self._lock:
+                self._value += amount
+            if exemplar is not None:
+                self._exemplar = _make_exemplar(exemplar, amount)
+        except Exception as exc:
+            self._sink.failure("counter_inc", exc)
+
+    def get(self) -> float:
+        return self._value
+
+    def get_exemplar(self) -> Exemplar | None:
+        return self._exemplar
+
+
+class GaugeChild:
+    """One gauge series."""
+
+    __slots__ = ("_lock", "_sink", "_value", "created", "labelvalues", "render_cache")
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink) -> None:
+        self.labelvalues = labelvalues
+        self.created = time.time()
+        self.render_cache: Any = None
+        self._sink = sink
+        self._value = 0.0
+        self._lock = threading.Lock()
+
+    def set(self, value: float) -> None:
+        try:
+            self._value = float(value)
+        except Exception as exc:
+            self._sink.failure("gauge_set", exc)
+
+    def inc(self, amount: float = 1.0) -> None:
+        try:
+            with self._lock:
+                self._value += float(amount)
+        except Exception as exc:
+            self._sink.failure("gauge_inc", exc)
+
+    def dec(self, amount: float = 1.0) -> None:
+        try:
+            with self._lock:
+                self._value -= float(amount)
+        except Exception as exc:
+            self._sink.failure("gauge_dec", exc)
+
+    def set_to_current_time(self) -> None:
+        self.set(time.time())
+
+    def track_inprogress(self) -> _InProgress:
+        """Context manager/decorator: +1 while the block runs."""
+        return _InProgress(self)
+
+    def get(self) -> float:
+        return self._value
+
+
+class HistogramChild:
+    """One histogram series: per-bucket counts (non-cumulative) and a sum."""
+
+    __slots__ = (
+        "_bounds", "_counts", "_exemplars", "_lock", "_sink", "_sum", "created", "labelvalues",
+        "render_cache",
+    )
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, bounds: list[float]) -> None:
+        self.labelvalues = labelvalues
+        self.created = time.time()
+        self.render_cache: Any = None
+        self._sink = sink
+        self._bounds = bounds  # finite upper bounds, shared with the metric
+        self._counts = [0] * (len(bounds) + 1)  # last one is +Inf
+        self._sum = 0.0
+        self._exemplars: list[Exemplar | None] | None = None
+        self._lock = threading.Lock()
+
+    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+        """Record one observation; an exemplar is kept for its bucket."""
+        try:
+            if value != value:
+                raise ValueError("cannot observe NaN")
+            i = bisect_left(self._bounds, value)
+            with self._lock:
+                self._counts[i] += 1
+                self._sum += value
+            if exemplar is not None:
+                self._set_exemplar(i, exemplar, value)
+        except Exception as exc:
+            self._sink.failure("histogram_observe", exc)
+
+    def _set_exemplar(self, i: int, exemplar: dict[str, str], value: float) -> None:
+        if self._exemplars is None:
+            self._exemplars = [None] * len(self._counts)
+        self._exemplars[i] = _make_exemplar(exemplar, value)
+
+    def time(self) -> _Timer:
+        """Context manager/decorator observing the block's wall time in seconds."""
+        return _Timer(self)
+
+    def snapshot(self) -> tuple[list[int], float]:
+        """Non-cumulative bucket counts (last is +Inf) and the sum, read together."""
+        with self._lock:
+            return list(self._counts), self._sum
+
+    def get_exemplars(self) -> list[Exemplar | None] | None:
+        return self._exemplars
+
+
+class _Timer:
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._start = 0.0
+
+    def __enter__(self) -> _Timer:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._child.observe(time.perf_counter() - self._start)
+
+    def __call__(self, func: F) -> F:
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _Timer(self._child):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class _InProgress:
+    def __init__(self, child: Any) -> None:
+        self._child = child
+
+    def __enter__(self) -> None:
+        self._child.inc()
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._child.dec()
+
+    def __call__(self, func: F) -> F:
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _InProgress(self._child):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+# --------------------------------------------------------- multiprocess children
+
+
+class MultiprocessCounterChild(CounterChild):
+    """Counter series stored in prometheus-client's per-process mmap file."""
+
+    __slots__ = ("_mv",)
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, spec: MetricSpec,
+                 value_class: Any) -> None:
+        super().__init__(labelvalues, sink)
+        family = spec.family_name
+        self._mv = value_class("counter", family, family + "_total", spec.labels, labelvalues,
+                               spec.help)
+
+    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+        try:
+            if not amount >= 0:
+                raise ValueError(f"counters only go up; got increment {amount!r}")
+            self._mv.inc(amount)
+            if exemplar is not None:
+                self._exemplar = _make_exemplar(exemplar, amount)
+        except Exception as exc:
+            self._sink.failure("counter_inc", exc)
+
+    def get(self) -> float:
+        return float(self._mv.get())
+
+
+class MultiprocessGaugeChild(GaugeChild):
+    """Gauge series stored in prometheus-client's per-process mmap file."""
+
+    __slots__ = ("_mv",)
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, spec: MetricSpec,
+                 value_class: Any) -> None:
+        super().__init__(labelvalues, sink)
+        self._mv = value_class("gauge", spec.name, spec.name, spec.labels, labelvalues, spec.help,
+                               multiprocess_mode=spec.multiprocess_mode)
+
+    def set(self, value: float) -> None:
+        try:
+            self._mv.set(float(value))
+        except Exception as exc:
+            self._sink.failure("gauge_set", exc)
+
+    def inc(self, amount: float = 1.0) -> None:
+        try:
+            self._mv.inc(float(amount))
+        except Exception as exc:
+            self._sink.failure("gauge_inc", exc)
+
+    def dec(self, amount: float = 1.0) -> None:
+        try:
+            self._mv.inc(-float(amount))
+        except Exception as exc:
+            self._sink.failure("gauge_dec", exc)
+
+    def get(self) -> float:
+        return float(self._mv.get())
+
+
+class MultiprocessHistogramChild(HistogramChild):
+    """Histogram series stored in prometheus-client's per-process mmap file."""
+
+    __slots__ = ("_mv_buckets", "_mv_sum")
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, bounds: list[float],
+                 spec: MetricSpec, value_class: Any) -> None:
+        super().__init__(labelvalues, sink, bounds)
+        name, labels = spec.name, spec.labels
+        self._mv_sum = value_class("histogram", name, name + "_sum", labels, labelvalues,
+                                   spec.help)
+        bucket_labels = (*labels, "le")
+        self._mv_buckets = [
+            value_class("histogram", name, name + "_bucket", bucket_labels,
+                        (*labelvalues, floatToGoString(bound)), spec.help)
+            for bound in (*bounds, math.inf)
+        ]
+
+    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+        try:
+            if value != value:
+                raise ValueError("cannot observe NaN")
+            i = bisect_left(self._bounds, value)
+            self._mv_buckets[i].inc(1)
+            self._mv_sum.inc(value)
+            if exemplar is not None:
+                self._set_exemplar(i, exemplar, value)
+        except Exception as exc:
+            self._sink.failure("histogram_observe", exc)
+
+    def snapshot(self) -> tuple[list[int], float]:
+        return [int(mv.get()) for mv in self._mv_buckets], float(self._mv_sum.get())
+
+
+# --------------------------------------------------------------------------- metrics
+
+LabelCleaner = Callable[[object], str]
+
+
+class MetricBase:
+    """A metric family: its spec and its label children.
+
+    Also a prometheus-client collector, so ``generate_latest(REGISTRY)``,
+    the pushgateway helpers and other prometheus-client tooling see it.
+    """
+
+    kind: str = ""
+
+    def __init__(self, spec: MetricSpec, sink: FailureSink, clean: LabelCleaner,
+                 value_class: Any = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.labelnames = spec.labels
+        self._nlabels = len(spec.labels)
+        self._limit = spec.series_limit
+        self._sink = sink
+        self._clean = clean
+        self._value_class = value_class  # set in multiprocess mode
+        self._lock = threading.Lock()
+        # raw label tuple as the caller passed it -> child (the hot-path cache)
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        # cleaned label values -> child (what is exported)
+        self._series: dict[tuple[str, ...], Any] = {}
+        self._overflow: Any = None
+        self._default: Any = None
+        if not spec.labels:
+            self._default = self._new_child(())
+            self._series[()] = self._default
+
+    # -- label handling ------------------------------------------------------------
+
+    def labels(self, *values: Any, **named: Any) -> Any:
+        """The child for one label set, values in declaration order or by name."""
+        try:
+            if named:
+                values = self._values_from_names(values, named)
+            child = self._cache.get(values)
+            if child is None:
+                child = self._resolve(values)
+            return child
+        except Exception as exc:
+            self._sink.failure("labels", exc, f"metric {self.name!r}")
+            return NULL_CHILD
+
+    def _values_from_names(self, values: tuple[Any, ...], named: dict[str, Any]) -> tuple[Any, ...]:
+        if values:
+            raise ValueError(f"metric {self.name!r}: pass label values by position or by name, not both")
+        if set(named) != set(self.labelnames):
+            raise ValueError(
+                f"metric {self.name!r} has labels {list(self.labelnames)}, got {sorted(named)}"
+            )
+        return tuple(named[name] for name in self.labelnames)
+
+    def _resolve(self, values: tuple[Any, ...]) -> Any:
+        if len(values) != self._nlabels:
+            raise ValueError(
+                f"metric {self.name!r} has labels {list(self.labelnames)}; got {len(values)} values"
+            )
+        cleaned = tuple(self._clean(v) for v in values)
+        with self._lock:
+            child = self._series.get(cleaned)
+            if child is None:
+                if len(self._series) >= self._limit:
+                    child = self._overflow_child()
+                    self._sink.overflow(self.name)
+                    return child  # not cached: each fold is counted
+                child = self._new_child(cleaned)
+                self._series[cleaned] = child
+            # Raw values that clean to the same series share the child; cap the
+            # alias cache so odd callers can't grow it without bound.
+            if len(self._cache) < 4 * self._limit:
+                self._cache[values] = child
+            return child
+
+    def _overflow_child(self) -> Any:
+        if self._overflow is None:
+            self._overflow = self._new_child((OVERFLOW_VALUE,) * self._nlabels)
+        return self._overflow
+
+    def remove(self, *values: Any) -> None:
+        """Drop one label set's series (e.g. a finished worker's)."""
+        cleaned = tuple(self._clean(v) for v in values)
+        with self._lock:
+            self._series.pop(cleaned, None)
+            for key in [k for k, c in self._cache.items() if c.labelvalues == cleaned]:
+                del self._cache[key]
+
+    def clear(self) -> None:
+        """Drop every labelled series."""
+        with self._lock:
+            if self.labelnames:
+                self._series.clear()
+                self._cache.clear()
+                self._overflow = None
+
+    def children(self) -> list[Any]:
+        """A snapshot of the exported children, overflow series last."""
+        with self._lock:
+            children = list(self._series.values())
+            if self._overflow is not None:
+                children.append(self._overflow)
+        return children
+
+    def series_count(self) -> int:
+        return len(self._series) + (1 if self._overflow is not None else 0)
+
+    def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
+        raise NotImplementedError
+
+    def _no_labels(self) -> Any:
+        if self._default is None:
+            self._sink.failure(
+                "labels", ValueError(f"metric {self.name!r} needs labels {list(self.labelnames)}")
+            )
+            return NULL_CHILD
+        return self._default
+
+    # -- prometheus-client collector protocol ---------------------------------------
+
+    def describe(self) -> Iterable[Metric]:
+        return [Metric(self.spec.family_name, self.spec.help, self.kind, self.spec.unit)]
+
+    def collect(self) -> Iterable[Metric]:
+        if getattr(exposition_state, "skip_promkit", False):
+            return []
+        family = Metric(self.spec.family_name, self.spec.help, self.kind, self.spec.unit)
+        for child in self.children():
+            self._add_samples(family, child)
+        return [family]
+
+    def _add_samples(self, family: Metric, child: Any) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec.describe()}>"
+
+
+class Counter(MetricBase):
+    """A monotonically increasing count (name ends in ``_total``)."""
+
+    kind = "counter"
+
+    def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
+        if self._value_class is not None:
+            return MultiprocessCounterChild(labelvalues, self._sink, self.spec, self._value_class)
+        return CounterChild(labelvalues, self._sink)
+
+    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+        """Increment a counter with no labels."""
+        self._no_labels().inc(amount, exemplar)
+
+    def _add_samples(self, family: Metric, child: Any) -> None:
+        labels = dict(zip(self.labelnames, child.labelvalues))
+        family.add_sample(self.name, labels, child.get(), None, child.get_exemplar())
+        family.add_sample(self.spec.family_name + "_created", labels, child.created)
+
+
+class Gauge(MetricBase):
+    """A value that goes up and down."""
+
+    kind = "gauge"
+
+    def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
+        if self._value_class is not None:
+            return MultiprocessGaugeChild(labelvalues, self._sink, self.spec, self._value_class)
+        return GaugeChild(labelvalues, self._sink)
+
+    def set(self, value: float) -> None:
+        self._no_labels().set(value)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._no_labels().inc(amount)
+
+    def dec(self, amount: float = 1.0) -> None:
+        self._no_labels().dec(amount)
+
+    def set_to_current_time(self) -> None:
+        self._no_labels().set_to_current_time()
+
+    def track_inprogress(self) -> _InProgress:
+        return _InProgress(self._no_labels())
+
+    def _add_samples(self, family: Metric, child: Any) -> None:
+        family.add_sample(self.name, dict(zip(self.labelnames, child.labelvalues)), child.get())
+
+
+class Histogram(MetricBase):
+    """Observations counted in buckets, with their sum."""
+
+    kind = "histogram"
+
+    def __init__(self, spec: MetricSpec, sink: FailureSink, clean: LabelCleaner,
+                 value_class: Any = None) -> None:
+        assert spec.buckets is not None
+        self.bounds: list[float] = list(spec.buckets)
+        self.bucket_strings: list[str] = [floatToGoString(b) for b in (*self.bounds, math.inf)]
+        super().__init__(spec, sink, clean, value_class)
+
+    def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
+        if self._value_class is not None:
+            return MultiprocessHistogramChild(labelvalues, self._sink, self.bounds, self.spec,
+                                              self._value_class)
+        return HistogramChild(labelvalues, self._sink, self.bounds)
+
+    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+        self._no_labels().observe(value, exemplar)
+
+    def time(self) -> _Timer:
+        return _Timer(self._no_labels())
+
+    def _add_samples(self, family: Metric, child: Any) -> None:
+        labels = dict(zip(self.labelnames, child.labelvalues))
+        counts, total = child.snapshot()
+        exemplars = child.get_exemplars() or [None] * len(counts)
+        acc = 0
+        for le, count, exemplar in zip(self.bucket_strings, counts, exemplars):
+            acc += count
+            family.add_sample(self.name + "_bucket", {**labels, "le": le}, acc, None, exemplar)
+        family.add_sample(self.name + "_count", labels, acc)
+        family.add_sample(self.name + "_sum", labels, total)
+        family.add_sample(self.name + "_created", labels, child.created)
+

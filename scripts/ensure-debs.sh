@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian packages the integration tests and the demo run for real:
+# Prometheus (+ promtool), Alertmanager (+ amtool), Redis and the Pushgateway.
+# Installs only what is missing; needs root (or sudo) the first time.
+set -euo pipefail
+
+declare -A wanted=(
+  [prometheus]=prometheus
+  [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
+  [redis-server]=redis-server
+  [prometheus-pushgateway]=prometheus-pushgateway
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "ensure-debs: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "ensure-debs: need root to apt-get install ${missing[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The packages start system services where an init system runs; the tests and
+# the demo start their own instances on random loopback ports instead.
+for svc in prometheus prometheus-alertmanager redis-server prometheus-pushgateway; do
+  $sudo service "$svc" stop >/dev/null 2>&1 || true
+done
