@@ -123,7 +123,8 @@ def test_http_buckets_cover_the_slo_and_llm_tail():
 
 def test_standard_http_labels_follow_opentelemetry():
     http = STANDARD_CATALOG["http_server_request_duration_seconds"]
-    assert http.labels == ("http_request_method", "http_route", "http_response_status_code")
+    assert http.labels == ("http_request_method", "http_route", "http_response_status_code",
+                           "http_response_status_class")
     assert http.unit == "seconds"
 
 

@@ -18,10 +18,10 @@ def value(registry: MetricsRegistry, name: str, **labels: str) -> float | None:
 def test_catalog_metric_by_name_and_get_or_create(registry):
     h = registry.histogram("http_server_request_duration_seconds")
     assert registry.histogram("http_server_request_duration_seconds") is h
-    h.labels("GET", "/items/{id}", 200).observe(0.05)
+    h.labels("GET", "/items/{id}", 200, "2xx").observe(0.05)
     assert value(registry, "http_server_request_duration_seconds_count",
                  http_request_method="GET", http_route="/items/{id}",
-                 http_response_status_code="200") == 1
+                 http_response_status_code="200", http_response_status_class="2xx") == 1
 
 
 def test_new_metric_needs_help_and_is_added_to_the_registry_catalog(registry):
@@ -135,7 +135,8 @@ def test_recording_never_raises_and_failures_are_counted_by_cause(registry, capl
                  cause="histogram_observe:TypeError") == 1
     assert value(registry, "promkit_instrumentation_errors_total",
                  cause="histogram_observe:ValueError") == 1
-    assert value(registry, "promkit_instrumentation_errors_total", cause="gauge_set:ValueError") == 1
+    assert value(registry, "promkit_instrumentation_errors_total",
+                 cause="gauge_set:ValueError") == 1
     # Logged once per cause, not once per failure.
     inc_logs = [r for r in caplog.records if "counter_inc:ValueError" in r.getMessage()]
     assert len(inc_logs) == 1

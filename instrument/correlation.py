@@ -1,0 +1,146 @@
+"""One correlation ID per request, carried across every boundary.
+
+The ID lives in a contextvar, so it follows the request through ``await`` and
+into tasks; log processors, tracing and exemplars read it from there. Across
+process boundaries it travels in a header (HTTP, webhooks) or a payload field
+(queued jobs): :func:`inject` puts it in, :func:`extract` takes it out and
+accepts it only when it is a valid UUID, so a client can never smuggle
+arbitrary text (CRLF, 10 KB values) into logs or response headers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import os
+import random
+import re
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "CORRELATION_ID_FIELD",
+    "REQUEST_ID_HEADER",
+    "bind_correlation_id",
+    "correlation_id_var",
+    "ensure_correlation_id",
+    "extract",
+    "get_correlation_id",
+    "inject",
+    "new_correlation_id",
+    "valid_correlation_id",
+]
+
+CORRELATION_HEADER = "X-Correlation-ID"
+REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_ID_FIELD = "correlation_id"
+
+correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "promkit_correlation_id", default=None
+)
+
+_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+# A new ID is made for every request, so it must be cheap: uuid.uuid4() reads
+# os.urandom and builds a UUID object (~2.5 us). An ID needs to be unique, not
+# unpredictable, so each process draws a random 74-bit prefix once (again after
+# fork, where a child would otherwise repeat its parent's IDs) and appends a
+# 48-bit sequence scrambled by a random odd multiplier (a bijection mod 2**48,
+# so no repeats for 2**48 IDs). The result is a well-formed version-4 UUID.
+_MASK48 = (1 << 48) - 1
+_prefix = ""
+_multiplier = 1
+_offset = 0
+_sequence = itertools.count()
+
+
+def _reseed() -> None:
+    global _prefix, _multiplier, _offset, _sequence
+    rng = random.Random(os.urandom(32))
+    _prefix = "%08x-%04x-4%03x-%04x-" % (
+        rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), 0x8000 | rng.getrandbits(14)
+    )
+    _multiplier = rng.getrandbits(48) | 1
+    _offset = rng.getrandbits(48)
+    _sequence = itertools.count()
+
+
+_reseed()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
+
+
+def new_correlation_id() -> str:
+    """A fresh version-4 UUID string (lowercase, with dashes), unique per process."""
+    return _prefix + "%012x" % ((next(_sequence) * _multiplier + _offset) & _MASK48)
+
+
+def valid_correlation_id(value: object) -> str | None:
+    """``value`` as a normalised (lowercase) UUID string, or None if it is not one."""
+    if isinstance(value, bytes):
+        if len(value) != 36:
+            return None
+        value = value.decode("latin-1")
+    if not isinstance(value, str) or len(value) != 36 or not _UUID.fullmatch(value):
+        return None
+    return value.lower()
+
+
+def get_correlation_id() -> str | None:
+    """The current correlation ID, or None outside any request or job."""
+    return correlation_id_var.get()
+
+
+def ensure_correlation_id() -> str:
+    """The current correlation ID, creating and binding one if there is none."""
+    current = correlation_id_var.get()
+    if current is None:
+        current = new_correlation_id()
+        correlation_id_var.set(current)
+    return current
+
+
+@contextmanager
+def bind_correlation_id(value: str | None = None) -> Iterator[str]:
+    """Bind a correlation ID for the block (a new one when ``value`` is not a valid UUID)."""
+    cid = valid_correlation_id(value) or new_correlation_id()
+    token = correlation_id_var.set(cid)
+    try:
+        yield cid
+    finally:
+        correlation_id_var.reset(token)
+
+
+def inject(carrier: MutableMapping[str, object], key: str = CORRELATION_ID_FIELD,
+           correlation_id: str | None = None) -> MutableMapping[str, object]:
+    """Put the (current) correlation ID into a payload dict or header map; returns it.
+
+    For headers pass ``key=CORRELATION_HEADER``. Creates an ID if none is bound.
+    """
+    carrier[key] = correlation_id or ensure_correlation_id()
+    return carrier
+
+
+def extract(carrier: Mapping[str, object] | None,
+            keys: tuple[str, ...] = (CORRELATION_ID_FIELD, CORRELATION_HEADER, REQUEST_ID_HEADER),
+            ) -> str | None:
+    """The first valid correlation ID under ``keys`` (case-insensitively), else None.
+
+    Works on job payloads (``{"correlation_id": ...}``) and header maps alike;
+    invalid values are ignored, never returned.
+    """
+    if not carrier:
+        return None
+    for key in keys:
+        value = carrier.get(key)
+        if value is None:
+            lowered = key.lower()
+            value = next((v for k, v in carrier.items() if isinstance(k, str)
+                          and k.lower() == lowered), None)
+        cid = valid_correlation_id(value)
+        if cid is not None:
+            return cid
+    return None

@@ -1,0 +1,332 @@
+"""HttpMetricsMiddleware: pure-ASGI HTTP and WebSocket metrics with correlation IDs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from time import perf_counter
+from typing import Any
+
+from instrument import correlation as _correlation
+from instrument.registry import MetricsRegistry, default_registry
+
+__all__ = ["OTHER_METHOD", "UNMATCHED_ROUTE", "HttpMetricsMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+UNMATCHED_ROUTE = "__unmatched__"
+"""``http_route`` of requests no route matched (404s, redirects): raw paths never become labels."""
+OTHER_METHOD = "_OTHER"
+"""``http_request_method`` of methods outside the known set (OpenTelemetry's value)."""
+
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
+)
+DEFAULT_EXCLUDED_PATHS = ("/metrics", "/health", "/healthz", "/livez", "/readyz")
+
+_STATUS_CLASS = {i: f"{i}xx" for i in range(1, 6)}
+_TEMPLATE_CACHE_LIMIT = 10_000
+
+
+def _status_class(status: int) -> str:
+    return _STATUS_CLASS.get(status // 100, "unknown")
+
+
+class HttpMetricsMiddleware:
+    """Record HTTP and WebSocket metrics from the catalog; bind a correlation ID.
+
+    Add it with ``app.add_middleware(HttpMetricsMiddleware)`` (Starlette or
+    FastAPI). Requests are labelled by method, route *template* (from the
+    router, e.g. ``/items/{item_id}``) and status code; unknown methods become
+    ``_OTHER`` and unmatched paths ``__unmatched__``. Paths in
+    ``exclude_paths`` (and below them) pass through untouched.
+
+    The correlation ID comes from the ``X-Correlation-ID`` (or
+    ``X-Request-ID``) header when it is a valid UUID, else a new UUID4; it is
+    bound in :data:`instrument.correlation.correlation_id_var` for the
+    request and returned in the response header. Histograms get it as an
+    exemplar.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        registry: MetricsRegistry | None = None,
+        exclude_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        correlation: bool = True,
+        correlation_header: str = _correlation.CORRELATION_HEADER,
+        accept_request_id: bool = True,
+        record_sizes: bool = True,
+        track_in_flight: bool = True,
+        exemplars: bool = True,
+    ) -> None:
+        self.app = app
+        self.registry = registry if registry is not None else default_registry()
+        reg = self.registry
+        self._duration = reg.histogram("http_server_request_duration_seconds")
+        self._active = reg.gauge("http_server_active_requests")
+        self._request_size = reg.histogram("http_server_request_body_size_bytes")
+        self._response_size = reg.histogram("http_server_response_body_size_bytes")
+        self._exceptions = reg.counter("http_server_unhandled_exceptions_total")
+        self._disconnects = reg.counter("http_server_client_disconnects_total")
+        self._ws_active = reg.gauge("websocket_server_active_connections")
+        self._ws_messages = reg.counter("websocket_server_messages_total")
+        self._ws_duration = reg.histogram("websocket_server_session_duration_seconds")
+        self._ws_closes = reg.counter("websocket_server_closes_total")
+
+        excluded = tuple(p.rstrip("/") or "/" for p in exclude_paths)
+        for path in excluded:
+            if not path.startswith("/"):
+                raise ValueError(f"exclude_paths entries must start with '/', got {path!r}")
+        self._excluded_exact = frozenset(excluded)
+        self._excluded_prefixes = tuple(p + "/" for p in excluded if p != "/")
+        self._correlation = correlation
+        header = correlation_header.strip()
+        if not header or any(c in header for c in " :\r\n"):
+            raise ValueError(
+                f"correlation_header {correlation_header!r} is not a valid header name"
+            )
+        self._header_raw = header.lower().encode("latin-1")
+        self._request_id_raw = b"x-request-id" if accept_request_id else None
+        self._response_header = header.encode("latin-1")
+        self._record_sizes = record_sizes
+        self._track_in_flight = track_in_flight
+        self._exemplars = exemplars
+        self._scan_headers = correlation or record_sizes
+        # (method, route template, status) -> the label children of one request shape
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._active_children: dict[str, Any] = {}
+        self._templates: dict[tuple[int, str], str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type == "http":
+            await self._http(scope, receive, send)
+        elif scope_type == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _is_excluded(self, path: str) -> bool:
+        return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
+
+    # ------------------------------------------------------------------------- HTTP
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in KNOWN_METHODS:
+            method = OTHER_METHOD
+        request_size = -1  # unknown until a Content-Length says otherwise
+        token = None
+        cid = ""
+        cid_header: tuple[bytes, bytes] | None = None
+        if self._scan_headers:
+            incoming: bytes | None = None
+            header_raw, request_id_raw = self._header_raw, self._request_id_raw
+            for key, value in scope["headers"]:
+                if key == b"content-length":
+                    request_size = int(value) if value.isdigit() else -1
+                elif key == header_raw or (key == request_id_raw and incoming is None):
+                    incoming = value
+            if self._correlation:
+                cid = (
+                    _correlation.valid_correlation_id(incoming) if incoming is not None else None
+                ) or _correlation.new_correlation_id()
+                token = _correlation.correlation_id_var.set(cid)
+                cid_header = (self._response_header, cid.encode("latin-1"))
+        active = None
+        if self._track_in_flight:
+            active = self._active_children.get(method)
+            if active is None:
+                active = self._active_children[method] = self._active.labels(method)
+            active.inc()
+        root_path = scope.get("root_path", "")
+        status = 0
+        response_size = 0
+        finished = 0.0
+        start = perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_size, finished
+            if message["type"] == "http.response.body":
+                body = message.get("body")
+                if body:
+                    response_size += len(body)
+                if not message.get("more_body"):
+                    finished = perf_counter()
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                if cid_header is not None:
+                    message["headers"] = [*message.get("headers", ()), cid_header]
+            await send(message)
+
+        exception: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            exception = exc
+            raise
+        finally:
+            duration = (finished or perf_counter()) - start
+            try:
+                route = scope.get("route")
+                if route is None:
+                    template = UNMATCHED_ROUTE
+                elif scope.get("root_path", "") == root_path:
+                    template = route.path
+                else:
+                    template = self._mounted_template(scope, route, root_path)
+                if exception is not None:
+                    if status == 0:
+                        status = 500  # the server answers an escaped exception with a 500
+                    self._exceptions.labels(method, template, type(exception).__name__).inc()
+                elif not finished and status:
+                    # The response started but its body never finished: the client left.
+                    self._disconnects.labels(method, template).inc()
+                children = self._children.get((method, template, status))
+                if children is None:
+                    children = self._new_children((method, template, status))
+                if cid and self._exemplars:
+                    children[0].observe(duration, {"correlation_id": cid})
+                else:
+                    children[0].observe(duration)
+                if self._record_sizes:
+                    # Like OpenTelemetry, the request size is recorded when it is known.
+                    if request_size >= 0:
+                        children[1].observe(request_size)
+                    children[2].observe(response_size)
+            except Exception as exc:  # recording must never break the response
+                self.registry.failures.failure("http_middleware", exc)
+            if active is not None:
+                active.dec()
+            if token is not None:
+                _correlation.correlation_id_var.reset(token)
+
+    def _new_children(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any]:
+        method, template, status = key
+        status_text = str(status) if status else "0"
+        duration = self._duration.labels(method, template, status_text, _status_class(status))
+        if self._record_sizes:
+            children = (duration, self._request_size.labels(method, template),
+                        self._response_size.labels(method, template))
+        else:
+            children = (duration, None, None)
+        if len(self._children) < _TEMPLATE_CACHE_LIMIT:
+            self._children[key] = children
+        return children
+
+    def _mounted_template(self, scope: Scope, route: Any, outer_root_path: str) -> str:
+        # Starlette overwrites scope["route"] at each router level, so behind a
+        # Mount only the innermost route is left: rebuild the full template by
+        # walking the mounts from the top router.
+        cache_key = (id(route), scope.get("root_path", ""))
+        template = self._templates.get(cache_key)
+        if template is not None:
+            return template
+        template = _walk_mounts(scope.get("router"), scope["path"][len(outer_root_path):], route)
+        if len(self._templates) < _TEMPLATE_CACHE_LIMIT:
+            self._templates[cache_key] = template
+        return template
+
+    # -------------------------------------------------------------------- WebSocket
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._is_excluded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        template = UNMATCHED_ROUTE
+        accepted = False
+        close_code = ""
+        received = 0
+        sent = 0
+        start = time.perf_counter()
+        token = None
+        if self._correlation:
+            incoming = None
+            for key, value in scope.get("headers", ()):
+                if key == self._header_raw:
+                    incoming = value
+            token = _correlation.correlation_id_var.set(
+                _correlation.valid_correlation_id(incoming) or _correlation.new_correlation_id()
+            )
+
+        async def receive_wrapper() -> Message:
+            nonlocal received, close_code
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                received += 1
+            elif kind == "websocket.disconnect" and not close_code:
+                close_code = str(message.get("code", 1005))
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal accepted, sent, close_code, template
+            kind = message["type"]
+            if kind == "websocket.send":
+                sent += 1
+            elif kind == "websocket.accept" and not accepted:
+                accepted = True
+                template = self._route_template(scope)
+                self._ws_active.labels(template).inc()
+            elif kind == "websocket.close" and not close_code:
+                close_code = str(message.get("code", 1000))
+            await send(message)
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            try:
+                if accepted:
+                    self._ws_active.labels(template).dec()
+                    self._ws_duration.labels(template).observe(time.perf_counter() - start)
+                else:
+                    template = self._route_template(scope)
+                self._ws_messages.labels(template, "receive").inc(received)
+                self._ws_messages.labels(template, "transmit").inc(sent)
+                self._ws_closes.labels(template, close_code or "1006").inc()
+            except Exception as exc:
+                self.registry.failures.failure("websocket_middleware", exc)
+            if token is not None:
+                _correlation.correlation_id_var.reset(token)
+
+    def _route_template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED_ROUTE
+        if scope.get("root_path", ""):
+            return self._mounted_template(scope, route, "")
+        return str(route.path)
+
+
+def _walk_mounts(router: Any, path: str, target: Any) -> str:
+    """The full path template of ``target`` reached through the Mounts in ``router``."""
+    prefix = ""
+    routes = getattr(router, "routes", None) or []
+    for _ in range(16):  # mounts nest a few levels at most
+        next_routes = None
+        for candidate in routes:
+            if candidate is target:
+                return prefix + str(getattr(target, "path", ""))
+            mount_regex = getattr(candidate, "path_regex", None)
+            sub_routes = getattr(candidate, "routes", None)
+            if sub_routes and mount_regex is not None:
+                match = mount_regex.match(path)
+                if match and "path" in match.groupdict():
+                    prefix += str(candidate.path)
+                    path = "/" + match.group("path")
+                    next_routes = sub_routes
+                    break
+        if next_routes is None:
+            break
+        routes = next_routes
+    return prefix + str(getattr(target, "path", "")) if prefix else str(getattr(target, "path", ""))

@@ -1,0 +1,74 @@
+"""Correlation IDs: validation, generation, binding, carrying across boundaries."""
+
+import asyncio
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from instrument import correlation as corr
+
+
+def test_new_ids_are_unique_version4_uuids():
+    ids = {corr.new_correlation_id() for _ in range(20_000)}
+    assert len(ids) == 20_000
+    for cid in list(ids)[:200]:
+        parsed = uuid.UUID(cid)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == cid
+
+
+def test_valid_uuid_is_accepted_and_normalised():
+    cid = str(uuid.uuid4()).upper()
+    assert corr.valid_correlation_id(cid) == cid.lower()
+    assert corr.valid_correlation_id(cid.encode()) == cid.lower()
+
+
+@given(st.text(max_size=200) | st.binary(max_size=200))
+def test_anything_that_is_not_a_uuid_is_rejected(value):
+    result = corr.valid_correlation_id(value)
+    if result is not None:
+        # Only a real UUID gets through, normalised.
+        assert str(uuid.UUID(result)) == result
+
+
+def test_malicious_values_are_rejected():
+    good = str(uuid.uuid4())
+    for bad in (good + "\r\nSet-Cookie: x=1", "x" * 10_000, "not-a-uuid", good[:-1] + "g",
+                "\x00" * 36, good.replace("-", "")):
+        assert corr.valid_correlation_id(bad) is None
+
+
+def test_bind_sets_and_restores_the_contextvar():
+    assert corr.get_correlation_id() is None
+    with corr.bind_correlation_id("nonsense") as cid:
+        assert corr.get_correlation_id() == cid and uuid.UUID(cid)
+        inner = str(uuid.uuid4())
+        with corr.bind_correlation_id(inner):
+            assert corr.get_correlation_id() == inner
+        assert corr.get_correlation_id() == cid
+    assert corr.get_correlation_id() is None
+
+
+def test_inject_and_extract_round_trip_through_a_payload_and_headers():
+    with corr.bind_correlation_id() as cid:
+        payload = corr.inject({"job": "ocr"})
+        headers = corr.inject({}, key=corr.CORRELATION_HEADER)
+    assert payload == {"job": "ocr", "correlation_id": cid}
+    assert corr.extract(payload) == cid
+    assert corr.extract({"x-correlation-id": cid}) == cid  # header names are case-insensitive
+    assert corr.extract(headers) == cid
+    assert corr.extract({"X-Request-ID": cid}) == cid
+    assert corr.extract({"correlation_id": "evil\r\n"}) is None
+    assert corr.extract(None) is None
+
+
+def test_contextvar_follows_tasks():
+    async def child():
+        await asyncio.sleep(0)
+        return corr.get_correlation_id()
+
+    async def main():
+        with corr.bind_correlation_id() as cid:
+            assert await asyncio.create_task(child()) == cid
+
+    asyncio.run(main())

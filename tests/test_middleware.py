@@ -1,0 +1,259 @@
+"""HttpMetricsMiddleware on a real Starlette app (in-process ASGI)."""
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.testclient import TestClient
+
+from exporters import metrics_app
+from instrument import correlation
+from instrument.middleware import OTHER_METHOD, UNMATCHED_ROUTE, HttpMetricsMiddleware
+
+DURATION = "http_server_request_duration_seconds"
+
+
+class Boom(Exception):
+    pass
+
+
+def make_app(registry, **options):
+    seen = {}
+
+    async def item(request):
+        seen["cid"] = correlation.get_correlation_id()
+        return PlainTextResponse("item " + request.path_params["item_id"])
+
+    async def fail(request):
+        raise Boom("from the app")
+
+    async def teapot(request):
+        return PlainTextResponse("no", status_code=418)
+
+    async def slow_stream(request):
+        async def body():
+            for _ in range(3):
+                await asyncio.sleep(0.05)
+                yield b"x" * 10
+
+        return StreamingResponse(body())
+
+    async def user(request):
+        return PlainTextResponse("user")
+
+    async def echo(websocket):
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(text)
+        await websocket.send_text(text)
+        await websocket.close(code=1000)
+
+    async def upload(request):
+        body = await request.body()
+        return PlainTextResponse(str(len(body)))
+
+    app = Starlette(routes=[
+        Route("/items/{item_id}", item),
+        Route("/fail", fail),
+        Route("/teapot", teapot),
+        Route("/stream", slow_stream),
+        Route("/upload", upload, methods=["POST"]),
+        Route("/metrics", metrics_app(registry)),
+        Mount("/api", routes=[Route("/users/{user_id}", user)]),
+        WebSocketRoute("/ws/{room}", echo),
+    ])
+    app.add_middleware(HttpMetricsMiddleware, registry=registry, **options)
+    return app, seen
+
+
+def sample(registry, name, **labels):
+    return registry.collector_registry.get_sample_value(name, labels)
+
+
+def duration_count(registry, method, route, status):
+    return sample(registry, DURATION + "_count", http_request_method=method, http_route=route,
+                  http_response_status_code=str(status),
+                  http_response_status_class=f"{str(status)[0]}xx")
+
+
+def client(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                             base_url="http://test")
+
+
+async def test_requests_are_labelled_by_route_template_not_raw_path(registry):
+    app, _ = make_app(registry)
+    async with client(app) as c:
+        for i in range(5):
+            assert (await c.get(f"/items/{i}")).status_code == 200
+        assert (await c.get("/teapot")).status_code == 418
+        assert (await c.get("/api/users/42")).status_code == 200
+        assert (await c.get("/no/such/path")).status_code == 404
+        assert (await c.request("BREW", "/teapot")).status_code == 405
+    assert duration_count(registry, "GET", "/items/{item_id}", 200) == 5
+    assert duration_count(registry, "GET", "/teapot", 418) == 1
+    assert duration_count(registry, "GET", "/api/users/{user_id}", 200) == 1
+    assert duration_count(registry, "GET", UNMATCHED_ROUTE, 404) == 1
+    assert duration_count(registry, OTHER_METHOD, "/teapot", 405) == 1
+    series = {s.labels["http_route"] for m in registry.collector_registry.collect()
+              if m.name == DURATION for s in m.samples}
+    assert not any(route.startswith("/items/") and "{" not in route for route in series)
+
+
+async def test_unhandled_exception_is_counted_as_500_and_reraised_unchanged(registry):
+    app, _ = make_app(registry)
+    transport = httpx.ASGITransport(app=app)  # raise_app_exceptions=True
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        with pytest.raises(Boom, match="from the app"):
+            await c.get("/fail")
+    assert duration_count(registry, "GET", "/fail", 500) == 1
+    assert sample(registry, "http_server_unhandled_exceptions_total", http_request_method="GET",
+                  http_route="/fail", error_type="Boom") == 1
+    assert sample(registry, "http_server_active_requests", http_request_method="GET") == 0
+
+
+async def test_streaming_duration_ends_when_the_body_is_complete(registry):
+    app, _ = make_app(registry)
+    async with client(app) as c:
+        response = await c.get("/stream")
+    assert response.content == b"x" * 30
+    total = sample(registry, DURATION + "_sum", http_request_method="GET", http_route="/stream",
+                   http_response_status_code="200", http_response_status_class="2xx")
+    assert total >= 0.15
+    assert sample(registry, "http_server_response_body_size_bytes_sum", http_request_method="GET",
+                  http_route="/stream") == 30
+
+
+async def test_background_task_time_is_not_in_the_request_duration(registry):
+    async def later():
+        await asyncio.sleep(0.3)
+
+    async def endpoint(request):
+        return PlainTextResponse("ok", background=BackgroundTask(later))
+
+    app = Starlette(routes=[Route("/bg", endpoint)])
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    async with client(app) as c:
+        await c.get("/bg")
+    total = sample(registry, DURATION + "_sum", http_request_method="GET", http_route="/bg",
+                   http_response_status_code="200", http_response_status_class="2xx")
+    assert total < 0.3
+
+
+async def test_request_size_is_recorded_from_content_length(registry):
+    app, _ = make_app(registry)
+    async with client(app) as c:
+        await c.post("/upload", content=b"a" * 1234)
+    assert sample(registry, "http_server_request_body_size_bytes_sum", http_request_method="POST",
+                  http_route="/upload") == 1234
+
+
+async def test_metrics_endpoint_is_excluded_and_has_no_redirect(registry):
+    app, _ = make_app(registry)
+    async with client(app) as c:
+        response = await c.get("/metrics")
+    assert response.status_code == 200 and "http_server_request_duration_seconds" in response.text
+    assert duration_count(registry, "GET", "/metrics", 200) is None
+
+
+async def test_correlation_id_valid_header_is_kept_invalid_is_replaced(registry):
+    app, seen = make_app(registry)
+    given = str(uuid.uuid4())
+    async with client(app) as c:
+        kept = await c.get("/items/1", headers={"X-Correlation-ID": given})
+        assert kept.headers["x-correlation-id"] == given and seen["cid"] == given
+        via_request_id = await c.get("/items/1", headers={"X-Request-ID": given})
+        assert via_request_id.headers["x-correlation-id"] == given
+        for bad in ("x" * 10_000, "not-a-uuid", given + "\r\nSet-Cookie: a=b"):
+            sent = bad.replace("\r\n", "")  # httpx itself refuses CR/LF in headers
+            response = await c.get("/items/1", headers={"X-Correlation-ID": sent})
+            returned = response.headers["x-correlation-id"]
+            assert returned != bad and uuid.UUID(returned).version == 4
+            assert seen["cid"] == returned
+    assert correlation.get_correlation_id() is None
+
+
+async def test_exemplars_carry_the_correlation_id_in_openmetrics(registry):
+    app, _ = make_app(registry)
+    given = str(uuid.uuid4())
+    async with client(app) as c:
+        await c.get("/items/7", headers={"X-Correlation-ID": given})
+        body = (await c.get("/metrics", headers={"Accept": "application/openmetrics-text"})).text
+    exemplars = [s.exemplar for f in text_string_to_metric_families(body) if f.name == DURATION
+                 for s in f.samples if s.exemplar is not None]
+    assert any(e.labels == {"correlation_id": given} for e in exemplars)
+
+
+async def test_metrics_only_configuration_records_duration_without_extras(registry):
+    app, _ = make_app(registry, correlation=False, record_sizes=False, exemplars=False,
+                      track_in_flight=False)
+    async with client(app) as c:
+        response = await c.get("/items/1")
+    assert "x-correlation-id" not in response.headers
+    assert duration_count(registry, "GET", "/items/{item_id}", 200) == 1
+    assert sample(registry, "http_server_response_body_size_bytes_count",
+                  http_request_method="GET", http_route="/items/{item_id}") is None
+
+
+def test_websocket_sessions_are_counted(registry):
+    app, _ = make_app(registry)
+    with TestClient(app) as tc, tc.websocket_connect("/ws/lobby") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "hi"
+        assert ws.receive_text() == "hi"
+    labels = {"http_route": "/ws/{room}"}
+    assert sample(registry, "websocket_server_active_connections", **labels) == 0
+    assert sample(registry, "websocket_server_messages_total", direction="receive", **labels) == 1
+    assert sample(registry, "websocket_server_messages_total", direction="transmit", **labels) == 2
+    assert sample(registry, "websocket_server_closes_total", close_code="1000", **labels) == 1
+    assert sample(registry, "websocket_server_session_duration_seconds_count", **labels) == 1
+
+
+async def test_client_disconnect_mid_response_is_counted_not_raised(registry):
+    async def endless(request):
+        async def body():
+            while True:
+                yield b"chunk"
+                await asyncio.sleep(0.01)
+
+        return StreamingResponse(body())
+
+    app = Starlette(routes=[Route("/endless", endless)])
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+    sent = []
+    disconnect = asyncio.Event()
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+        if len(sent) >= 3:
+            disconnect.set()
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/endless", "raw_path": b"/endless", "query_string": b"",
+             "root_path": "", "headers": [], "server": ("test", 80), "client": ("1.2.3.4", 1)}
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    assert sample(registry, "http_server_client_disconnects_total", http_request_method="GET",
+                  http_route="/endless") == 1
+
+
+def test_invalid_options_are_rejected_at_construction(registry):
+    async def app(scope, receive, send):
+        pass
+
+    with pytest.raises(ValueError, match="must start with '/'"):
+        HttpMetricsMiddleware(app, registry=registry, exclude_paths=["metrics"])
+    with pytest.raises(ValueError, match="not a valid header name"):
+        HttpMetricsMiddleware(app, registry=registry, correlation_header="X Bad\r\n")
