@@ -7,6 +7,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,17 +45,58 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
+def _media_ranges(header: str) -> list[tuple[str, float]]:
+    """``(lowercased media range or coding, q)`` for each entry of an Accept-style header."""
+    ranges: list[tuple[str, float]] = []
+    for entry in header.lower().split(","):
+        value, *params = entry.split(";")
+        q = 1.0
+        for param in params:
+            key, _, raw = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(raw)
+                except ValueError:
+                    q = 0.0
+        if value.strip():
+            ranges.append((value.strip(), q))
+    return ranges
+
+
+_FORMAT_OF_MEDIA = {
+    "application/openmetrics-text": "openmetrics",
+    "application/json": "json",
+    "text/plain": "text",
+}
+
+
 def choose_format(accept: str, query: str) -> str:
-    """``text``, ``openmetrics`` or ``json`` from the Accept header and ``?format=``."""
+    """``text``, ``openmetrics`` or ``json`` from the Accept header and ``?format=``.
+
+    ``?format=`` wins. Otherwise the Accept entry with the highest q (the first
+    of equals) among OpenMetrics, JSON and ``text/plain`` decides; a q of 0
+    refuses a format. Anything else, or nothing, gets Prometheus text.
+    """
     requested = parse_qs(query).get("format", [""])[0].lower()
     if requested in ("text", "openmetrics", "json"):
         return requested
-    accept = accept.lower()
-    if "application/openmetrics-text" in accept:
-        return "openmetrics"
-    if "application/json" in accept:
-        return "json"
-    return "text"
+    best, best_q = "text", 0.0
+    for media, q in _media_ranges(accept):
+        fmt = _FORMAT_OF_MEDIA.get(media)
+        if fmt is not None and q > best_q:
+            best, best_q = fmt, q
+    return best
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    return any(coding in ("gzip", "x-gzip") and q > 0
+               for coding, q in _media_ranges(accept_encoding))
+
+
+def _bearer_token(authorization: str) -> bytes:
+    # The auth scheme is case-insensitive (RFC 9110); the token is compared as given.
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip().encode("latin-1") if scheme.lower() == "bearer" else b""
 
 
 class MetricsApp:
@@ -67,7 +109,7 @@ class MetricsApp:
         if chunk_series < 1:
             raise ValueError(f"chunk_series must be at least 1, not {chunk_series}")
         self.registry = registry if registry is not None else default_registry()
-        self._expected_auth = f"Bearer {token}".encode() if token else None
+        self._token = token.encode() if token else None
         self._chunk_series = chunk_series
         self._gzip_level = gzip_level
         self._duration = self.registry.histogram("promkit_exposition_duration_seconds")
@@ -78,41 +120,44 @@ class MetricsApp:
             return
         if scope["type"] != "http":
             return  # websocket: not ours, close by returning
-        if scope["method"] not in ("GET", "HEAD"):
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
             await _respond(send, 405, b"method not allowed\n", "text/plain; charset=utf-8",
                            [(b"allow", b"GET, HEAD")])
             return
-        if self._expected_auth is not None and not hmac.compare_digest(
-            _header(scope, b"authorization").encode("latin-1"), self._expected_auth
+        head = method == "HEAD"
+        if self._token is not None and not hmac.compare_digest(
+            _bearer_token(_header(scope, b"authorization")), self._token
         ):
             await _respond(send, 401, b"unauthorized\n", "text/plain; charset=utf-8",
-                           [(b"www-authenticate", b'Bearer realm="metrics"')])
+                           [(b"www-authenticate", b'Bearer realm="metrics"')], head=head)
             return
-        fmt = choose_format(_header(scope, b"accept"), scope.get("query_string", b"").decode("latin-1"))
+        fmt = choose_format(_header(scope, b"accept"),
+                            scope.get("query_string", b"").decode("latin-1"))
         started = time.perf_counter()
         body, content_type = await self.render(fmt)
         headers: list[tuple[bytes, bytes]] = [(b"vary", b"accept, accept-encoding")]
-        if len(body) >= _GZIP_MIN_BYTES and "gzip" in _header(scope, b"accept-encoding").lower():
+        if len(body) >= _GZIP_MIN_BYTES and _accepts_gzip(_header(scope, b"accept-encoding")):
             # zlib releases the GIL, so compressing in a thread keeps the loop free.
             body = await anyio.to_thread.run_sync(gzip.compress, body, self._gzip_level)
             headers.append((b"content-encoding", b"gzip"))
         self._duration.labels(fmt).observe(time.perf_counter() - started)
-        if scope["method"] == "HEAD":
-            headers.append((b"content-length", str(len(body)).encode()))
-            body = b""
-        await _respond(send, 200, body, content_type, headers)
+        await _respond(send, 200, body, content_type, headers, head=head)
 
     async def render(self, fmt: str) -> tuple[bytes, str]:
         """The exposition body and its content type, rendered without stalling the loop."""
         registry = self.registry
         if registry.multiprocess:
+            # The registry's catalog supplies the units the mmap files don't store.
             if fmt == "json":
-                data = await anyio.to_thread.run_sync(multiprocess_json)
+                data = await anyio.to_thread.run_sync(partial(multiprocess_json, registry))
                 return json.dumps(data).encode(), CONTENT_TYPE_JSON
-            text = await anyio.to_thread.run_sync(multiprocess_exposition, fmt == "openmetrics")
+            text = await anyio.to_thread.run_sync(
+                partial(multiprocess_exposition, fmt == "openmetrics", registry=registry))
             return text.encode(), _content_type(fmt)
         if fmt == "json":
-            return json.dumps(render_json(registry)).encode(), CONTENT_TYPE_JSON
+            # One pass with no natural chunk boundary: render and encode off the loop.
+            return await anyio.to_thread.run_sync(_json_body, registry), CONTENT_TYPE_JSON
         openmetrics = fmt == "openmetrics"
         renderer = render_openmetrics if openmetrics else render_text
         parts: list[str] = []
@@ -126,18 +171,22 @@ class MetricsApp:
         return "".join(parts).encode(), _content_type(fmt)
 
 
+def _json_body(registry: MetricsRegistry) -> bytes:
+    return json.dumps(render_json(registry)).encode()
+
+
 def _content_type(fmt: str) -> str:
     return CONTENT_TYPE_OPENMETRICS if fmt == "openmetrics" else CONTENT_TYPE_TEXT
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str,
-                   extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", content_type.encode())]
-    if not any(k == b"content-length" for k, _ in extra or ()):
-        headers.append((b"content-length", str(len(body)).encode()))
+                   extra: list[tuple[bytes, bytes]] | None = None, *, head: bool = False) -> None:
+    # A HEAD response carries the GET response's headers (Content-Length included), no body.
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode())]
     headers.extend(extra or ())
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
