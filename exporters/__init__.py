@@ -19,18 +19,26 @@ from exporters._multiprocess import (
     multiprocess_exposition,
     multiprocess_json,
 )
+from exporters._push import PushError, push_metrics
+from exporters._server import MetricsServer, ServerLimits, serve_metrics, start_metrics_server
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "MetricsApp",
+    "MetricsServer",
+    "PushError",
+    "ServerLimits",
     "choose_format",
     "cleanup_dead_processes",
     "mark_process_dead",
     "metrics_app",
     "multiprocess_exposition",
     "multiprocess_json",
+    "push_metrics",
     "render_json",
     "render_openmetrics",
     "render_text",
+    "serve_metrics",
+    "start_metrics_server",
 ]

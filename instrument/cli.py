@@ -1,25 +1,159 @@
-"""The ``promkit`` command line."""
+"""The ``promkit`` command line.
+
+Each subcommand lives in a ``_add_<name>(subparsers)`` function that builds its
+parser and sets ``handler`` with ``set_defaults``; :data:`SUBCOMMANDS` lists
+them, so a new subcommand is one function and one entry.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+import stat
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from instrument._version import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+TOKEN_ENV = "PROMKIT_METRICS_TOKEN"
+DEFAULT_SERVE_PORT = 9464
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad argument or setting: printed as ``promkit: error: ...``, exit code 2."""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0 to 65535")
+    return port
+
+
+# -- promkit serve -------------------------------------------------------------------------
+
+
+def _add_serve(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve /metrics of this process (process, platform, GC and promkit metrics)",
+        allow_abbrev=False,
+        description=(
+            "Serve the default registry (prometheus-client's REGISTRY with its process, "
+            "platform and GC collectors, plus promkit's self-metrics) on "
+            "http://HOST:PORT/metrics until SIGINT or SIGTERM. With PROMETHEUS_MULTIPROC_DIR "
+            "set it serves the aggregated multiprocess metrics. A bearer token, if any, "
+            f"comes from --token-file or the {TOKEN_ENV} environment variable."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=DEFAULT_SERVE_PORT,
+                        help="port to listen on, 0 for any free port (default: %(default)s)")
+    parser.add_argument("--token-file", metavar="FILE",
+                        help="file holding the bearer token scrapers must send "
+                             f"(default: ${TOKEN_ENV}, else no token)")
+    # A token given as an argument would show in `ps` and shell history: refuse
+    # it by name, without echoing the value back.
+    parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_serve)
+
+
+class _RefuseToken(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        parser.error(f"the token is not accepted on the command line (it would show in ps "
+                     f"and shell history); use --token-file FILE or {TOKEN_ENV}")
+
+
+def _read_token(path: str | None) -> str | None:
+    if path is None:
+        token = os.environ.get(TOKEN_ENV)
+        if token is None:
+            return None
+        if not token.strip():
+            raise UsageError(f"{TOKEN_ENV} is set but empty; unset it to serve without a token")
+        return token.strip()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            token = handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --token-file {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--token-file {path!r} is not UTF-8 text") from None
+    token = token.strip()
+    if not token:
+        raise UsageError(f"--token-file {path!r} is empty")
+    if "\n" in token or "\r" in token:
+        raise UsageError(f"--token-file {path!r} holds more than one line")
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        # Serve anyway (the file may be on a read-only mount) but say so.
+        print(f"promkit: warning: --token-file {path!r} is readable by other users",
+              file=sys.stderr)
+    return token
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from exporters._server import serve_metrics
+
+    token = _read_token(args.token_file)
+
+    def started(url: str) -> None:
+        print(f"promkit: serving metrics on {url}" + (" (bearer token required)" if token else ""),
+              flush=True)
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve_metrics(args.host, args.port, token=token, on_started=started)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        # An unknown or non-local address is a bad argument (2); a busy port or
+        # a missing permission is a failure to start (1).
+        bad_address = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+        print(f"promkit: error: cannot listen on {args.host}:{args.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE if bad_address else 1
+    print("promkit: stopped", flush=True)
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_serve]
+"""The functions that add each subcommand's parser (each sets ``handler``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="promkit",
+        allow_abbrev=False,
         description="Prometheus/OpenMetrics instrumentation kit for Python services.",
     )
     parser.add_argument("--version", action="version", version=f"promkit {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
     return parser
 
 
@@ -29,8 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
-        return 0 if args.command is None else 2
-    return handler(args)
+        return 0 if args.command is None else EXIT_USAGE
+    try:
+        return handler(args)
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"promkit: error: {exc}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,196 @@
+"""The ``promkit`` command line, run as a real subprocess."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from instrument import __version__
+from instrument.cli import build_parser
+
+PYTHON = [sys.executable, "-m", "instrument.cli"]
+TOKEN = "cli-test-token"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PYTHON, *args], capture_output=True, text=True, timeout=30,
+                          env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Serving:
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+
+
+def start_serve(*args: str, env: dict[str, str] | None = None) -> Serving:
+    """Start ``promkit serve`` and wait (bounded) for the line with its URL."""
+    process = subprocess.Popen([*PYTHON, "serve", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stdout is not None
+    deadline = time.monotonic() + 20
+    line = ""
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "serving metrics on" in line or not line:
+            break
+    match = re.search(r"http://\S+/metrics", line)
+    if match is None:
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        pytest.fail(f"promkit serve did not start: {line!r} {err!r}")
+    return Serving(process, match.group(0))
+
+
+@pytest.fixture
+def serving() -> Iterator[list[Serving]]:
+    started: list[Serving] = []
+    yield started
+    for item in started:  # never leave a server behind, even when a test fails
+        if item.process.poll() is None:
+            item.process.kill()
+            item.process.communicate(timeout=10)
+
+
+def stop(item: Serving, signum: int = signal.SIGTERM) -> tuple[int, str, str]:
+    item.process.send_signal(signum)
+    out, err = item.process.communicate(timeout=15)
+    return item.process.returncode, out, err
+
+
+def test_version_and_help() -> None:
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"promkit {__version__}"
+    help_ = run("--help")
+    assert help_.returncode == 0 and "serve" in help_.stdout
+    bare = run()
+    assert bare.returncode == 0 and "usage: promkit" in bare.stdout
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "promkit"
+    if not script.exists():
+        pytest.skip(f"no console script next to {sys.executable}")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_every_subcommand_sets_a_handler() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["serve"])
+    assert callable(args.handler)
+
+
+def test_serve_scrape_then_sigterm(serving: list[Serving]) -> None:
+    port = free_port()
+    item = start_serve("--host", "127.0.0.1", "--port", str(port))
+    serving.append(item)
+    assert item.url == f"http://127.0.0.1:{port}/metrics"
+    response = httpx.get(item.url, timeout=10)
+    assert response.status_code == 200
+    # the default registry: prometheus-client's process collectors and promkit's self-metrics
+    assert "process_resident_memory_bytes" in response.text
+    assert "# TYPE promkit_instrumentation_errors_total counter" in response.text
+    om = httpx.get(item.url, headers={"accept": "application/openmetrics-text"}, timeout=10)
+    assert om.text.endswith("# EOF\n")
+    code, out, err = stop(item)
+    assert code == 0, err
+    assert "promkit: stopped" in out and "Traceback" not in err
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(item.url, timeout=5)
+
+
+def test_serve_stops_on_sigint(serving: list[Serving]) -> None:
+    item = start_serve("--port", "0")
+    serving.append(item)
+    assert httpx.get(item.url, timeout=10).status_code == 200
+    code, _, err = stop(item, signal.SIGINT)
+    assert code == 0 and "Traceback" not in err
+
+
+def test_serve_with_a_token_file(serving: list[Serving], tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    item = start_serve("--port", "0", "--token-file", str(token_file))
+    serving.append(item)
+    assert httpx.get(item.url, timeout=10).status_code == 401
+    ok = httpx.get(item.url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert ok.status_code == 200
+    code, _, err = stop(item)
+    assert code == 0 and err == ""
+
+
+def test_serve_with_the_token_from_the_environment(serving: list[Serving]) -> None:
+    env = {**os.environ, "PROMKIT_METRICS_TOKEN": TOKEN}
+    item = start_serve("--port", "0", env=env)
+    serving.append(item)
+    assert httpx.get(item.url, timeout=10).status_code == 401
+    ok = httpx.get(item.url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert ok.status_code == 200
+
+
+def test_a_world_readable_token_file_is_warned_about(serving: list[Serving],
+                                                     tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o644)
+    item = start_serve("--port", "0", "--token-file", str(token_file))
+    serving.append(item)
+    _, _, err = stop(item)
+    assert "readable by other users" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "99999"], "invalid port 99999: must be 0 to 65535"),
+        (["serve", "--port", "http"], "invalid port 'http': not a number"),
+        (["serve", "--token", "x"], "the token is not accepted on the command line"),
+        (["serve", "--token=x"], "the token is not accepted on the command line"),
+        (["serve", "--token-fil", "x"], "unrecognized arguments: --token-fil"),
+        (["serve", "--token-file", "/nonexistent/token"], "cannot read --token-file"),
+        (["serve", "--host", "no-such-host.invalid", "--port", "0"],
+         "cannot listen on no-such-host.invalid:0"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_token_file_and_empty_env_token_are_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    result = run("serve", "--token-file", str(empty))
+    assert result.returncode == 2 and "is empty" in result.stderr
+    env = {**os.environ, "PROMKIT_METRICS_TOKEN": ""}
+    result = run("serve", "--port", "0", env=env)
+    assert result.returncode == 2 and "PROMKIT_METRICS_TOKEN is set but empty" in result.stderr
+
+
+def test_a_busy_port_is_reported(serving: list[Serving]) -> None:
+    item = start_serve("--port", "0")
+    serving.append(item)
+    port = item.url.rsplit(":", 1)[1].split("/")[0]
+    result = run("serve", "--port", port)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

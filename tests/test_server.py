@@ -1,0 +1,289 @@
+"""The standalone exporter server: scrapes over real loopback sockets, limits, stop()."""
+
+import asyncio
+import gzip
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from exporters import MetricsServer, ServerLimits, serve_metrics, start_metrics_server
+from instrument import MetricsRegistry
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture
+def registry() -> MetricsRegistry:
+    registry = MetricsRegistry(CollectorRegistry())
+    orders = registry.counter("orders_total", "Orders placed.", ["channel"])
+    orders.labels("web").inc(3)
+    latency = registry.histogram("checkout_seconds", "Checkout time.", buckets=[0.1, 1.0])
+    latency.observe(0.05)
+    latency.observe(0.5)
+    return registry
+
+
+@pytest.fixture
+def server(registry: MetricsRegistry):
+    server = start_metrics_server(port=0, registry=registry)
+    yield server
+    server.stop()
+
+
+def raw_request(server: MetricsServer, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def test_text_exposition(server: MetricsServer) -> None:
+    assert server.url == f"http://127.0.0.1:{server.port}/metrics"
+    response = httpx.get(server.url)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert 'orders_total{channel="web"} 3.0' in response.text
+    assert 'checkout_seconds_bucket{le="1.0"} 2.0' in response.text
+
+
+def test_openmetrics_parses_strictly(server: MetricsServer) -> None:
+    response = httpx.get(server.url, headers={"accept": "application/openmetrics-text"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert families["orders"].samples[0].value == 3
+
+
+@pytest.mark.parametrize("how", ["query", "accept"])
+def test_json_snapshot(server: MetricsServer, how: str) -> None:
+    if how == "query":
+        response = httpx.get(server.url, params={"format": "json"})
+    else:
+        response = httpx.get(server.url, headers={"accept": "application/json"})
+    assert response.headers["content-type"] == "application/json"
+    metrics = {m["name"]: m for m in response.json()["metrics"]}
+    assert metrics["orders_total"]["samples"] == [{"labels": {"channel": "web"}, "value": 3.0}]
+    histogram = metrics["checkout_seconds"]["samples"][0]
+    assert histogram["count"] == 2 and histogram["buckets"]["+Inf"] == 2
+
+
+def test_gzip_when_accepted(registry: MetricsRegistry, server: MetricsServer) -> None:
+    many = registry.counter("items_total", "Items.", ["item"])
+    for i in range(200):
+        many.labels(f"item-{i}").inc()
+    plain = httpx.get(server.url, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    with httpx.Client() as client, client.stream(
+        "GET", server.url, headers={"accept-encoding": "gzip"}
+    ) as response:
+        assert response.headers["content-encoding"] == "gzip"
+        compressed = b"".join(response.iter_raw())
+    assert int(response.headers["content-length"]) == len(compressed)
+    assert 'items_total{item="item-199"} 1.0' in gzip.decompress(compressed).decode()
+
+
+def test_head_has_headers_and_no_body(server: MetricsServer) -> None:
+    request = b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = raw_request(server, request)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert status_of(response) == 200 and body == b""
+    assert int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) > 0
+
+
+def test_token_required_when_configured(registry: MetricsRegistry) -> None:
+    with start_metrics_server(registry=registry, token=TOKEN) as server:
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
+            response = httpx.get(server.url, headers=headers)
+            assert response.status_code == 401
+            assert "orders_total" not in response.text
+        ok = httpx.get(server.url, headers={"authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and "orders_total" in ok.text
+
+
+def test_not_found_and_index_page(server: MetricsServer) -> None:
+    base = server.url.removesuffix("/metrics")
+    missing = httpx.get(base + "/nope")
+    assert missing.status_code == 404 and "orders_total" not in missing.text
+    assert httpx.get(base + "/metrics/extra").status_code == 404
+    index = httpx.get(base + "/")
+    assert index.status_code == 200 and 'href="/metrics"' in index.text
+    assert httpx.post(base + "/").status_code == 405
+    assert httpx.post(server.url).status_code == 405
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(server: MetricsServer) -> None:
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = raw_request(server, request + request + last)  # pipelined
+    assert response.count(b"HTTP/1.1 200 OK") == 3
+    assert response.count(b"connection: keep-alive") == 2
+    assert response.count(b"connection: close") == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /metrics\r\n\r\n", 400),
+        (b"GET  /metrics HTTP/1.1\r\n\r\n", 400),
+        (b"GET metrics HTTP/1.1\r\n\r\n", 400),
+        (b"G(T /metrics HTTP/1.1\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.x\r\n\r\n", 400),
+        (b"GET /metrics HTTP/2.0\r\n\r\n", 505),
+        (b"GET /met\x00rics HTTP/1.1\r\n\r\n", 400),
+        (b"GET /%ff HTTP/1.1\r\n\r\n", 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) * 4, 400),  # TLS
+        (b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nbad name: x\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nX: a\x01b\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        (b"POST /metrics HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", 413),
+        (b"POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+        (b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150))
+         + b"\r\n", 431),
+        (b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 8000)
+                                                 for i in range(20)) + b"\r\n", 431),
+    ],
+)
+def test_bad_requests_are_refused_and_the_server_keeps_serving(
+    server: MetricsServer, data: bytes, status: int
+) -> None:
+    response = raw_request(server, data)
+    assert status_of(response) == status
+    assert b"connection: close" in response
+    assert b"orders_total" not in response
+    assert httpx.get(server.url).status_code == 200
+
+
+def test_a_client_that_stops_sending_gets_408(registry: MetricsRegistry) -> None:
+    limits = ServerLimits(header_timeout=0.3)
+    with start_metrics_server(registry=registry, limits=limits) as server:
+        started = time.monotonic()
+        response = raw_request(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        assert status_of(response) == 408
+        assert time.monotonic() - started < 3
+        assert httpx.get(server.url).status_code == 200
+
+
+def test_slow_clients_do_not_block_others(server: MetricsServer) -> None:
+    idle = [socket.create_connection((server.host, server.port)) for _ in range(5)]
+    try:
+        for sock in idle:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # and never finish
+        assert httpx.get(server.url, timeout=5).status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_too_many_connections_get_503(registry: MetricsRegistry) -> None:
+    with start_metrics_server(registry=registry, limits=ServerLimits(max_connections=2)) as server:
+        held = [socket.create_connection((server.host, server.port)) for _ in range(2)]
+        try:
+            time.sleep(0.2)  # let the server accept them
+            assert status_of(raw_request(server, b"GET /metrics HTTP/1.1\r\n\r\n")) == 503
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while httpx.get(server.url).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+class _BrokenCollector:
+    def collect(self):
+        raise RuntimeError("collector exploded")
+
+
+def test_an_error_inside_a_request_is_a_500_and_the_server_survives(
+    registry: MetricsRegistry, server: MetricsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = _BrokenCollector()
+    registry.collector_registry.register(broken)
+    response = httpx.get(server.url)
+    assert response.status_code == 500 and "exploded" not in response.text
+    assert "error while serving GET /metrics" in caplog.text
+    registry.collector_registry.unregister(broken)
+    assert httpx.get(server.url).status_code == 200
+
+
+def test_stop_frees_the_port_and_is_idempotent(registry: MetricsRegistry) -> None:
+    server = start_metrics_server(registry=registry)
+    port = server.port
+    assert httpx.get(server.url).status_code == 200
+    server.stop()
+    server.stop()
+    assert not server._thread.is_alive()
+    assert not any(t.name == "promkit-metrics-server" and t.is_alive()
+                   for t in threading.enumerate())
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url)
+    with socket.socket() as sock:  # the port is ours to bind again
+        sock.bind(("127.0.0.1", port))
+    again = start_metrics_server(port=port, registry=registry)
+    try:
+        assert again.port == port and httpx.get(again.url).status_code == 200
+    finally:
+        again.stop()
+
+
+def test_stop_while_a_connection_is_open(registry: MetricsRegistry) -> None:
+    server = start_metrics_server(registry=registry)
+    with socket.create_connection((server.host, server.port)) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        time.sleep(0.1)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5 and not server._thread.is_alive()
+
+
+def test_a_busy_port_raises_oserror(server: MetricsServer, registry: MetricsRegistry) -> None:
+    with pytest.raises(OSError):
+        start_metrics_server(port=server.port, registry=registry)
+
+
+def test_bad_arguments(registry: MetricsRegistry) -> None:
+    with pytest.raises(ValueError, match="port must be an integer from 0 to 65535"):
+        start_metrics_server(port=70000, registry=registry)
+    with pytest.raises(ValueError, match="metrics token is empty"):
+        start_metrics_server(registry=registry, token=" ")
+    with pytest.raises(ValueError, match="max_headers must be positive"):
+        ServerLimits(max_headers=0)
+
+
+def test_serve_metrics_in_the_foreground(registry: MetricsRegistry) -> None:
+    async def main() -> tuple[int, str]:
+        started: asyncio.Queue[str] = asyncio.Queue()
+        task = asyncio.create_task(
+            serve_metrics("127.0.0.1", 0, registry, TOKEN, on_started=started.put_nowait))
+        url = await asyncio.wait_for(started.get(), 5)
+        async with httpx.AsyncClient() as client:
+            response = await client.get(url, headers={"authorization": f"Bearer {TOKEN}"})
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return response.status_code, url
+
+    status, url = asyncio.run(main())
+    assert status == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url)
