@@ -1,0 +1,24 @@
+"""gunicorn settings for multiprocess tests: the hooks docs/multiprocess.md recommends.
+
+Used as ``gunicorn --config python:gunicorn_conf`` (tests/apps on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any
+
+from exporters import mark_process_dead
+
+
+def on_starting(server: Any) -> None:
+    # Runs once in the arbiter before any worker: values left by an earlier
+    # run would otherwise be summed into this one.
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in glob.glob(os.path.join(path, "*.db")):
+        os.remove(name)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    mark_process_dead(worker.pid)
