@@ -203,8 +203,9 @@ def metrics_app(registry: MetricsRegistry | None = None, *, token: str | None = 
                 chunk_series: int = DEFAULT_CHUNK_SERIES) -> MetricsApp:
     """An ASGI app serving ``registry`` (None: the default registry).
 
-    Mount it in Starlette or FastAPI, e.g. ``Mount("/metrics", metrics_app())``
-    or ``app.mount("/metrics", metrics_app())``. It answers GET and HEAD with
+    Route it in Starlette or FastAPI, e.g. ``Route("/metrics", metrics_app())``
+    or ``app.add_route("/metrics", metrics_app())``; a ``Mount`` works too, but
+    Starlette then redirects ``/metrics`` to ``/metrics/``. It answers GET and HEAD with
     Prometheus text 0.0.4, OpenMetrics 1.0 (``Accept:
     application/openmetrics-text``) or a JSON snapshot (``Accept:
     application/json`` or ``?format=json``), gzipped when the client accepts
