@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from instrument.catalog import STANDARD_CATALOG, Catalog, CatalogError, MetricKi
 __all__ = ["MetricsRegistry", "clean_label_value", "default_registry"]
 
 M = TypeVar("M", bound=MetricBase)
+LabelNames = list[str] | tuple[str, ...]
 
 DEFAULT_MAX_LABEL_LENGTH = 128
 REDACTED_VALUE = "__redacted__"
@@ -75,7 +77,28 @@ def _shared_multiprocess_value_class() -> Any:
 
 def multiprocess_dir() -> str | None:
     """The multiprocess directory from the environment, or None."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+    # The lower-case name is prometheus-client's deprecated spelling, still honoured.
+    legacy = os.environ.get("prometheus_multiproc_dir")  # noqa: SIM112
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or legacy
+
+
+class _SharedState:
+    """What all MetricsRegistry objects on one collector registry share."""
+
+    def __init__(self, max_label_length: int, multiprocess: bool) -> None:
+        self.catalog = STANDARD_CATALOG.copy()
+        self.max_label_length = max_label_length
+        self.multiprocess = multiprocess
+        self.value_class = _shared_multiprocess_value_class() if multiprocess else None
+        self.metrics: dict[str, MetricBase] = {}
+        self.lock = threading.RLock()
+        self.failures = FailureSink()
+
+
+_states: weakref.WeakKeyDictionary[CollectorRegistry, _SharedState] = (
+    weakref.WeakKeyDictionary()
+)
+_states_lock = threading.Lock()
 
 
 class MetricsRegistry:
@@ -90,7 +113,10 @@ class MetricsRegistry:
 
     Metrics are registered as collectors in ``collector_registry``
     (prometheus-client's default ``REGISTRY`` unless given), so existing
-    prometheus-client metrics and tooling keep working beside them.
+    prometheus-client metrics and tooling keep working beside them. Every
+    MetricsRegistry on the same collector registry shares its metrics,
+    catalog and self-metrics: ``MetricsRegistry()`` anywhere in a process
+    sees the same metrics as :func:`default_registry`.
     In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set, or
     ``multiprocess=True``) values live in prometheus-client's mmap files.
     """
@@ -108,29 +134,49 @@ class MetricsRegistry:
         self.collector_registry = (
             collector_registry if collector_registry is not None else prometheus_client.REGISTRY
         )
-        self.catalog = catalog if catalog is not None else STANDARD_CATALOG.copy()
-        self.max_label_length = max_label_length
         if multiprocess is None:
             multiprocess = multiprocess_dir() is not None
         if multiprocess and multiprocess_dir() is None:
             raise ValueError("multiprocess=True needs PROMETHEUS_MULTIPROC_DIR set to a directory")
-        self.multiprocess = multiprocess
-        self._value_class = _shared_multiprocess_value_class() if multiprocess else None
-        self._metrics: dict[str, MetricBase] = {}
-        self._lock = threading.RLock()
-        self.failures = FailureSink()
-        self.failures.errors = self.counter("promkit_instrumentation_errors_total")
-        self.failures.overflows = self.counter("promkit_series_overflow_total")
+        # Every MetricsRegistry on one collector registry shares one state, so
+        # a library's registry and the app's see the same metrics and
+        # self-metrics instead of colliding.
+        with _states_lock:
+            state = _states.get(self.collector_registry)
+            created = state is None
+            if state is None:
+                state = _SharedState(max_label_length, multiprocess)
+                _states[self.collector_registry] = state
+        if not created and (state.max_label_length, state.multiprocess) != (
+            max_label_length, multiprocess
+        ):
+            raise ValueError(
+                "a MetricsRegistry already exists on this collector registry with "
+                f"max_label_length={state.max_label_length}, multiprocess={state.multiprocess}; "
+                f"got max_label_length={max_label_length}, multiprocess={multiprocess}"
+            )
+        if catalog is not None and catalog is not state.catalog:
+            state.catalog.extend(catalog)
+        self.catalog = state.catalog
+        self.max_label_length = state.max_label_length
+        self.multiprocess = state.multiprocess
+        self._value_class = state.value_class
+        self._metrics = state.metrics
+        self._lock = state.lock
+        self.failures = state.failures
+        if created:
+            self.failures.errors = self.counter("promkit_instrumentation_errors_total")
+            self.failures.overflows = self.counter("promkit_series_overflow_total")
 
     # -- typed helpers ------------------------------------------------------------------
 
-    def counter(self, name: str, help: str | None = None, labels: list[str] | tuple[str, ...] | None = None,
+    def counter(self, name: str, help: str | None = None, labels: LabelNames | None = None,
                 *, unit: str | None = None, series_limit: int | None = None) -> Counter:
         """Get or create a counter (its name must end in ``_total``)."""
         return self._define(Counter, "counter", name, help, labels, unit=unit,
                             series_limit=series_limit)
 
-    def gauge(self, name: str, help: str | None = None, labels: list[str] | tuple[str, ...] | None = None,
+    def gauge(self, name: str, help: str | None = None, labels: LabelNames | None = None,
               *, unit: str | None = None, series_limit: int | None = None,
               multiprocess_mode: str | None = None) -> Gauge:
         """Get or create a gauge."""

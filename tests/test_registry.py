@@ -209,3 +209,13 @@ def test_multiprocess_true_without_directory_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
     with pytest.raises(ValueError, match="needs PROMETHEUS_MULTIPROC_DIR"):
         MetricsRegistry(CollectorRegistry(), multiprocess=True)
+
+
+def test_registries_on_one_collector_registry_share_their_metrics(collector_registry):
+    first = MetricsRegistry(collector_registry)
+    second = MetricsRegistry(collector_registry)
+    counter = first.counter("orders_total", "Orders.", ["channel"])
+    assert second.counter("orders_total") is counter
+    assert second.failures is first.failures
+    with pytest.raises(ValueError, match="already exists on this collector registry"):
+        MetricsRegistry(collector_registry, max_label_length=10)
