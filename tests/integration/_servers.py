@@ -321,6 +321,10 @@ class PrometheusClient:
     def query_exemplars(self, expr: str, start: float, end: float) -> list[dict[str, Any]]:
         return list(self._api("query_exemplars", {"query": expr, "start": start, "end": end}))
 
+    def alertmanagers(self) -> list[str]:
+        """URLs of the Alertmanagers Prometheus has discovered (and sends alerts to)."""
+        return [a["url"] for a in self._api("alertmanagers")["activeAlertmanagers"]]
+
     def label_values(self, label: str) -> list[str]:
         return list(self._api(f"label/{label}/values"))
 
@@ -388,6 +392,9 @@ def start_prometheus(workdir: Path, config: dict[str, Any], *, binary: str,
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--web.enable-lifecycle",
+        # Alerts firing before the Alertmanager is discovered (discovery applies
+        # at most every 5 s) are re-sent after this delay; the default is 1 m.
+        "--rules.alert.resend-delay=1s",
         "--log.level=info",
     ]
     feats = list(features)

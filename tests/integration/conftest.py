@@ -110,7 +110,11 @@ def prometheus(tmp_path: Path, _stack: _Stack) -> Callable[..., PrometheusServer
     ``.wait_for_value(expr, predicate, timeout)``, ``.targets()``,
     ``.reload(new_config)``, ``.client`` for rules/alerts/exemplars). Build a
     new config for ``reload`` with ``_servers.prometheus_config(...)``.
-    Started with ``--web.enable-lifecycle``; ready when ``/-/ready`` answers.
+    Started with ``--web.enable-lifecycle`` and ``--rules.alert.resend-delay=1s``;
+    ready when ``/-/ready`` answers. Prometheus 2.42 applies discovered targets
+    and Alertmanagers at most every 5 s, so the first scrape (and a target
+    added by ``reload``) lands about 5-6 s after start: wait with
+    ``client.wait_for_targets_up()`` / ``wait_for(...)``, never with sleeps.
     """
     binary = require_binary("prometheus")
 

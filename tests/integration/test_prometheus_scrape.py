@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -89,3 +90,34 @@ def test_prometheus_config_reload_adds_a_target(uvicorn_app, prometheus):
     targets = prom.client.wait_for_targets_up(count=2)
     assert {t["labels"]["instance"] for t in targets} == {first.address, second.address}
     prom.wait_for("up == 1", lambda r: len(r) == 2)
+
+
+# ------------------------------------------------ the other fixtures later issues reuse
+
+
+def test_rules_fire_and_reach_a_real_alertmanager(prometheus, alertmanager, tmp_path):
+    rules = tmp_path / "rules.yml"
+    rules.write_text(json.dumps({"groups": [{"name": "fixture", "rules": [
+        {"record": "fixture:one", "expr": "vector(1)"},
+        {"alert": "FixtureAlwaysFiring", "expr": "vector(1)", "labels": {"severity": "info"},
+         "annotations": {"summary": "fires at once"}},
+    ]}]}))
+    am = alertmanager()
+    prom = prometheus(rule_files=[rules], alertmanagers=[am.address])
+    assert prom.wait_for_value("fixture:one", lambda v: v == 1.0) == 1.0
+    assert [g["name"] for g in prom.client.rules()] == ["fixture"]
+    prom.wait_for('ALERTS{alertname="FixtureAlwaysFiring",alertstate="firing"}')
+    alerts = am.wait_for_alerts(alertname="FixtureAlwaysFiring")
+    assert alerts[0]["labels"]["severity"] == "info"
+    assert alerts[0]["annotations"]["summary"] == "fires at once"
+
+
+def test_redis_server_fixture(redis_server):
+    client = redis_server.client()
+    try:
+        assert client.ping()
+        client.rpush("jobs", "a", "b")
+        assert client.llen("jobs") == 2
+    finally:
+        client.close()
+    assert redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
