@@ -1,0 +1,92 @@
+"""``python -m benchmarks``: run the benchmarks and print markdown tables.
+
+Tables go to stdout, progress to stderr. ``--quick`` is a smoke run of a few
+seconds per part; ``--only scrape|stall|multiprocess`` (repeatable or
+comma-separated) runs a subset; ``--json PATH`` also writes the raw numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from benchmarks._common import environment
+
+PARTS = ("scrape", "stall", "multiprocess")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: few repetitions, short phases (numbers not meaningful)")
+    ap.add_argument("--only", action="append", default=[], metavar="PART",
+                    help=f"run only these parts ({', '.join(PARTS)}); repeat or comma-separate")
+    ap.add_argument("--sizes", default="1000,10000", help="scrape: series counts")
+    ap.add_argument("--scrape-reps", type=int, help="scrape: interleaved runs (default 25)")
+    ap.add_argument("--stall-series", type=int, default=10000, help="stall: series in /metrics")
+    ap.add_argument("--rounds", type=int, help="stall: interleaved rounds (default 3)")
+    ap.add_argument("--duration", type=float, help="stall: seconds measured per phase (6)")
+    ap.add_argument("--conns", type=int, default=10, help="stall: /ping connections (10)")
+    ap.add_argument("--processes", type=int, default=8, help="multiprocess: writer processes")
+    ap.add_argument("--mp-series", type=int, default=1000, help="multiprocess: series each")
+    ap.add_argument("--mp-reps", type=int, help="multiprocess: interleaved runs (default 40)")
+    ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    args = ap.parse_args(argv)
+    only = {p.strip() for item in args.only for p in item.split(",") if p.strip()}
+    unknown = only - set(PARTS)
+    if unknown:
+        ap.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    args.parts = [p for p in PARTS if not only or p in only]
+    quick = args.quick
+    args.scrape_reps = args.scrape_reps or (5 if quick else 25)
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.duration = args.duration or (1.5 if quick else 6.0)
+    args.mp_reps = args.mp_reps or (5 if quick else 40)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    print(f"## promkit benchmarks — {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}\n")
+    print(f"`{command.strip()}`; {environment()}\n")
+    if args.quick:
+        print("**--quick: smoke run, too few repetitions for the numbers to mean much.**\n")
+    raw: dict[str, Any] = {"command": command, "environment": environment()}
+    for part in args.parts:
+        t0 = time.monotonic()
+        if part == "scrape":
+            from benchmarks import scrape
+
+            sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+            text, raw["scrape"] = scrape.run(sizes, args.scrape_reps)
+        elif part == "stall":
+            from benchmarks import stall
+
+            text, raw["stall"] = stall.run(args.stall_series, args.rounds, args.duration,
+                                           args.conns, warmup=0.5)
+        else:
+            from benchmarks import multiprocess
+
+            text, raw["multiprocess"] = multiprocess.run(args.processes, args.mp_series,
+                                                         args.mp_reps)
+        print(text)
+        print(f"\n({part}: {time.monotonic() - t0:.0f} s)\n", flush=True)
+    total = time.monotonic() - started
+    print(f"Total run time: {total:.0f} s.")
+    if args.json:
+        raw["total_seconds"] = total
+        with open(args.json, "w") as fh:
+            json.dump(raw, fh, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
