@@ -433,7 +433,7 @@ STANDARD_CATALOG = Catalog([
     _g("process_threads", "Threads of the process.", family="resources",
        multiprocess_mode="liveall"),
     _g("system_filesystem_utilization_ratio", "Used fraction of the filesystem holding a path.",
-       ("path",), unit="ratio", family="resources", multiprocess_mode="max"),
+       ("path",), unit="ratio", family="resources", multiprocess_mode="livemax"),
     _h("python_event_loop_lag_seconds", "Delay of the asyncio event loop in running a timer.",
        (), LAG_BUCKETS, unit="seconds", family="resources"),
     # promkit's own health.
