@@ -408,9 +408,9 @@ STANDARD_CATALOG = Catalog([
        "Billable usage by resource (llm_tokens, ocr_pages, audio_seconds, cpu_seconds...).",
        ("resource", "provider", "model", "role"), family="usage"),
     _g("usage_unit_price", "Price of one usage unit in the configured currency.",
-       ("resource", "provider", "model", "role"), family="usage", multiprocess_mode="max"),
+       ("resource", "provider", "model", "role"), family="usage", multiprocess_mode="livemax"),
     _g("usage_monthly_budget_units", "Monthly budget for a resource, in its usage units.",
-       ("resource",), family="usage", multiprocess_mode="max"),
+       ("resource",), family="usage", multiprocess_mode="livemax"),
     # Queues.
     _g("queue_depth", "Items waiting in a queue.", ("queue",), family="queues",
        multiprocess_mode="max"),

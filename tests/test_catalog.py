@@ -131,3 +131,19 @@ def test_standard_http_labels_follow_opentelemetry():
 def test_missing_name_lookup_says_what_is_missing():
     with pytest.raises(KeyError, match="'nope_total' is not in the catalog"):
         STANDARD_CATALOG["nope_total"]
+
+
+def test_catalog_doc_lists_every_standard_metric_as_defined():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "catalog.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines()
+            if line.startswith("| `")}
+    for spec in STANDARD_CATALOG:
+        row = rows.get(spec.name)
+        assert row is not None, f"docs/catalog.md has no row for {spec.name}"
+        cells = [c.strip() for c in row.split("|")]
+        assert cells[2] == spec.kind, spec.name
+        assert cells[3] == (", ".join(f"`{label}`" for label in spec.labels) or "—"), spec.name
+        if spec.kind == "gauge" and spec.multiprocess_mode != "livesum":  # livesum: the default
+            assert f"mp `{spec.multiprocess_mode}`" in row, spec.name
