@@ -1,0 +1,725 @@
+"""Structured JSON-lines logging on structlog: one schema, PII redaction that always runs.
+
+:func:`configure_logging` sets up structlog *and* the stdlib ``logging`` root
+logger so that both ``structlog.get_logger().info("job_created", job_id=...)``
+and a library's ``logging.getLogger(__name__).warning(...)`` come out as one
+JSON object per line, keys in a fixed order::
+
+    {"timestamp":"2026-11-22T21:03:07.123Z","level":"info","service":"api",
+     "event":"job_created","correlation_id":"...","job_id":"j-1","extra":{"queue":"ocr"}}
+
+The processors are small callables usable on their own in any structlog
+configuration: :func:`add_correlation_context`, :func:`add_trace_context`,
+:data:`redact_pii` (a :class:`RedactPII`), :func:`sample_events`,
+:class:`TimestampRFC3339` and :func:`render_json_line`.
+
+:func:`access_logger` returns the HTTP middleware's per-request logger: a fast
+path that writes the same line the structlog pipeline would, falling back to
+the pipeline whenever it cannot be sure of that. See ``docs/logging.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random as _random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
+
+import structlog
+from opentelemetry import context as _otel_context
+from opentelemetry import trace as _otel_trace
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from instrument._logs_pii import (
+    DEFAULT_HASH_KEYS,
+    DEFAULT_PII_KEY_SUFFIXES,
+    DEFAULT_PII_KEYS,
+    REDACTED,
+    RedactPII,
+    hash_identifier,
+    redact_pii,
+    redact_text,
+)
+from instrument._logs_sinks import LineSink, NullSink, RotatingFileSink, StreamSink
+from instrument._safety import FailureSink
+from instrument.correlation import correlation_id_var
+
+__all__ = [
+    "ACCESS_EVENT",
+    "ACCESS_LOGGER_NAME",
+    "DEFAULT_HASH_KEYS",
+    "DEFAULT_NEVER_SAMPLE",
+    "DEFAULT_PII_KEYS",
+    "DEFAULT_PII_KEY_SUFFIXES",
+    "REDACTED",
+    "SCHEMA_KEYS",
+    "AccessLogger",
+    "NullSink",
+    "RedactPII",
+    "SampleEvents",
+    "TimestampRFC3339",
+    "access_logger",
+    "add_correlation_context",
+    "add_trace_context",
+    "configure_logging",
+    "get_logger",
+    "hash_identifier",
+    "redact_pii",
+    "redact_text",
+    "render_json_line",
+    "reset_logging",
+    "sample_events",
+]
+
+SCHEMA_KEYS: tuple[str, ...] = (
+    "timestamp", "level", "service", "event", "correlation_id", "job_id", "user_id_hash",
+    "stage", "latency_ms", "error_code", "http_method", "http_path", "http_status",
+    "trace_id", "span_id",
+)
+"""Top-level keys of a line, in order; every other key goes into ``extra``."""
+
+DEFAULT_NEVER_SAMPLE: frozenset[str] = frozenset({
+    "job_created", "job_completed", "job_failed", "auth_failed", "auth_failure", "login_failed",
+})
+"""Event names :func:`sample_events` never drops (besides warnings, 5xx and auth failures)."""
+
+ACCESS_EVENT = "http_request"
+"""``event`` of the middleware's per-request line."""
+ACCESS_LOGGER_NAME = "promkit.access"
+"""stdlib logger name of the per-request line (set its level to silence it)."""
+
+_SCHEMA_SET = frozenset(SCHEMA_KEYS)
+_META_KEYS = frozenset({"_record", "_from_structlog", "_promkit_sampled"})
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO,
+    "warning": logging.WARNING, "warn": logging.WARNING, "error": logging.ERROR,
+    "exception": logging.ERROR, "critical": logging.CRITICAL, "fatal": logging.CRITICAL,
+}
+_DEFAULT_FILE_MAX_BYTES = 50 * 1024 * 1024
+_STDOUT: Any = object()  # "sys.stdout as it is when configure_logging runs"
+_SAMPLED_KEY = "_promkit_sampled"  # set by the access logger: sampling was decided already
+
+
+# ---------------------------------------------------------------------------- timestamps
+
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+
+
+class TimestampRFC3339:
+    """Processor: ``timestamp`` in RFC 3339 UTC with milliseconds: ``2026-11-22T21:03:07.123Z``.
+
+    The ``YYYY-MM-DDTHH:MM:SS`` prefix is formatted once per second and
+    cached, so a call costs a clock read and a concatenation. ``clock``
+    (seconds since the epoch) can be replaced, e.g. by tests.
+    """
+
+    def __init__(self, key: str = "timestamp", clock: Callable[[], float] = time.time) -> None:
+        self.key = key
+        self.clock = clock
+        self._cached: tuple[int, str] = (-1, "")
+
+    def now(self) -> str:
+        """The current time, formatted."""
+        now = self.clock()
+        second = int(now) if now >= 0.0 else math.floor(now)
+        cached = self._cached
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._cached = cached  # one tuple: readers never see a torn pair
+        return cached[1] + _MILLIS[int((now - second) * 1000.0)]
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict[self.key] = self.now()
+        return event_dict
+
+
+# ---------------------------------------------------------------------------- context
+
+def add_correlation_context(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Processor: add the current correlation ID and the structlog contextvars.
+
+    ``correlation_id`` comes from :data:`instrument.correlation.correlation_id_var`
+    (set by the middleware, ``bind_correlation_id`` or a worker that restored
+    it); values bound with ``structlog.contextvars.bind_contextvars`` (``job_id``,
+    ``stage``...) are merged in too. Values passed to the log call win over
+    both; the promkit correlation ID wins over a structlog-bound one.
+    """
+    if event_dict.get("correlation_id") is None:
+        cid = correlation_id_var.get()
+        if cid is not None:
+            event_dict["correlation_id"] = cid
+    return structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
+
+
+def _trace_ids() -> tuple[str, str] | None:
+    # Without an SDK (or outside any span) the OpenTelemetry context is empty:
+    # one contextvar read, no span objects touched.
+    if not _otel_context.get_current():
+        return None
+    span_context = _otel_trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def add_trace_context(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Processor: add ``trace_id`` (32 hex) and ``span_id`` (16 hex) of the current span.
+
+    Reads OpenTelemetry's current span through opentelemetry-api; only a valid
+    span context counts. Without an SDK or outside any span it is a no-op
+    costing one contextvar read. Values passed to the log call win.
+    """
+    ids = _trace_ids()
+    if ids is not None:
+        event_dict.setdefault("trace_id", ids[0])
+        event_dict.setdefault("span_id", ids[1])
+    return event_dict
+
+
+class _AddService:
+    """Processor: add ``service`` (the name given to ``configure_logging``)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict["service"] = self.service
+        return event_dict
+
+
+# ---------------------------------------------------------------------------- sampling
+
+def _is_auth_failure(event: str) -> bool:
+    lowered = event.lower()
+    return ("auth" in lowered or "login" in lowered) and any(
+        word in lowered for word in ("fail", "denied", "invalid", "reject")
+    )
+
+
+class SampleEvents:
+    """Processor: keep only a fraction of noisy events, by event name.
+
+    ``rates`` maps an event name to the fraction kept (``{"cache_hit": 0.01}``);
+    ``"*"`` sets a rate for every other event. An event is *never* dropped when
+    its level is warning or above, its ``http_status`` is 5xx (or 401/403), its
+    name is in ``never_sample`` (default :data:`DEFAULT_NEVER_SAMPLE`), or its
+    name says it is an auth failure (contains ``auth``/``login`` and
+    ``fail``/``denied``/``invalid``/``reject``). Dropping raises
+    :class:`structlog.DropEvent`. ``random`` returns a float in [0, 1): pass a
+    deterministic one in tests.
+    """
+
+    def __init__(
+        self,
+        rates: Mapping[str, float],
+        never_sample: Iterable[str] = DEFAULT_NEVER_SAMPLE,
+        *,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        for name, rate in rates.items():
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ValueError(f"sample rate of {name!r} must be within [0, 1], got {rate!r}")
+        self.rates = {name: float(rate) for name, rate in rates.items() if name != "*"}
+        self.default_rate: float | None = float(rates["*"]) if "*" in rates else None
+        self.never_sample = frozenset(never_sample)
+        self.random = random
+
+    def keep(self, event: object, level: int, http_status: object = None) -> bool:
+        """Whether an event with this name, numeric level and status is kept."""
+        rate = self.rates.get(event) if isinstance(event, str) else None
+        if rate is None:
+            rate = self.default_rate
+            if rate is None:
+                return True
+        if rate >= 1.0 or level >= logging.WARNING:
+            return True
+        if type(http_status) is int and (http_status >= 500 or http_status in (401, 403)):
+            return True
+        if isinstance(event, str) and (event in self.never_sample or _is_auth_failure(event)):
+            return True
+        return rate > 0.0 and self.random() < rate
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        if event_dict.pop(_SAMPLED_KEY, False):
+            return event_dict  # the access logger's fast path has decided already
+        level = _METHOD_LEVELS.get(method_name, logging.INFO)
+        if not self.keep(event_dict.get("event"), level, event_dict.get("http_status")):
+            raise structlog.DropEvent
+        return event_dict
+
+
+def sample_events(
+    rates: Mapping[str, float],
+    never_sample: Iterable[str] = DEFAULT_NEVER_SAMPLE,
+    *,
+    random: Callable[[], float] = _random.random,
+) -> SampleEvents:
+    """A :class:`SampleEvents` processor (see there for the rules)."""
+    return SampleEvents(rates, never_sample, random=random)
+
+
+class _ForeignSampleFilter(logging.Filter):
+    """Applies a :class:`SampleEvents` to stdlib records (structlog's were sampled already)."""
+
+    def __init__(self, sampler: SampleEvents) -> None:
+        super().__init__()
+        self.sampler = sampler
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "_logger" in record.__dict__:  # came through structlog's chain
+            return True
+        event = record.msg if isinstance(record.msg, str) else None
+        return self.sampler.keep(event, record.levelno)
+
+
+# ---------------------------------------------------------------------------- rendering
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_safe_repr
+)
+
+
+def _sanitise(value: Any, depth: int) -> Any:
+    # Turns anything into plain JSON types: str keys, lists, finite floats, repr() for the rest.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else repr(float(value))
+    if isinstance(value, (str, int)):
+        return value
+    if depth > 32:
+        return "[too deep]"
+    if isinstance(value, Mapping):
+        return {
+            (key if isinstance(key, str) else _safe_repr(key)): _sanitise(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_sanitise(item, depth + 1) for item in value]
+    return _safe_repr(value)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        text = _ENCODER.encode(value)
+    except Exception:
+        text = _ENCODER.encode(_sanitise(value, 0))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: write them as JSON \\uXXXX escapes
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def render_json_line(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> str:
+    """Processor (the renderer): the event as one compact JSON object.
+
+    Keys of :data:`SCHEMA_KEYS` come first, in that order and only when not
+    ``None``; every other key goes into a nested ``extra`` object.
+    ``ensure_ascii=False``, no spaces. Never raises: values JSON cannot
+    encode become their ``repr()``, NaN/infinity become strings, and lone
+    surrogates become ``\\uXXXX`` escapes.
+    """
+    try:
+        get = event_dict.get
+        out: dict[str, Any] = {}
+        for key in SCHEMA_KEYS:
+            value = get(key)
+            if value is not None:
+                out[key] = value
+        extra = {
+            key: value for key, value in event_dict.items()
+            if key not in _SCHEMA_SET and key not in _META_KEYS
+        }
+        if extra:
+            out["extra"] = extra
+        return _dumps(out)
+    except Exception as exc:  # pragma: no cover - _dumps already sanitises
+        return _dumps({"level": "error", "event": "unrenderable_log_event",
+                       "extra": {"error": type(exc).__name__}})
+
+
+# ---------------------------------------------------------------------------- handler
+
+_fallback_failures = FailureSink()
+
+
+class _JsonLinesHandler(logging.Handler):
+    """Root handler: formats each record once (ProcessorFormatter) and writes it to every sink."""
+
+    def __init__(self, sinks: Sequence[LineSink], failures: FailureSink) -> None:
+        super().__init__()
+        self.sinks = tuple(sinks)
+        self.failures = failures
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception as exc:
+            self.failures.failure("log_format", exc)
+            return
+        self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """Write a rendered line to every sink; a failing sink is counted, never raised."""
+        for sink in self.sinks:
+            try:
+                sink.write_line(line)
+            except Exception as exc:
+                self.failures.failure(f"log_sink_{sink.name}", exc)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            self.failures.failure("log_handler", exc)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                self.failures.failure(f"log_sink_{sink.name}", exc)
+        super().close()
+
+
+class _LoggingState:
+    """Everything one ``configure_logging`` call set up (read by the access logger)."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.service: str = kw["service"]
+        self.handler: _JsonLinesHandler = kw["handler"]
+        self.timestamper: TimestampRFC3339 = kw["timestamper"]
+        self.redactor: RedactPII = kw["redactor"]
+        self.sampler: SampleEvents | None = kw["sampler"]
+        self.structlog_processors: list[Processor] = kw["structlog_processors"]
+        self.fast_capable: bool = kw["fast_capable"]
+        self.handler_filters: int = len(self.handler.filters)
+        self.failures: FailureSink = kw["failures"]
+
+
+_STATE: _LoggingState | None = None
+_configure_lock = threading.Lock()
+
+
+def _make_sinks(
+    stream: Any, file: str | os.PathLike[str] | None, max_bytes: int, backups: int
+) -> list[LineSink]:
+    sinks: list[LineSink] = []
+    if stream is _STDOUT:
+        stream = sys.stdout
+    if stream is None:
+        sinks.append(NullSink())
+    elif hasattr(stream, "write_line"):
+        sinks.append(stream)
+    else:
+        sinks.append(StreamSink(stream))
+    if file is not None:
+        sinks.append(RotatingFileSink(file, max_bytes, backups))
+    return sinks
+
+
+def configure_logging(
+    service: str,
+    *,
+    level: int | str = "INFO",
+    stream: IO[str] | LineSink | None = _STDOUT,
+    file: str | os.PathLike[str] | None = None,
+    file_max_bytes: int = _DEFAULT_FILE_MAX_BYTES,
+    file_backups: int = 5,
+    sample: Mapping[str, float] | None = None,
+    never_sample: Iterable[str] = DEFAULT_NEVER_SAMPLE,
+    extra_processors: Sequence[Processor] = (),
+    pii_keys: Iterable[str] = (),
+    hash_keys: Iterable[str] = (),
+    failures: FailureSink | None = None,
+    sample_random: Callable[[], float] | None = None,
+) -> None:
+    """Send structlog events and stdlib ``logging`` records out as JSON lines.
+
+    ``stream`` (default ``sys.stdout``; ``None`` or a :class:`NullSink` for
+    nowhere) and, when ``file`` is given, a JSON-lines file rotated at
+    ``file_max_bytes`` keeping ``file_backups`` old files. ``level`` is set on
+    the root logger. ``sample`` maps event names to kept fractions (see
+    :class:`SampleEvents`). ``extra_processors`` run after the context
+    processors and *before* PII redaction, which always runs last before
+    rendering; ``pii_keys`` and ``hash_keys`` add to the default blocklist and
+    raw-ID keys (they cannot remove defaults). Write failures (a full disk)
+    are counted in ``failures`` (default: the default registry's) and logged
+    once, never raised. Calling it again replaces the previous setup.
+    """
+    if failures is None:
+        from instrument.registry import default_registry
+
+        failures = default_registry().failures
+    sinks = _make_sinks(stream, file, file_max_bytes, file_backups)
+    timestamper = TimestampRFC3339()
+    redactor = RedactPII(pii_keys, hash_keys)
+    sampler = None
+    if sample:
+        sampler = SampleEvents(sample, never_sample,
+                               random=sample_random if sample_random is not None
+                               else _random.random)
+    shared: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.stdlib.add_log_level,
+        timestamper,
+        _AddService(service),
+        add_correlation_context,
+        add_trace_context,
+        structlog.processors.format_exc_info,
+        *extra_processors,
+        redactor,  # always, and after everything that can add values
+        render_json_line,
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=shared, foreign_pre_chain=[structlog.stdlib.add_logger_name]
+    )
+    handler = _JsonLinesHandler(sinks, failures)
+    handler.setFormatter(formatter)
+    if sampler is not None:
+        handler.addFilter(_ForeignSampleFilter(sampler))
+    structlog_processors: list[Processor] = [structlog.stdlib.filter_by_level]
+    if sampler is not None:
+        structlog_processors.append(sampler)
+    structlog_processors.append(structlog.stdlib.ProcessorFormatter.wrap_for_formatter)
+    access_keys = (*SCHEMA_KEYS, "extra")
+    fast_capable = not extra_processors and all(
+        redactor.redact_value(key, "x") == "x" and not redactor.renames(key) for key in access_keys
+    )
+
+    global _STATE
+    with _configure_lock:
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            if isinstance(old, _JsonLinesHandler):
+                root.removeHandler(old)
+                old.close()
+        root.addHandler(handler)
+        root.setLevel(level.upper() if isinstance(level, str) else level)
+        structlog.configure(
+            processors=structlog_processors,
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
+        _STATE = _LoggingState(
+            service=service, handler=handler, timestamper=timestamper, redactor=redactor,
+            sampler=sampler, structlog_processors=structlog_processors,
+            fast_capable=fast_capable, failures=failures,
+        )
+
+
+def reset_logging() -> None:
+    """Undo :func:`configure_logging`: remove its handler, close its sinks, reset structlog."""
+    global _STATE
+    with _configure_lock:
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            if isinstance(old, _JsonLinesHandler):
+                root.removeHandler(old)
+                old.close()
+        structlog.reset_defaults()
+        _STATE = None
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> Any:
+    """``structlog.stdlib.get_logger(name, **initial_values)``: a logger for this pipeline."""
+    return structlog.stdlib.get_logger(name, **initial_values)
+
+
+# ---------------------------------------------------------------------------- access log
+
+_LEVEL_NAMES = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_ROOT = logging.getLogger()
+_STRUCTLOG_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+_STRUCTLOG_VARS: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+# The OpenTelemetry context's contextvar read directly when the API layout allows (hot path).
+_otel_current: Callable[[], object] = getattr(
+    getattr(getattr(_otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None),
+    "get", _otel_context.get_current)
+_plain_id = re.compile(r"[0-9a-f-]{1,64}").fullmatch
+_PIECE_CACHE_LIMIT = 4096
+
+
+def _structlog_context_bound() -> bool:
+    variables = _STRUCTLOG_VARS
+    if variables is None:
+        return bool(structlog.contextvars.get_contextvars())
+    if not variables:
+        return False
+    return any(var.get() is not Ellipsis for var in list(variables.values()))
+
+
+class AccessLogger:
+    """The middleware's one line per request: fast, identical to the structlog pipeline's.
+
+    Use :func:`access_logger` to get one. ``log_request`` writes the event
+    ``http_request`` with ``http_method``, ``http_path`` (the route template),
+    ``http_status``, ``latency_ms`` and ``correlation_id`` at INFO (2xx/3xx),
+    WARNING (4xx) or ERROR (5xx and anything outside 100-599).
+    """
+
+    __slots__ = ("_cache", "_cache_state", "_event", "_failures", "_stdlib")
+
+    def __init__(self, failures: FailureSink | None = None, *, event: str = ACCESS_EVENT,
+                 logger_name: str = ACCESS_LOGGER_NAME) -> None:
+        self._failures = failures
+        self._event = event
+        self._stdlib = logging.getLogger(logger_name)
+        self._cache: dict[tuple[Any, Any, Any], tuple[str, str]] = {}
+        self._cache_state: _LoggingState | None = None
+
+    def log_request(self, method: str, path_template: str, status: int,
+                    latency_seconds: float, correlation_id: str | None = None) -> None:
+        """Log one finished request; never raises.
+
+        Returns at once when the level for ``status`` is disabled on the
+        ``promkit.access`` logger or the event is sampled out. Writes the line
+        itself when only ``configure_logging``'s own set-up is in play;
+        otherwise (structlog contextvars bound, extra processors, other root
+        handlers or filters, structlog reconfigured, logging not configured by
+        promkit) it logs through structlog, with the same result.
+        """
+        try:
+            if status >= 500 or status < 100:
+                level = logging.ERROR
+            elif status >= 400:
+                level = logging.WARNING
+            else:
+                level = logging.INFO
+            cid = correlation_id or correlation_id_var.get()
+            state = _STATE
+            if state is None:
+                self._log_slow(level, method, path_template, status, latency_seconds, cid)
+                return
+            stdlib = self._stdlib
+            if not stdlib.isEnabledFor(level):
+                return
+            sampler = state.sampler
+            if sampler is not None:
+                if not sampler.keep(self._event, level, status):
+                    return
+                sampled = True  # the pipeline must not sample this event again
+            else:
+                sampled = False
+            # The fast path writes what the pipeline would only when nothing but
+            # configure_logging's own set-up is in play (checks inlined: hot path).
+            handler = state.handler
+            handlers = _ROOT.handlers
+            parent = stdlib.parent
+            if not (
+                state.fast_capable
+                and len(handlers) == 1 and handlers[0] is handler and not _ROOT.filters
+                and not stdlib.handlers and not stdlib.filters and stdlib.propagate
+                and (parent is _ROOT or (
+                    parent is not None and parent.parent is _ROOT and not parent.handlers
+                    and not parent.filters and parent.propagate))
+                and handler.level <= level and len(handler.filters) == state.handler_filters
+                and (_STRUCTLOG_CONFIG is None
+                     or _STRUCTLOG_CONFIG.default_processors is state.structlog_processors)
+                and not (_STRUCTLOG_VARS is None or (
+                    _STRUCTLOG_VARS and _structlog_context_bound()))
+            ):
+                self._log_slow(level, method, path_template, status, latency_seconds, cid,
+                               sampled)
+                return
+            try:
+                latency_ms = int(latency_seconds * 1e6 + 0.5) / 1000.0
+            except (ValueError, OverflowError):  # NaN or infinity: let the pipeline render it
+                self._log_slow(level, method, path_template, status, latency_seconds, cid,
+                               sampled)
+                return
+            if self._cache_state is not state:
+                self._cache.clear()
+                self._cache_state = state
+            pieces = self._cache.get((method, path_template, status))
+            if pieces is None:
+                pieces = self._pieces(state, level, method, path_template, status)
+            if cid is None:
+                cid_part = ""
+            elif _plain_id(cid):
+                cid_part = ',"correlation_id":"' + cid + '"'
+            else:
+                cid_part = ',"correlation_id":' + _dumps(
+                    state.redactor.redact_value("correlation_id", cid))
+            trace_part = ""
+            if _otel_current():
+                ids = _trace_ids()
+                if ids is not None:
+                    trace_part = ',"trace_id":"' + ids[0] + '","span_id":"' + ids[1] + '"'
+            stamper = state.timestamper
+            now = stamper.clock()
+            second = int(now)
+            cached = stamper._cached
+            if cached[0] != second:
+                stamp = stamper.now()
+            else:
+                stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
+            handler.write_line(
+                f'{{"timestamp":"{stamp}{pieces[0]}{cid_part}'
+                f',"latency_ms":{latency_ms!r}{pieces[1]}{trace_part}}}'
+            )
+        except Exception as exc:
+            (self._failures or _fallback_failures).failure("access_log", exc)
+
+    def _pieces(self, state: _LoggingState, level: int, method: object, path_template: object,
+                status: object) -> tuple[str, str]:
+        redact = state.redactor.redact_value
+        head = '","level":"' + _LEVEL_NAMES[level] + '"'
+        head += _piece("service", redact("service", state.service))
+        head += _piece("event", redact("event", self._event))
+        tail = _piece("http_method", redact("http_method", method))
+        tail += _piece("http_path", redact("http_path", path_template))
+        tail += _piece("http_status", redact("http_status", status))
+        pieces = (head, tail)
+        if len(self._cache) < _PIECE_CACHE_LIMIT:
+            self._cache[(method, path_template, status)] = pieces
+        return pieces
+
+    def _log_slow(self, level: int, method: str, path_template: str, status: int,
+                  latency_seconds: float, cid: str | None, sampled: bool = False) -> None:
+        try:
+            latency_ms = int(latency_seconds * 1e6 + 0.5) / 1000.0
+        except (ValueError, OverflowError):
+            latency_ms = latency_seconds * 1000.0
+        fields: dict[str, Any] = {
+            "http_method": method, "http_path": path_template, "http_status": status,
+            "latency_ms": latency_ms,
+        }
+        if cid is not None:
+            fields["correlation_id"] = cid
+        if sampled:
+            fields[_SAMPLED_KEY] = True
+        logger = structlog.stdlib.get_logger(self._stdlib.name)
+        getattr(logger, _LEVEL_NAMES[level])(self._event, **fields)
+
+
+def _piece(key: str, value: object) -> str:
+    return "" if value is None else ',"' + key + '":' + _dumps(value)
+
+
+def access_logger(failures: FailureSink | None = None, *, event: str = ACCESS_EVENT,
+                  logger_name: str = ACCESS_LOGGER_NAME) -> AccessLogger:
+    """An :class:`AccessLogger`; failures go to ``failures`` (else swallowed, logged once)."""
+    return AccessLogger(failures, event=event, logger_name=logger_name)
