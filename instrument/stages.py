@@ -1,0 +1,556 @@
+"""Stage timers: wall time, CPU time and failures of the stages of a job.
+
+``@stage_timer("ocr")`` decorates a sync or async function;
+``with stage_timer("ocr"):`` and ``async with stage_timer("ocr"):`` time a
+block. Each run records
+
+* ``job_stage_duration_seconds{stage}`` -- wall time (successes and failures);
+* ``job_stage_cpu_seconds_total{stage}`` -- CPU time from the thread's CPU
+  clock (:func:`time.thread_time`);
+* ``job_stage_failures_total{stage, error_code}`` -- when an exception escapes,
+  which is then re-raised unchanged (the same object, its traceback intact).
+
+The error code comes from a mapping hook: the per-timer ``error_code=``
+callable, else the global one set with :func:`set_error_code_mapper`, else the
+exception's class name. A mapper that raises (or returns something that is not
+a non-empty string) falls back to the class name, and the failure is counted
+in ``promkit_instrumentation_errors_total``; returning ``None`` means "use the
+default".
+
+CPU time of async stages: the decorator reads the thread CPU clock only while
+the stage's coroutine is actually running (around each step of it), so time
+the event loop spends on other tasks while the stage awaits is not counted.
+The ``async with`` form cannot see the steps of the block, so it reports the
+thread's CPU time over the whole block -- including whatever else the event
+loop ran meanwhile.
+
+Logs go through ``structlog.get_logger("promkit.worker")``: ``stage started``
+at DEBUG, ``stage completed`` at INFO (``stage``, ``latency_ms``, ``cpu_ms``,
+``job_id`` when known; ``correlation_id`` is added from the contextvar by the
+logging configuration), ``stage failed`` at ERROR (WARNING for cancellation
+and other non-``Exception`` exits) with ``error_code``. Exception messages are
+never logged: they may carry user data.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+import types
+import weakref
+from collections.abc import Callable, Generator
+from time import perf_counter, thread_time
+from types import TracebackType
+from typing import Any, TypeVar
+
+import structlog
+
+from instrument._metrics import NULL_CHILD
+from instrument._safety import FailureSink
+from instrument.registry import MetricsRegistry, default_registry
+
+__all__ = [
+    "ErrorCodeMapper",
+    "StageTimer",
+    "error_code_for",
+    "get_error_code_mapper",
+    "set_error_code_mapper",
+    "stage_timer",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ErrorCodeMapper = Callable[[BaseException], str | None]
+"""Maps an exception to an error code (a bounded label value); None means "the default"."""
+
+LOGGER_NAME = "promkit.worker"
+
+_DEBUG = logging.DEBUG
+_INFO = logging.INFO
+_WARNING = logging.WARNING
+_ERROR = logging.ERROR
+
+
+# ----------------------------------------------------------------------- error codes
+
+_global_mapper: ErrorCodeMapper | None = None
+
+
+def set_error_code_mapper(mapper: ErrorCodeMapper | None) -> ErrorCodeMapper | None:
+    """Set the process-wide exception → error code mapping; returns the previous one.
+
+    ``None`` restores the default (the exception's class name). Per-timer
+    ``error_code=`` callables take precedence over this one.
+    """
+    global _global_mapper
+    previous = _global_mapper
+    _global_mapper = mapper
+    return previous
+
+
+def get_error_code_mapper() -> ErrorCodeMapper | None:
+    """The process-wide error code mapping, or None for the default."""
+    return _global_mapper
+
+
+def error_code_for(exc: BaseException, mapper: ErrorCodeMapper | None = None,
+                   sink: FailureSink | None = None) -> str:
+    """The error code of ``exc``: ``mapper``, else the global mapper, else the class name.
+
+    Never raises: a failing mapper (or one returning a non-string or empty
+    value) falls back to the class name and, when ``sink`` is given, is
+    counted there as an instrumentation failure.
+    """
+    fn = mapper if mapper is not None else _global_mapper
+    if fn is not None:
+        try:
+            code = fn(exc)
+            if type(code) is str and code:
+                return code
+            if code is not None:
+                raise TypeError(
+                    f"error code mapper returned {type(code).__name__} {code!r}; "
+                    "expected a non-empty str (or None for the default)"
+                )
+        except Exception as failure:
+            if sink is not None:
+                sink.failure("error_code_mapper", failure)
+    return type(exc).__name__
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class _WorkerLog:
+    """A cached structlog bound logger, rebuilt when structlog is reconfigured.
+
+    ``structlog.get_logger()`` returns a lazy proxy that assembles a bound
+    logger on every call unless ``cache_logger_on_first_use`` is set (several
+    microseconds -- more than the rest of a stage timer). We keep the
+    assembled logger and rebuild it when the structlog configuration objects
+    change identity (``structlog.configure`` replaces them), so a later
+    configuration is still honoured. The level check runs before any event
+    dict is built.
+    """
+
+    __slots__ = ("_check", "_conf", "_context_class", "_factory", "_logger", "_name",
+                 "_processors", "_wrapper")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+        self._check: Callable[[int], bool] | None = None
+        self._processors: Any = None
+        self._wrapper: Any = None
+        self._factory: Any = None
+        self._context_class: Any = None
+        try:
+            from structlog import _config
+
+            self._conf: Any = _config._CONFIG
+        except Exception:  # pragma: no cover - structlog internals moved
+            self._conf = None
+
+    def enabled(self, level: int) -> Any:
+        """The bound logger when ``level`` is enabled for it, else None."""
+        conf = self._conf
+        if conf is None:  # pragma: no cover - no cache possible, always correct
+            return structlog.get_logger(self._name)
+        if (
+            self._processors is not conf.default_processors
+            or self._wrapper is not conf.default_wrapper_class
+            or self._factory is not conf.logger_factory
+            or self._context_class is not conf.default_context_class
+            or self._logger is None
+        ):
+            self._rebuild()
+        check = self._check
+        if check is not None and not check(level):
+            return None
+        return self._logger
+
+    def _rebuild(self) -> None:
+        conf = self._conf
+        self._processors = conf.default_processors
+        self._wrapper = conf.default_wrapper_class
+        self._factory = conf.logger_factory
+        self._context_class = conf.default_context_class
+        logger = structlog.get_logger(self._name).bind()
+        check = getattr(logger, "is_enabled_for", None)
+        self._check = check if callable(check) else None
+        self._logger = logger
+
+
+worker_log = _WorkerLog(LOGGER_NAME)
+
+
+# ------------------------------------------------------------------ resolved stages
+
+
+class _NullFailures:
+    def labels(self, *values: Any) -> Any:
+        return NULL_CHILD
+
+
+class _Stage:
+    """The label children of one stage name in one registry, resolved once."""
+
+    __slots__ = ("_registry", "cpu", "duration", "failures", "name", "sink")
+
+    def __init__(self, registry: MetricsRegistry | None, name: str) -> None:
+        self.name = name
+        self._registry = registry
+        if registry is None:  # resolution failed: record nothing, never raise
+            self.sink = FailureSink()
+            self.duration: Any = NULL_CHILD
+            self.cpu: Any = NULL_CHILD
+            self.failures: Any = _NullFailures()
+            return
+        self.sink = registry.failures
+        self.duration = registry.histogram("job_stage_duration_seconds").labels(name)
+        self.failures = registry.counter("job_stage_failures_total")
+        # Resolved on the first CPU reading, so stages timed with cpu=False get no series.
+        self.cpu = None
+
+    def cpu_child(self) -> Any:
+        child = self.cpu
+        if child is None:
+            try:
+                assert self._registry is not None
+                child = self._registry.counter("job_stage_cpu_seconds_total").labels(self.name)
+            except Exception as exc:
+                self.sink.failure("stage_timer", exc, f"stage {self.name!r}")
+                child = NULL_CHILD
+            self.cpu = child
+        return child
+
+
+_default_stages: dict[str, _Stage] = {}
+_registry_stages: dict[int, tuple[weakref.ref[MetricsRegistry], dict[str, _Stage]]] = {}
+_resolve_lock = threading.Lock()
+
+
+def _forget_registry(key: int, dead: weakref.ref[MetricsRegistry]) -> None:
+    # Only drop the entry of the registry that died, not a newer one with the same id.
+    entry = _registry_stages.get(key)
+    if entry is not None and entry[0] is dead:
+        del _registry_stages[key]
+
+
+def _resolve(registry: MetricsRegistry | None, name: str) -> _Stage:
+    """The cached children of ``name`` in ``registry`` (the default one when None)."""
+    if registry is None:
+        stage = _default_stages.get(name)
+        if stage is None:
+            stage = _default_stages[name] = _build(None, name)
+        return stage
+    key = id(registry)
+    entry = _registry_stages.get(key)
+    if entry is None or entry[0]() is not registry:
+        with _resolve_lock:
+            stages: dict[str, _Stage] = {}
+            ref = weakref.ref(registry, functools.partial(_forget_registry, key))
+            entry = _registry_stages[key] = (ref, stages)
+    stage = entry[1].get(name)
+    if stage is None:
+        stage = entry[1][name] = _build(registry, name)
+    return stage
+
+
+def _build(registry: MetricsRegistry | None, name: str) -> _Stage:
+    target = registry
+    try:
+        if target is None:
+            target = default_registry()
+        return _Stage(target, name)
+    except Exception as exc:
+        sink = target.failures if target is not None else FailureSink()
+        sink.failure("stage_timer", exc, f"stage {name!r}")
+        return _Stage(None, name)
+
+
+# ------------------------------------------------------------------------ recording
+
+
+def _started(stage: _Stage, job_id: Any) -> None:
+    try:
+        log = worker_log.enabled(_DEBUG)
+        if log is not None:
+            if job_id is None:
+                log.debug("stage started", stage=stage.name)
+            else:
+                log.debug("stage started", stage=stage.name, job_id=job_id)
+    except Exception as exc:
+        stage.sink.failure("stage_log", exc)
+
+
+def _succeeded(stage: _Stage, wall: float, cpu: float | None, job_id: Any) -> None:
+    stage.duration.observe(wall)
+    if cpu is not None:
+        (stage.cpu or stage.cpu_child()).inc(cpu)
+    try:
+        log = worker_log.enabled(_INFO)
+        if log is not None:
+            if cpu is None or job_id is not None:
+                fields: dict[str, Any] = {}
+                if cpu is not None:
+                    fields["cpu_ms"] = round(cpu * 1000.0, 3)
+                if job_id is not None:
+                    fields["job_id"] = job_id
+                log.info("stage completed", stage=stage.name,
+                         latency_ms=round(wall * 1000.0, 3), **fields)
+            else:
+                log.info("stage completed", stage=stage.name, latency_ms=round(wall * 1000.0, 3),
+                         cpu_ms=round(cpu * 1000.0, 3))
+    except Exception as exc:
+        stage.sink.failure("stage_log", exc)
+
+
+def _failed(stage: _Stage, wall: float, cpu: float | None, exc: BaseException,
+            mapper: ErrorCodeMapper | None, job_id: Any) -> None:
+    try:
+        stage.duration.observe(wall)
+        if cpu is not None:
+            (stage.cpu or stage.cpu_child()).inc(cpu)
+        code = error_code_for(exc, mapper, stage.sink)
+        stage.failures.labels(stage.name, code).inc()
+        level = _ERROR if isinstance(exc, Exception) else _WARNING
+        log = worker_log.enabled(level)
+        if log is not None:
+            fields: dict[str, Any] = {
+                "stage": stage.name, "latency_ms": round(wall * 1000.0, 3), "error_code": code,
+                "error_type": type(exc).__name__,
+            }
+            if cpu is not None:
+                fields["cpu_ms"] = round(cpu * 1000.0, 3)
+            if job_id is not None:
+                fields["job_id"] = job_id
+            if level == _ERROR:
+                log.error("stage failed", **fields)
+            else:
+                log.warning("stage failed", **fields)
+    except Exception as failure:
+        stage.sink.failure("stage_failure", failure)
+
+
+@types.coroutine
+def _run_async_stage(stage: _Stage, func: Callable[..., Any], args: tuple[Any, ...],
+                     kwargs: dict[str, Any], mapper: ErrorCodeMapper | None, job_id: Any,
+                     measure_cpu: bool) -> Generator[Any, Any, Any]:
+    """Run one call of an async stage, reading the thread CPU clock around each of its steps.
+
+    The awaitable is driven step by step: what it yields (futures, trio traps...)
+    passes through to the event loop untouched, and what the loop sends or
+    throws goes back in, so results and cancellation behave exactly as with a
+    plain ``await``; only the time the stage's own code runs is CPU-counted.
+    """
+    _started(stage, job_id)
+    cpu = 0.0
+    t0 = perf_counter()
+    try:
+        awaitable = func(*args, **kwargs)
+        if not measure_cpu:
+            result = yield from awaitable.__await__()
+        else:
+            step = awaitable if type(awaitable) is types.CoroutineType else awaitable.__await__()
+            send = step.send
+            value: Any = None
+            thrown: BaseException | None = None
+            while True:
+                c0 = thread_time()
+                try:
+                    yielded = send(value) if thrown is None else step.throw(thrown)
+                except StopIteration as stop:
+                    cpu += thread_time() - c0
+                    result = stop.value
+                    break
+                except BaseException:
+                    cpu += thread_time() - c0
+                    raise
+                cpu += thread_time() - c0
+                thrown = None
+                try:
+                    value = yield yielded
+                except GeneratorExit:
+                    step.close()
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+                    value = None
+    except BaseException as exc:
+        _failed(stage, perf_counter() - t0, cpu if measure_cpu else None, exc, mapper, job_id)
+        raise
+    _succeeded(stage, perf_counter() - t0, cpu if measure_cpu else None, job_id)
+    return result
+
+
+# --------------------------------------------------------------------------- timer
+
+
+class StageTimer:
+    """Time a stage: decorator (sync or async), ``with`` or ``async with``.
+
+    ``stage`` is a bounded name (it becomes the ``stage`` label). ``registry``
+    defaults to the process-wide one. ``error_code`` maps an escaping
+    exception to its error code (see :func:`set_error_code_mapper`).
+    ``job_id`` is added to the log lines; inside
+    :meth:`instrument.jobs.JobTracker.run` it is already bound for logs.
+    ``cpu=False`` skips the thread CPU clock (a system call per read, 0.1-1 us
+    depending on kernel and virtualisation) and ``job_stage_cpu_seconds_total``.
+
+    A decorated function resolves its label children on the first call and
+    reuses them. A timer *object* used with ``with`` times one block at a
+    time; write ``with stage_timer("x"):`` at the point of use (or decorate a
+    function) rather than sharing one object between threads or tasks.
+    """
+
+    __slots__ = ("_c0", "_cpu", "_error_code", "_outer", "_registry", "_stage", "_t0", "job_id",
+                 "stage")
+
+    def __init__(self, stage: str, *, registry: MetricsRegistry | None = None,
+                 error_code: ErrorCodeMapper | None = None, job_id: Any = None,
+                 cpu: bool = True) -> None:
+        self.stage = stage if type(stage) is str else str(stage)
+        self._registry = registry
+        self._error_code = error_code
+        self.job_id = job_id
+        self._cpu = cpu
+        self._stage: _Stage | None = None  # set while a with-block runs
+        self._t0 = 0.0
+        self._c0 = 0.0
+        self._outer: list[tuple[_Stage, float, float]] | None = None
+
+    # -- decorator ----------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+            raise TypeError(
+                f"stage_timer cannot time generator function {func.__qualname__!r}: the body "
+                "runs as it is iterated, not when called; time a block inside it with "
+                "`with stage_timer(...)` instead"
+            )
+        registry, name = self._registry, self.stage
+        mapper, job_id, measure_cpu = self._error_code, self.job_id, self._cpu
+        resolved: list[_Stage] = []
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_stage(*args: Any, **kwargs: Any) -> Any:
+                stage = resolved[0] if resolved else _first(resolved, registry, name)
+                return await _run_async_stage(stage, func, args, kwargs, mapper, job_id,
+                                              measure_cpu)
+
+            return async_stage  # type: ignore[return-value]
+
+        if not measure_cpu:
+
+            @functools.wraps(func)
+            def wall_stage(*args: Any, **kwargs: Any) -> Any:
+                stage = resolved[0] if resolved else _first(resolved, registry, name)
+                _started(stage, job_id)
+                t0 = perf_counter()
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException as exc:
+                    _failed(stage, perf_counter() - t0, None, exc, mapper, job_id)
+                    raise
+                _succeeded(stage, perf_counter() - t0, None, job_id)
+                return result
+
+            return wall_stage  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def sync_stage(*args: Any, **kwargs: Any) -> Any:
+            stage = resolved[0] if resolved else _first(resolved, registry, name)
+            _started(stage, job_id)
+            t0 = perf_counter()
+            c0 = thread_time()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                _failed(stage, perf_counter() - t0, thread_time() - c0, exc, mapper, job_id)
+                raise
+            _succeeded(stage, perf_counter() - t0, thread_time() - c0, job_id)
+            return result
+
+        return sync_stage  # type: ignore[return-value]
+
+    # -- context manager ------------------------------------------------------------
+
+    def __enter__(self) -> StageTimer:
+        stage = _resolve(self._registry, self.stage)
+        _started(stage, self.job_id)
+        if self._stage is not None:  # the same object re-entered (nested): keep the outer run
+            if self._outer is None:
+                self._outer = []
+            self._outer.append((self._stage, self._t0, self._c0))
+        self._stage = stage
+        self._t0 = perf_counter()
+        self._c0 = thread_time() if self._cpu else 0.0
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        t1 = perf_counter()
+        cpu = thread_time() - self._c0 if self._cpu else None
+        stage = self._stage
+        if stage is None:  # __exit__ without __enter__: nothing to record
+            return
+        wall = t1 - self._t0
+        if self._outer:
+            self._stage, self._t0, self._c0 = self._outer.pop()
+        else:
+            self._stage = None
+        if exc is None:
+            _succeeded(stage, wall, cpu, self.job_id)
+        else:
+            _failed(stage, wall, cpu, exc, self._error_code, self.job_id)
+
+    # Same bodies as the sync pair (one call less each: this is a hot path).
+    async def __aenter__(self) -> StageTimer:
+        stage = _resolve(self._registry, self.stage)
+        _started(stage, self.job_id)
+        if self._stage is not None:
+            if self._outer is None:
+                self._outer = []
+            self._outer.append((self._stage, self._t0, self._c0))
+        self._stage = stage
+        self._t0 = perf_counter()
+        self._c0 = thread_time() if self._cpu else 0.0
+        return self
+
+    async def __aexit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        t1 = perf_counter()
+        cpu = thread_time() - self._c0 if self._cpu else None
+        stage = self._stage
+        if stage is None:
+            return
+        wall = t1 - self._t0
+        if self._outer:
+            self._stage, self._t0, self._c0 = self._outer.pop()
+        else:
+            self._stage = None
+        if exc is None:
+            _succeeded(stage, wall, cpu, self.job_id)
+        else:
+            _failed(stage, wall, cpu, exc, self._error_code, self.job_id)
+
+    def __repr__(self) -> str:
+        return f"<StageTimer {self.stage!r}>"
+
+
+def _first(resolved: list[_Stage], registry: MetricsRegistry | None, name: str) -> _Stage:
+    stage = _resolve(registry, name)
+    if not resolved:
+        resolved.append(stage)
+    return resolved[0]
+
+
+stage_timer = StageTimer
+"""``stage_timer(stage, *, registry=None, error_code=None, job_id=None, cpu=True)``.
+
+See :class:`StageTimer`."""
