@@ -17,9 +17,12 @@ import socket
 import stat
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from instrument._version import __version__
+
+if TYPE_CHECKING:
+    from instrument.queues import RedisQueueCollector
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -27,6 +30,7 @@ Handler = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 TOKEN_ENV = "PROMKIT_METRICS_TOKEN"
+REDIS_URL_ENV = "PROMKIT_REDIS_URL"
 DEFAULT_SERVE_PORT = 9464
 EXIT_USAGE = 2
 
@@ -71,6 +75,15 @@ def _add_serve(subparsers: Subparsers) -> None:
     # A token given as an argument would show in `ps` and shell history: refuse
     # it by name, without echoing the value back.
     parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", metavar="URL",
+                        help="Redis holding the --redis-queue queues (default: "
+                             f"${REDIS_URL_ENV}; prefer it when the URL holds a password)")
+    parser.add_argument("--redis-queue", metavar="SPEC", action="append", default=[],
+                        help="also report a Redis queue's depth and age: list:KEY, "
+                             "stream:KEY[:GROUP] or zset:KEY, with ?option=value "
+                             "(repeatable; see docs/queues.md)")
+    parser.add_argument("--redis-timeout", metavar="SECONDS", type=float, default=0.5,
+                        help="per-scrape Redis read timeout (default: %(default)s)")
     parser.set_defaults(handler=_serve)
 
 
@@ -113,10 +126,11 @@ def _serve(args: argparse.Namespace) -> int:
     from exporters._server import serve_metrics
 
     token = _read_token(args.token_file)
+    queues = _redis_queues(args)
 
     def started(url: str) -> None:
-        print(f"promkit: serving metrics on {url}" + (" (bearer token required)" if token else ""),
-              flush=True)
+        print(f"promkit: serving metrics on {url}" + (" (bearer token required)" if token else "")
+              + (f" with {len(queues.specs)} Redis queue(s)" if queues else ""), flush=True)
 
     async def run() -> None:
         task = asyncio.current_task()
@@ -136,8 +150,43 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"promkit: error: cannot listen on {args.host}:{args.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE if bad_address else 1
+    finally:
+        if queues is not None:
+            queues.close()
     print("promkit: stopped", flush=True)
     return 0
+
+
+def _redis_queues(args: argparse.Namespace) -> RedisQueueCollector | None:
+    """The queue collector of ``--redis-queue``, registered on the default registry."""
+    url = args.redis_url or os.environ.get(REDIS_URL_ENV)
+    if not args.redis_queue:
+        if args.redis_url:
+            raise UsageError("--redis-url given without any --redis-queue SPEC")
+        return None
+    if not url:
+        raise UsageError(f"--redis-queue needs --redis-url URL (or {REDIS_URL_ENV})")
+    if not 0 < args.redis_timeout <= 30:
+        raise UsageError(f"--redis-timeout must be in (0, 30] seconds, not {args.redis_timeout}")
+    from instrument.registry import default_registry, multiprocess_dir
+
+    if multiprocess_dir() is not None:
+        raise UsageError("--redis-queue cannot be served with PROMETHEUS_MULTIPROC_DIR set "
+                         "(multiprocess output holds only the processes' files); run a "
+                         "separate `promkit serve --redis-queue ...` without it")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise UsageError("--redis-queue needs the redis package: pip install 'promkit[redis]'"
+                         ) from None
+    from instrument.queues import QueueSpecError, RedisQueueCollector
+
+    try:
+        return RedisQueueCollector(url, args.redis_queue, timeout=args.redis_timeout,
+                                   registry=default_registry())
+    except (QueueSpecError, ValueError) as exc:
+        # ValueError covers a malformed URL; its text never holds the password.
+        raise UsageError(str(exc)) from None
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_serve]
