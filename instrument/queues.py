@@ -43,7 +43,6 @@ from instrument.correlation import (
     CORRELATION_HEADER,
     CORRELATION_ID_FIELD,
     correlation_id_var,
-    ensure_correlation_id,
     extract,
     new_correlation_id,
 )
@@ -419,7 +418,8 @@ def work(client: redis.Redis, queue: QueueSpec | str, handler: Callable[[Job], o
 
 def _webhook_request(body: Mapping[str, Any], headers: Mapping[str, str] | None
                      ) -> tuple[dict[str, Any], dict[str, str]]:
-    cid = extract(body, (CORRELATION_ID_FIELD,)) or ensure_correlation_id()
+    # Never binds: a webhook sent outside a request leaves the caller's context alone.
+    cid = extract(body, (CORRELATION_ID_FIELD,)) or correlation_id_var.get() or new_correlation_id()
     data = dict(body)
     data[CORRELATION_ID_FIELD] = cid
     sent = dict(headers or {})

@@ -371,6 +371,7 @@ def test_webhook_failures_raise_and_are_counted(registry: MetricsRegistry) -> No
     with httpx.Client(transport=httpx.MockTransport(refuse)) as client, \
             pytest.raises(httpx.ConnectError):
         send_webhook("http://127.0.0.1:9/hook", {}, client=client, registry=registry)
+    assert get_correlation_id() is None  # outside a request: nothing left bound
     assert sample(registry, "external_calls_total", service="webhook", operation="deliver",
                   outcome="error", status_class="none") == 1
     with httpx.Client(transport=httpx.MockTransport(error)) as client:
