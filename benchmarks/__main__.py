@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks._common import environment
 
-PARTS = ("scrape", "stall", "multiprocess")
+PARTS = ("scrape", "stall", "multiprocess", "middleware")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--processes", type=int, default=8, help="multiprocess: writer processes")
     ap.add_argument("--mp-series", type=int, default=1000, help="multiprocess: series each")
     ap.add_argument("--mp-reps", type=int, help="multiprocess: interleaved runs (default 40)")
+    ap.add_argument("--no-http", action="store_true",
+                    help="middleware: skip the HTTP-over-loopback part (needs wrk)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     args = ap.parse_args(argv)
     only = {p.strip() for item in args.only for p in item.split(",") if p.strip()}
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
             text, raw["stall"] = stall.run(args.stall_series, args.rounds, args.duration,
                                            args.conns, warmup=0.5)
+        elif part == "middleware":
+            from benchmarks import middleware
+
+            text, raw["middleware"] = middleware.run(args.quick, http=not args.no_http)
         else:
             from benchmarks import multiprocess
 

@@ -118,9 +118,10 @@ def inject(carrier: MutableMapping[str, object], key: str = CORRELATION_ID_FIELD
            correlation_id: str | None = None) -> MutableMapping[str, object]:
     """Put the (current) correlation ID into a payload dict or header map; returns it.
 
-    For headers pass ``key=CORRELATION_HEADER``. Creates an ID if none is bound.
+    For headers pass ``key=CORRELATION_HEADER``. With no ID bound a new one is
+    used for this carrier only; nothing is bound in the caller's context.
     """
-    carrier[key] = correlation_id or ensure_correlation_id()
+    carrier[key] = correlation_id or correlation_id_var.get() or new_correlation_id()
     return carrier
 
 

@@ -591,7 +591,8 @@ class AccessLogger:
         self._cache_state: _LoggingState | None = None
 
     def log_request(self, method: str, path_template: str, status: int,
-                    latency_seconds: float, correlation_id: str | None = None) -> None:
+                    latency_seconds: float, correlation_id: str | None = None, *,
+                    correlation_id_is_uuid: bool = False) -> None:
         """Log one finished request; never raises.
 
         Returns at once when the level for ``status`` is disabled on the
@@ -600,6 +601,8 @@ class AccessLogger:
         otherwise (structlog contextvars bound, extra processors, other root
         handlers or filters, structlog reconfigured, logging not configured by
         promkit) it logs through structlog, with the same result.
+        ``correlation_id_is_uuid=True`` says the caller already validated the
+        ID as a UUID (the middleware does), which skips re-checking it.
         """
         try:
             if status >= 500 or status < 100:
@@ -658,7 +661,7 @@ class AccessLogger:
                 pieces = self._pieces(state, level, method, path_template, status)
             if cid is None:
                 cid_part = ""
-            elif _plain_id(cid):
+            elif (correlation_id_is_uuid and cid is correlation_id) or _plain_id(cid):
                 cid_part = ',"correlation_id":"' + cid + '"'
             else:
                 cid_part = ',"correlation_id":' + _dumps(

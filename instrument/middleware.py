@@ -8,6 +8,8 @@ from time import perf_counter
 from typing import Any
 
 from instrument import correlation as _correlation
+from instrument import tracing as _tracing
+from instrument.logs import access_logger
 from instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["OTHER_METHOD", "UNMATCHED_ROUTE", "HttpMetricsMiddleware"]
@@ -64,6 +66,8 @@ class HttpMetricsMiddleware:
         record_sizes: bool = True,
         track_in_flight: bool = True,
         exemplars: bool = True,
+        tracing: bool = True,
+        log_requests: bool = True,
     ) -> None:
         self.app = app
         self.registry = registry if registry is not None else default_registry()
@@ -97,6 +101,8 @@ class HttpMetricsMiddleware:
         self._record_sizes = record_sizes
         self._track_in_flight = track_in_flight
         self._exemplars = exemplars
+        self._tracing = tracing
+        self._access_log = access_logger(reg.failures) if log_requests else None
         self._scan_headers = correlation or record_sizes
         # (method, route template, status) -> the label children of one request shape
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
@@ -149,6 +155,16 @@ class HttpMetricsMiddleware:
             if active is None:
                 active = self._active_children[method] = self._active.labels(method)
             active.inc()
+        exemplar: dict[str, str] | None = None
+        if self._exemplars:
+            if self._tracing:
+                # trace_id/span_id of the current span (an outer OpenTelemetry ASGI
+                # middleware's server span), else the correlation ID
+                exemplar = _tracing.request_exemplar(cid or None, self.registry.failures)
+            elif cid:
+                exemplar = {"correlation_id": cid}
+        elif cid and self._tracing and _tracing.tracing_active():
+            _tracing.annotate_current_span(cid, self.registry.failures)
         root_path = scope.get("root_path", "")
         status = 0
         response_size = 0
@@ -169,11 +185,11 @@ class HttpMetricsMiddleware:
                     message["headers"] = [*message.get("headers", ()), cid_header]
             await send(message)
 
-        exception: BaseException | None = None
+        failure: BaseException | None = None
         try:
             await self.app(scope, receive, send_wrapper)
         except BaseException as exc:
-            exception = exc
+            failure = exc
             raise
         finally:
             duration = (finished or perf_counter()) - start
@@ -185,18 +201,18 @@ class HttpMetricsMiddleware:
                     template = route.path
                 else:
                     template = self._mounted_template(scope, route, root_path)
-                if exception is not None:
+                if failure is not None:
                     if status == 0:
                         status = 500  # the server answers an escaped exception with a 500
-                    self._exceptions.labels(method, template, type(exception).__name__).inc()
+                    self._exceptions.labels(method, template, type(failure).__name__).inc()
                 elif not finished and status:
                     # The response started but its body never finished: the client left.
                     self._disconnects.labels(method, template).inc()
                 children = self._children.get((method, template, status))
                 if children is None:
                     children = self._new_children((method, template, status))
-                if cid and self._exemplars:
-                    children[0].observe(duration, {"correlation_id": cid})
+                if exemplar is not None:
+                    children[0].observe(duration, exemplar)
                 else:
                     children[0].observe(duration)
                 if self._record_sizes:
@@ -204,6 +220,9 @@ class HttpMetricsMiddleware:
                     if request_size >= 0:
                         children[1].observe(request_size)
                     children[2].observe(response_size)
+                if self._access_log is not None:
+                    self._access_log.log_request(method, template, status, duration, cid or None,
+                                                 correlation_id_is_uuid=True)
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
@@ -255,9 +274,10 @@ class HttpMetricsMiddleware:
             for key, value in scope.get("headers", ()):
                 if key == self._header_raw:
                     incoming = value
-            token = _correlation.correlation_id_var.set(
-                _correlation.valid_correlation_id(incoming) or _correlation.new_correlation_id()
-            )
+            cid = _correlation.valid_correlation_id(incoming) or _correlation.new_correlation_id()
+            token = _correlation.correlation_id_var.set(cid)
+            if self._tracing and _tracing.tracing_active():
+                _tracing.annotate_current_span(cid, self.registry.failures)
 
         async def receive_wrapper() -> Message:
             nonlocal received, close_code

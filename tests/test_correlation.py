@@ -72,3 +72,11 @@ def test_contextvar_follows_tasks():
             assert await asyncio.create_task(child()) == cid
 
     asyncio.run(main())
+
+
+def test_inject_without_a_bound_id_does_not_bind_one():
+    assert corr.get_correlation_id() is None
+    first = corr.inject({})["correlation_id"]
+    second = corr.inject({})["correlation_id"]
+    assert first != second and uuid.UUID(first)
+    assert corr.get_correlation_id() is None
