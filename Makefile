@@ -35,7 +35,14 @@ lint: venv
 	$(BIN)/ruff check instrument exporters tests benchmarks
 	$(BIN)/mypy
 
-bench: venv
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	command -v wrk >/dev/null 2>&1 || ./scripts/ensure-debs.sh wrk
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
 demo:

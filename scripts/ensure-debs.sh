@@ -2,6 +2,8 @@
 # Install the Debian packages the integration tests and the demo run for real:
 # Prometheus (+ promtool), Alertmanager (+ amtool), Redis and the Pushgateway.
 # Installs only what is missing; needs root (or sudo) the first time.
+# Extra arguments name more commands, each from the Debian package of that
+# name (e.g. `ensure-debs.sh wrk` for the benchmarks).
 set -euo pipefail
 
 declare -A wanted=(
@@ -12,6 +14,7 @@ declare -A wanted=(
   [redis-server]=redis-server
   [prometheus-pushgateway]=prometheus-pushgateway
 )
+for extra in "$@"; do wanted[$extra]=$extra; done
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
