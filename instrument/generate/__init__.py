@@ -1,0 +1,2 @@
+"""Generators: Prometheus config, recording/alert/SLO rules (and, from their modules,
+Alertmanager config and Kubernetes manifests) from the catalog and a project config."""

@@ -1,0 +1,599 @@
+"""The project config the generators read: service, scrape targets, thresholds, SLOs, receivers.
+
+A config is YAML (``promkit.yaml``) or a Python file exposing ``CONFIG`` (a
+mapping shaped like the YAML, or a :class:`Config`). :func:`load_config` parses
+and validates it; every problem raises :class:`ConfigError` naming the file,
+the field path (``slos[1].threshold_seconds``), the line when the file is YAML,
+and what is wrong.
+
+The dataclasses are frozen; field names are the YAML keys (``continue`` is
+``Route.continue_``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import runpy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from instrument.catalog import STANDARD_CATALOG
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "RECEIVER_TYPES",
+    "SLO_TYPES",
+    "AlertmanagerTargets",
+    "Budgets",
+    "Config",
+    "ConfigError",
+    "Receiver",
+    "Route",
+    "SLOSpec",
+    "ScrapeTarget",
+    "Thresholds",
+    "config_from_mapping",
+    "format_duration",
+    "load_config",
+    "parse_duration",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "demo" / "promkit.yaml"
+"""The demo's config, the default of ``promkit generate`` (in a source checkout)."""
+
+SLO_TYPES = ("availability", "latency", "job_success", "auth_success")
+RECEIVER_TYPES = ("webhook", "ntfy", "discord", "slack")
+LATENCY_SLO_METRIC = "http_server_request_duration_seconds"
+
+_DURATION = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SLO_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_ALERT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_TARGET = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+class ConfigError(ValueError):
+    """A config problem: ``str()`` reads ``FILE:LINE: PATH: PROBLEM``."""
+
+    def __init__(self, source: str, path: str, problem: str, line: int | None = None) -> None:
+        self.source = source
+        self.path = path
+        self.problem = problem
+        self.line = line
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {path}: {problem}" if path else f"{where}: {problem}")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration (``90s``, ``5m``, ``1h30m``, ``7d``); ValueError if bad."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration; use a number and a unit "
+                         "(ms, s, m, h, d, w, y), e.g. '15s', '5m', '1h30m', '7d'")
+    return float(sum(int(g) * u for g, u in zip(match.groups(), _DURATION_UNITS) if g))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Prometheus duration for whole ``seconds`` (``3600`` -> ``1h``)."""
+    total = round(seconds)
+    if total <= 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out.append(f"{total // size}{unit}")
+            total %= size
+    return "".join(out)
+
+
+# -- the config ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One scrape job; every target gets the label ``service=<Config.service>``."""
+
+    job: str
+    targets: tuple[str, ...]
+    metrics_path: str = "/metrics"
+    scheme: str = "http"
+
+
+@dataclass(frozen=True)
+class AlertmanagerTargets:
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Alert thresholds; every field has the issue's default."""
+
+    http_error_ratio: float = 0.02
+    http_5xx_rate: float = 1.0
+    http_p95_seconds: float = 0.5
+    queue_depth: float = 30
+    queue_oldest_age_seconds: float = 300
+    disk_used_ratio: float = 0.8
+    auth_failures_15m: float = 100
+    stage_failure_ratio: float = 0.05
+    external_error_ratio: float = 0.1
+    external_p95_seconds: float = 10
+    job_p95_seconds: float = 30
+
+
+_RATIO_THRESHOLDS = frozenset({
+    "http_error_ratio", "disk_used_ratio", "stage_failure_ratio", "external_error_ratio",
+})
+
+
+@dataclass(frozen=True)
+class SLOSpec:
+    """An SLO: ``objective`` of events good over ``window``.
+
+    ``type``: ``availability`` (HTTP requests not 5xx), ``latency`` (HTTP
+    requests faster than ``threshold_seconds``, a bucket bound of
+    ``http_server_request_duration_seconds``), ``job_success`` (jobs finished
+    with outcome ``success``), ``auth_success`` (auth attempts with outcome
+    ``success``).
+    """
+
+    name: str
+    type: str
+    objective: float
+    window: str = "30d"
+    threshold_seconds: float | None = None
+
+    @property
+    def error_budget(self) -> float:
+        return 1.0 - self.objective
+
+
+@dataclass(frozen=True)
+class Budgets:
+    cpu_hours_per_month: float | None = None
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A notification target; exactly one of ``url``, ``url_file``, ``url_env``."""
+
+    name: str
+    type: str
+    url: str | None = None
+    url_file: str | None = None
+    url_env: str | None = None
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    """An Alertmanager route: alerts whose labels equal ``match`` go to ``receiver``."""
+
+    receiver: str
+    match: Mapping[str, str] = field(default_factory=dict)
+    continue_: bool = False
+    group_by: tuple[str, ...] | None = None
+    group_wait: str | None = None
+    group_interval: str | None = None
+    repeat_interval: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    service: str
+    targets: tuple[ScrapeTarget, ...]
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    alertmanager: AlertmanagerTargets | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    slos: tuple[SLOSpec, ...] = ()
+    slo_min_events_per_hour: float = 10.0
+    budgets: Budgets = field(default_factory=Budgets)
+    receivers: tuple[Receiver, ...] = ()
+    routes: tuple[Route, ...] = ()
+    runbook_base: str = "docs/runbooks"
+    """Runbook annotation of alert ``A``: ``<runbook_base>/A.md`` (a path or a URL prefix)."""
+    alert_for: Mapping[str, str] = field(default_factory=dict)
+    """Per-alert ``for`` overrides by alert name (e.g. short ones in tests)."""
+    source: str = field(default="<config>", compare=False)
+    """Where the config came from, for messages and generated-file headers."""
+
+    @property
+    def evaluation_seconds(self) -> float:
+        return parse_duration(self.evaluation_interval)
+
+    def receiver(self, name: str) -> Receiver:
+        for receiver in self.receivers:
+            if receiver.name == name:
+                return receiver
+        raise KeyError(f"no receiver named {name!r}")
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML (``.yaml``/``.yml``) or Python (``.py``, ``CONFIG``) config."""
+    path = Path(path)
+    source = str(path)
+    if path.suffix == ".py":
+        try:
+            namespace = runpy.run_path(str(path))
+        except FileNotFoundError:
+            raise ConfigError(source, "", "file not found") from None
+        except Exception as exc:  # the user's code: report, don't crash
+            raise ConfigError(source, "", f"running the file failed: {exc!r}") from None
+        if "CONFIG" not in namespace:
+            raise ConfigError(source, "", "a Python config must define CONFIG "
+                              "(a mapping like the YAML config, or a Config)")
+        value = namespace["CONFIG"]
+        if isinstance(value, Config):
+            return config_from_mapping(_config_to_mapping(value), source=source)
+        return config_from_mapping(value, source=source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"cannot read: {exc}") from None
+    return config_from_yaml(text, source=source)
+
+
+def config_from_yaml(text: str, *, source: str = "<config>") -> Config:
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(source, "", f"YAML syntax error: {problem}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"YAML error: {exc}") from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _node_lines(node, "", lines)
+    return config_from_mapping(data, source=source, lines=lines)
+
+
+def _node_lines(node: Any, path: str, out: dict[str, int]) -> None:
+    import yaml
+
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = f"{path}.{key.value}" if path else str(key.value)
+            out.setdefault(name, key.start_mark.line + 1)
+            _node_lines(value, name, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _node_lines(item, f"{path}[{i}]", out)
+
+
+def _config_to_mapping(config: Config) -> dict[str, Any]:
+    """A Config as plain data (for re-validation of Python configs)."""
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "__dataclass_fields__"):
+            out = {}
+            for f in fields(value):
+                if f.name == "source":
+                    continue
+                item = getattr(value, f.name)
+                if item is None:
+                    continue
+                out["continue" if f.name == "continue_" else f.name] = plain(item)
+            return out
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    result: dict[str, Any] = plain(config)
+    return result
+
+
+class _Reader:
+    """Typed access to the raw data with errors that name the field path and line."""
+
+    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+
+    def error(self, path: str, problem: str) -> ConfigError:
+        line = None
+        probe = path
+        while probe:
+            if probe in self.lines:
+                line = self.lines[probe]
+                break
+            probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+        return ConfigError(self.source, path, problem, line=line)
+
+    def mapping(self, value: Any, path: str, allowed: Sequence[str],
+                required: Sequence[str] = ()) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"expected a mapping, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                raise self.error(_join(path, str(key)),
+                                 f"unknown key {key!r}; expected one of {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                raise self.error(path or "(top level)", f"missing required key {key!r}")
+        return value
+
+    def string(self, value: Any, path: str, pattern: re.Pattern[str] | None = None,
+               what: str = "") -> str:
+        if not isinstance(value, str) or not value:
+            raise self.error(path, f"expected a non-empty string, got {_kind(value)}")
+        if pattern is not None and not pattern.match(value):
+            raise self.error(path, f"{value!r} is not a valid {what or 'value'}")
+        return value
+
+    def duration(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise self.error(path, f"expected a duration string like '15s' or '7d', got "
+                             f"{_kind(value)}")
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise self.error(path, str(exc)) from None
+        if seconds <= 0:
+            raise self.error(path, f"{value!r}: a duration must be positive")
+        return value
+
+    def number(self, value: Any, path: str, *, minimum: float | None = None,
+               exclusive_min: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value):
+            raise self.error(path, f"expected a finite number, got {_kind(value)}")
+        if minimum is not None and (value < minimum or (exclusive_min and value == minimum)):
+            bound = f"> {minimum:g}" if exclusive_min else f">= {minimum:g}"
+            raise self.error(path, f"{value!r} is out of range; must be {bound}")
+        return float(value)
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(path, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def sequence(self, value: Any, path: str) -> Sequence[Any]:
+        if not isinstance(value, (list, tuple)):
+            raise self.error(path, f"expected a list, got {_kind(value)}")
+        return value
+
+    def strings(self, value: Any, path: str, pattern: re.Pattern[str] | None = None,
+                what: str = "", non_empty: bool = True) -> tuple[str, ...]:
+        items = self.sequence(value, path)
+        if non_empty and not items:
+            raise self.error(path, "the list is empty")
+        return tuple(self.string(v, f"{path}[{i}]", pattern, what) for i, v in enumerate(items))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+_TOP_KEYS = ("service", "scrape_interval", "evaluation_interval", "targets", "alertmanager",
+             "thresholds", "slos", "slo_min_events_per_hour", "budgets", "receivers", "routes",
+             "runbook_base", "alert_for")
+
+
+def config_from_mapping(data: Any, *, source: str = "<config>",
+                        lines: Mapping[str, int] | None = None) -> Config:
+    """Validate plain data (the parsed YAML, or a Python config's CONFIG) into a Config."""
+    r = _Reader(source, lines or {})
+    if data is None:
+        raise r.error("", "the config is empty")
+    top = r.mapping(data, "", _TOP_KEYS, required=("service", "targets"))
+    service = r.string(top["service"], "service", _SERVICE,
+                       "service name (letters, digits, '_', '.', '-')")
+    kwargs: dict[str, Any] = {"service": service, "source": source}
+    for key in ("scrape_interval", "evaluation_interval"):
+        if key in top:
+            kwargs[key] = r.duration(top[key], key)
+    kwargs["targets"] = _targets(r, top["targets"])
+    if top.get("alertmanager") is not None:
+        am = r.mapping(top["alertmanager"], "alertmanager", ("targets",), required=("targets",))
+        kwargs["alertmanager"] = AlertmanagerTargets(
+            _host_ports(r, am["targets"], "alertmanager.targets"))
+    if top.get("thresholds") is not None:
+        kwargs["thresholds"] = _thresholds(r, top["thresholds"])
+    if top.get("slos") is not None:
+        kwargs["slos"] = _slos(r, top["slos"])
+    if "slo_min_events_per_hour" in top:
+        kwargs["slo_min_events_per_hour"] = r.number(
+            top["slo_min_events_per_hour"], "slo_min_events_per_hour", minimum=0)
+    if top.get("budgets") is not None:
+        b = r.mapping(top["budgets"], "budgets", ("cpu_hours_per_month",))
+        cpu = b.get("cpu_hours_per_month")
+        kwargs["budgets"] = Budgets(
+            None if cpu is None else r.number(cpu, "budgets.cpu_hours_per_month", minimum=0,
+                                              exclusive_min=True))
+    receivers = _receivers(r, top.get("receivers") or [])
+    kwargs["receivers"] = receivers
+    kwargs["routes"] = _routes(r, top.get("routes") or [], {x.name for x in receivers})
+    if "runbook_base" in top:
+        kwargs["runbook_base"] = r.string(top["runbook_base"], "runbook_base").rstrip("/")
+    if top.get("alert_for") is not None:
+        overrides = top["alert_for"]
+        if not isinstance(overrides, Mapping):
+            raise r.error("alert_for", f"expected a mapping of alert name to duration, got "
+                          f"{_kind(overrides)}")
+        kwargs["alert_for"] = {
+            r.string(k, f"alert_for.{k}", _ALERT_NAME, "alert name"):
+                r.duration(v, f"alert_for.{k}") for k, v in overrides.items()}
+    return Config(**kwargs)
+
+
+def _host_ports(r: _Reader, value: Any, path: str) -> tuple[str, ...]:
+    return r.strings(value, path, _TARGET, "target (host:port, no scheme or path)")
+
+
+def _targets(r: _Reader, value: Any) -> tuple[ScrapeTarget, ...]:
+    items = r.sequence(value, "targets")
+    if not items:
+        raise r.error("targets", "the list is empty; give at least one scrape job")
+    out: list[ScrapeTarget] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        path = f"targets[{i}]"
+        m = r.mapping(item, path, ("job", "targets", "metrics_path", "scheme"),
+                      required=("job", "targets"))
+        job = r.string(m["job"], f"{path}.job", _JOB_NAME, "job name")
+        if job in seen:
+            raise r.error(f"{path}.job", f"job {job!r} is defined twice")
+        seen.add(job)
+        metrics_path = r.string(m.get("metrics_path", "/metrics"), f"{path}.metrics_path")
+        if not metrics_path.startswith("/"):
+            raise r.error(f"{path}.metrics_path", f"{metrics_path!r} must start with '/'")
+        scheme = r.string(m.get("scheme", "http"), f"{path}.scheme")
+        if scheme not in ("http", "https"):
+            raise r.error(f"{path}.scheme", f"{scheme!r} is not http or https")
+        out.append(ScrapeTarget(job, _host_ports(r, m["targets"], f"{path}.targets"),
+                                metrics_path, scheme))
+    return tuple(out)
+
+
+def _thresholds(r: _Reader, value: Any) -> Thresholds:
+    names = [f.name for f in fields(Thresholds)]
+    m = r.mapping(value, "thresholds", names)
+    kwargs: dict[str, float] = {}
+    for key, raw in m.items():
+        path = f"thresholds.{key}"
+        number = r.number(raw, path, minimum=0, exclusive_min=True)
+        if key in _RATIO_THRESHOLDS and number >= 1:
+            raise r.error(path, f"{raw!r} is a ratio and must be below 1 (0.02 means 2%)")
+        kwargs[key] = number
+    return Thresholds(**kwargs)
+
+
+def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
+    out: list[SLOSpec] = []
+    seen: set[str] = set()
+    buckets = STANDARD_CATALOG[LATENCY_SLO_METRIC].buckets or ()
+    for i, item in enumerate(r.sequence(value, "slos")):
+        path = f"slos[{i}]"
+        m = r.mapping(item, path, ("name", "type", "objective", "window", "threshold_seconds"),
+                      required=("name", "type", "objective"))
+        name = r.string(m["name"], f"{path}.name", _SLO_NAME,
+                        "SLO name (lowercase letters, digits and '-')")
+        if name in seen:
+            raise r.error(f"{path}.name", f"SLO {name!r} is defined twice")
+        seen.add(name)
+        kind = r.string(m["type"], f"{path}.type")
+        if kind not in SLO_TYPES:
+            raise r.error(f"{path}.type", f"unknown SLO type {kind!r}; expected one of "
+                          f"{', '.join(SLO_TYPES)}")
+        objective = r.number(m["objective"], f"{path}.objective")
+        if not 0 < objective < 1:
+            raise r.error(f"{path}.objective", f"{m['objective']!r} must be strictly between 0 "
+                          "and 1 (0.99 means 99%)")
+        window = r.duration(m.get("window", "30d"), f"{path}.window")
+        threshold = m.get("threshold_seconds")
+        if kind == "latency":
+            if threshold is None:
+                raise r.error(path, "a latency SLO needs threshold_seconds")
+            threshold = r.number(threshold, f"{path}.threshold_seconds", minimum=0,
+                                 exclusive_min=True)
+            if threshold not in buckets:
+                raise r.error(f"{path}.threshold_seconds",
+                              f"{threshold:g} is not a bucket bound of {LATENCY_SLO_METRIC}; "
+                              f"use one of {', '.join(f'{b:g}' for b in buckets)}")
+        elif threshold is not None:
+            raise r.error(f"{path}.threshold_seconds",
+                          f"only latency SLOs take threshold_seconds, this one is {kind!r}")
+        out.append(SLOSpec(name, kind, objective, window, threshold))
+    return tuple(out)
+
+
+def _receivers(r: _Reader, value: Any) -> tuple[Receiver, ...]:
+    out: list[Receiver] = []
+    seen: set[str] = set()
+    for i, item in enumerate(r.sequence(value, "receivers")):
+        path = f"receivers[{i}]"
+        m = r.mapping(item, path, ("name", "type", "url", "url_file", "url_env",
+                                   "send_resolved"), required=("name", "type"))
+        name = r.string(m["name"], f"{path}.name")
+        if name in seen:
+            raise r.error(f"{path}.name", f"receiver {name!r} is defined twice")
+        seen.add(name)
+        kind = r.string(m["type"], f"{path}.type")
+        if kind not in RECEIVER_TYPES:
+            raise r.error(f"{path}.type", f"unknown receiver type {kind!r}; expected one of "
+                          f"{', '.join(RECEIVER_TYPES)}")
+        given = [k for k in ("url", "url_file", "url_env") if m.get(k) is not None]
+        if len(given) != 1:
+            which = "none" if not given else " and ".join(given)
+            raise r.error(path, f"give exactly one of url, url_file, url_env (got {which}); "
+                          "keep secret URLs out of the config with url_file or url_env")
+        url = m.get("url")
+        if url is not None:
+            url = r.string(url, f"{path}.url")
+            if not re.match(r"^https?://", url):
+                raise r.error(f"{path}.url", f"{url!r} is not an http(s) URL")
+        url_file = None if m.get("url_file") is None else r.string(m["url_file"],
+                                                                    f"{path}.url_file")
+        url_env = None if m.get("url_env") is None else r.string(
+            m["url_env"], f"{path}.url_env", re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"),
+            "environment variable name")
+        send_resolved = r.boolean(m.get("send_resolved", True), f"{path}.send_resolved")
+        out.append(Receiver(name, kind, url, url_file, url_env, send_resolved))
+    return tuple(out)
+
+
+def _routes(r: _Reader, value: Any, receivers: set[str]) -> tuple[Route, ...]:
+    out: list[Route] = []
+    for i, item in enumerate(r.sequence(value, "routes")):
+        path = f"routes[{i}]"
+        m = r.mapping(item, path, ("match", "receiver", "continue", "group_by", "group_wait",
+                                   "group_interval", "repeat_interval"), required=("receiver",))
+        receiver = r.string(m["receiver"], f"{path}.receiver")
+        if receiver not in receivers:
+            known = ", ".join(sorted(receivers)) or "none defined"
+            raise r.error(f"{path}.receiver", f"unknown receiver {receiver!r} ({known})")
+        match: dict[str, str] = {}
+        if m.get("match") is not None:
+            raw = m["match"]
+            if not isinstance(raw, Mapping):
+                raise r.error(f"{path}.match", f"expected a mapping of label to value, got "
+                              f"{_kind(raw)}")
+            for k, v in raw.items():
+                label = r.string(k, f"{path}.match.{k}", _LABEL_NAME, "label name")
+                match[label] = r.string(v, f"{path}.match.{k}")
+        group_by = None
+        if m.get("group_by") is not None:
+            group_by = r.strings(m["group_by"], f"{path}.group_by")
+        durations = {k: (None if m.get(k) is None else r.duration(m[k], f"{path}.{k}"))
+                     for k in ("group_wait", "group_interval", "repeat_interval")}
+        out.append(Route(receiver, match, r.boolean(m.get("continue", False), f"{path}.continue"),
+                         group_by, **durations))
+    return tuple(out)
