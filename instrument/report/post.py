@@ -1,0 +1,96 @@
+"""Send the digest to a webhook: Discord, Slack, ntfy or a generic JSON receiver.
+
+Something is always sent — ``✓ nominal`` or ``⚠ n issues`` with the top
+issues — so a digest that stops arriving means the job broke. The payload
+shape follows the URL's host (``discord.com``/``discordapp.com``,
+``hooks.slack.com``, ``ntfy.sh`` or a host with ``ntfy`` in its name) unless
+``fmt`` names one.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from instrument.report.model import Report
+from instrument.report.render import digest
+
+__all__ = ["FORMATS", "PostError", "build_payload", "detect_format", "post_report"]
+
+FORMATS = ("auto", "discord", "slack", "ntfy", "generic")
+
+
+class PostError(Exception):
+    """The webhook could not be reached or refused the digest (one-line message)."""
+
+
+def detect_format(url: str) -> str:
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host.endswith(("discord.com", "discordapp.com")):
+        return "discord"
+    if host.endswith("slack.com"):
+        return "slack"
+    if "ntfy" in host:
+        return "ntfy"
+    return "generic"
+
+
+def build_payload(report: Report, fmt: str) -> tuple[bytes, dict[str, str]]:
+    """``(body, headers)`` for the format (``auto`` is resolved by :func:`post_report`)."""
+    title, body = digest(report)
+    if fmt == "discord":
+        # Discord caps a message at 2000 characters; digest() stays under.
+        data: dict[str, Any] = {"content": f"**{title}**\n{body}"}
+        return json.dumps(data).encode(), {"Content-Type": "application/json"}
+    if fmt == "slack":
+        data = {"text": f"*{title}*\n{body}"}
+        return json.dumps(data).encode(), {"Content-Type": "application/json"}
+    if fmt == "ntfy":
+        critical = any(i.severity == "critical" for i in report.issues)
+        headers = {
+            "Content-Type": "text/plain; charset=utf-8",
+            # HTTP headers are latin-1: ntfy accepts RFC 2047 for the rest.
+            "Title": "=?UTF-8?B?" + _b64(title) + "?=",
+            "Priority": "high" if critical else ("default" if report.issues else "low"),
+            "Tags": "warning" if report.issues else "white_check_mark",
+        }
+        return body.encode(), headers
+    if fmt == "generic":
+        data = {"title": title, "text": body, "status": report.status,
+                "issues": len(report.issues), "report": report.to_dict(charts=False)}
+        return json.dumps(data, ensure_ascii=False).encode(), {
+            "Content-Type": "application/json"}
+    raise ValueError(f"unknown post format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def post_report(report: Report, url: str, *, fmt: str = "auto", timeout: float = 10.0) -> str:
+    """POST the digest; returns the format used. Raises :class:`PostError`."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise PostError(f"--post URL must be http(s), not {url.split(':', 1)[0]!r}")
+    chosen = detect_format(url) if fmt == "auto" else fmt
+    body, headers = build_payload(report, chosen)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    where = _redacted(url)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise PostError(f"webhook {where} answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise PostError(f"cannot reach webhook {where}: {getattr(exc, 'reason', exc)}") from None
+    return chosen
+
+
+def _redacted(url: str) -> str:
+    """Scheme and host only: webhook paths often hold the secret."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
