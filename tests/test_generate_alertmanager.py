@@ -389,3 +389,25 @@ def test_committed_alertmanager_matches_generator(tmp_path: Path) -> None:
     generated = write_alertmanager(config, tmp_path, rules=rules)
     assert committed.read_text() == generated.read_text(), (
         "prometheus/alertmanager.yml is stale: run `promkit generate`")
+
+
+# -- runbooks --------------------------------------------------------------------------------
+
+
+def test_every_alert_has_a_runbook_page_and_every_page_an_alert() -> None:
+    config = _demo_config()
+    rules = _alert_rules(config)
+    runbooks = REPO / "docs" / "runbooks"
+    pages = {p.name for p in runbooks.glob("*.md")}
+    linked = set()
+    for rule in rules:
+        link = rule["annotations"]["runbook"]
+        assert link == f"{config.runbook_base}/{rule['alert']}.md", rule["alert"]
+        assert (REPO / link).is_file(), f"{rule['alert']}: no runbook page {link}"
+        linked.add(Path(link).name)
+    assert pages - linked == set(), f"runbook pages with no alert: {sorted(pages - linked)}"
+    for name in pages:
+        text = (runbooks / name).read_text()
+        assert text.startswith(f"# {name[:-3]}\n"), name
+        for section in ("## What it means", "## First queries", "## Likely causes"):
+            assert section in text, f"{name}: missing {section!r}"
