@@ -283,7 +283,95 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_serve, _add_report]
+# -- promkit load --------------------------------------------------------------------------
+
+
+def _add_load(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "load",
+        help="ramp concurrent virtual users against a loopback service to find its "
+             "breaking point",
+        allow_abbrev=False,
+        description=(
+            "Run virtual users doing weighted request flows against --url, ramping the "
+            "number of users step by step until a step's p95 latency or error ratio passes "
+            "its limit (the breaking point), --users-max is done, or a bound (--max-seconds, "
+            "--max-requests) is hit. Prints a per-step table (users, rps, p50/p95/p99, "
+            "errors) and the breaking point, or JSON with --json. Only loopback URLs "
+            "(127.0.0.0/8, ::1, localhost) are accepted: our machines must never load-test "
+            "anything else. --allow-remote lifts that for a service you own, elsewhere. "
+            "Exit codes: 0 run done (breaking point found or not), 2 bad arguments or URL."
+        ),
+    )
+    parser.add_argument("--url", default="http://127.0.0.1:8000",
+                        help="base URL of the service (default: %(default)s, the demo API)")
+    parser.add_argument("--flows", default="demo", metavar="demo|FILE",
+                        help="the demo API's flows, or a JSON/YAML flow file (see "
+                             "docs/report.md) (default: %(default)s)")
+    parser.add_argument("--users-start", type=int, default=1, metavar="N",
+                        help="virtual users in the first step (default: %(default)s)")
+    parser.add_argument("--users-max", type=int, default=64, metavar="N",
+                        help="most virtual users (default: %(default)s)")
+    parser.add_argument("--users-factor", type=float, default=2.0, metavar="X",
+                        help="users are multiplied by X each step (default: %(default)s)")
+    parser.add_argument("--step-seconds", type=float, default=10.0, metavar="S",
+                        help="length of each step (default: %(default)s)")
+    parser.add_argument("--max-seconds", type=float, default=120.0, metavar="S",
+                        help="stop after S seconds in all (default: %(default)s)")
+    parser.add_argument("--max-requests", type=int, default=100_000, metavar="N",
+                        help="stop after N requests in all (default: %(default)s)")
+    parser.add_argument("--p95-max-ms", type=float, default=500.0, metavar="MS",
+                        help="a step breaks when its p95 exceeds MS (default: %(default)s)")
+    parser.add_argument("--error-ratio-max", type=float, default=0.05, metavar="R",
+                        help="a step breaks when its error ratio exceeds R "
+                             "(default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="per-request timeout (default: %(default)s)")
+    parser.add_argument("--think-seconds", type=float, default=0.0, metavar="S",
+                        help="mean pause of a user between flows (default: %(default)s)")
+    parser.add_argument("--seed", type=int, help="seed the users' flow choices")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="accept a non-loopback URL (never on shared or CI machines)")
+    parser.set_defaults(handler=_load)
+
+
+def _load(args: argparse.Namespace) -> int:
+    import json
+
+    from instrument.loadgen import LoadConfig, LoadError, check_loopback, load_flows, run_cli
+
+    try:
+        url = check_loopback(args.url, allow_remote=args.allow_remote)
+        config = LoadConfig(
+            url=url, flows=load_flows(args.flows), users_start=args.users_start,
+            users_max=args.users_max, users_factor=args.users_factor,
+            step_seconds=args.step_seconds, max_seconds=args.max_seconds,
+            max_requests=args.max_requests, p95_max_ms=args.p95_max_ms,
+            error_ratio_max=args.error_ratio_max, timeout=args.timeout,
+            think_seconds=args.think_seconds, seed=args.seed)
+        config.validate()
+    except LoadError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        raise UsageError("promkit load needs httpx: pip install httpx") from None
+    try:
+        result = run_cli(config)
+    except KeyboardInterrupt:
+        print("promkit: load run interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        from instrument.loadgen import render_summary
+
+        sys.stdout.write(render_summary(result))
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_serve, _add_report, _add_load]
 """The functions that add each subcommand's parser (each sets ``handler``)."""
 
 

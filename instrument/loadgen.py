@@ -1,0 +1,552 @@
+"""``promkit load``: find how many concurrent users break a service.
+
+Virtual users (asyncio tasks sharing one ``httpx.AsyncClient``) repeat flows
+— short request sequences picked by weight — while the number of users ramps
+up step by step (``users_start``, times ``users_factor`` each step, up to
+``users_max``). After each step the step's latency percentiles and error
+ratio are checked: the first step whose p95 exceeds ``p95_max_ms`` or whose
+error ratio exceeds ``error_ratio_max`` is the breaking point, and the run
+stops. A run is bounded in wall time (``max_seconds``) and in requests
+(``max_requests``), and by default refuses any URL that is not loopback.
+
+Flows are data (:class:`Flow`, :class:`FlowRequest`); the ``demo`` set
+drives the demo API, and a JSON or YAML file can define others::
+
+    {"flows": [
+      {"name": "browse", "weight": 3, "requests": [{"method": "GET", "path": "/recipes"}]},
+      {"name": "submit", "weight": 1, "requests": [
+        {"method": "POST", "path": "/jobs", "json": {"pages": 2}, "expect": [202],
+         "save": {"job_id": "job_id"}},
+        {"method": "GET", "path": "/jobs/{job_id}"}]}]}
+
+A request counts as an error when it fails to complete (connection error,
+timeout) or when its status is not expected: ``expect`` lists the statuses
+that count as success; without it, any status below 400 does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import math
+import random
+import socket
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = [
+    "DEMO_FLOWS",
+    "Flow",
+    "FlowError",
+    "FlowRequest",
+    "LoadConfig",
+    "LoadError",
+    "LoadResult",
+    "StepResult",
+    "check_loopback",
+    "load_flows",
+    "parse_flows",
+    "percentile",
+    "render_summary",
+    "run_load",
+]
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+class LoadError(Exception):
+    """A load run cannot start (bad URL, non-loopback target, bad limits)."""
+
+
+class FlowError(LoadError):
+    """A flow definition is invalid; the message names the flow and request."""
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    method: str
+    path: str
+    json: Any = None
+    expect: tuple[int, ...] = ()
+    save: tuple[tuple[str, str], ...] = ()
+    """``(variable, response JSON key)`` pairs; later paths use ``{variable}``."""
+
+    def ok(self, status: int) -> bool:
+        return status in self.expect if self.expect else status < 400
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    weight: float
+    requests: tuple[FlowRequest, ...]
+
+
+DEMO_FLOWS: tuple[Flow, ...] = (
+    Flow("browse", 4, (FlowRequest("GET", "/recipes"),
+                       FlowRequest("GET", "/recipes?q=soup"))),
+    Flow("login", 2, (FlowRequest("POST", "/login",
+                                  {"username": "demo", "password": "demo-password"}),)),
+    Flow("bad_login", 0.5, (FlowRequest("POST", "/login",
+                                        {"username": "demo", "password": "wrong"},
+                                        expect=(401,)),)),
+    Flow("submit_job", 2, (FlowRequest("POST", "/jobs", {"pages": 2}, expect=(202,),
+                                       save=(("job_id", "job_id"),)),
+                           FlowRequest("GET", "/jobs/{job_id}"))),
+    Flow("assist", 1, (FlowRequest("POST", "/assist", {"prompt": "Suggest a dinner."}),)),
+)
+"""The demo API's flows (demo/api.py): recipes, logins (one deliberately wrong), a job
+submitted then polled, and an LLM-backed call."""
+
+
+def parse_flows(data: Any, where: str = "flows") -> tuple[Flow, ...]:
+    """Flows from ``{"flows": [...]}`` or a bare list, validated."""
+    if isinstance(data, Mapping):
+        data = data.get("flows")
+    if not isinstance(data, list) or not data:
+        raise FlowError(f"{where}: expected a non-empty list of flows (or {{'flows': [...]}})")
+    flows = []
+    for i, raw in enumerate(data):
+        at = f"{where}: flow {i}"
+        if not isinstance(raw, Mapping):
+            raise FlowError(f"{at}: must be a mapping with name, weight, requests")
+        unknown = set(raw) - {"name", "weight", "requests"}
+        if unknown:
+            raise FlowError(f"{at}: unknown field(s) {sorted(unknown)}")
+        name = str(raw.get("name") or f"flow{i}")
+        at = f"{where}: flow {name!r}"
+        weight = raw.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+                math.isfinite(weight) and weight >= 0):
+            raise FlowError(f"{at}: weight must be a number >= 0, not {weight!r}")
+        reqs = raw.get("requests")
+        if not isinstance(reqs, list) or not reqs:
+            raise FlowError(f"{at}: requests must be a non-empty list")
+        flows.append(Flow(name, float(weight), tuple(_request(r, f"{at} request {j}")
+                                                     for j, r in enumerate(reqs))))
+    if not any(f.weight > 0 for f in flows):
+        raise FlowError(f"{where}: every flow has weight 0")
+    return tuple(flows)
+
+
+def _request(raw: Any, at: str) -> FlowRequest:
+    if not isinstance(raw, Mapping):
+        raise FlowError(f"{at}: must be a mapping with method and path")
+    unknown = set(raw) - {"method", "path", "json", "expect", "save"}
+    if unknown:
+        raise FlowError(f"{at}: unknown field(s) {sorted(unknown)}")
+    method = str(raw.get("method", "GET")).upper()
+    if method not in METHODS:
+        raise FlowError(f"{at}: method {method!r} is not one of {sorted(METHODS)}")
+    path = raw.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise FlowError(f"{at}: path must be a string starting with '/', not {path!r}")
+    expect = raw.get("expect", [])
+    if not isinstance(expect, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in expect):
+        raise FlowError(f"{at}: expect must be a list of HTTP statuses, not {expect!r}")
+    save = raw.get("save", {})
+    if not isinstance(save, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in save.items()):
+        raise FlowError(f"{at}: save must map variable names to response JSON keys")
+    return FlowRequest(method, path, raw.get("json"), tuple(expect), tuple(save.items()))
+
+
+def load_flows(spec: str) -> tuple[Flow, ...]:
+    """``"demo"`` or the path of a JSON or YAML flow file."""
+    if spec == "demo":
+        return DEMO_FLOWS
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowError(f"cannot read --flows {spec!r}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FlowError(f"--flows {spec!r} does not parse: {first}") from None
+    return parse_flows(data, spec)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses)
+
+
+def check_loopback(url: str, *, allow_remote: bool = False) -> str:
+    """The URL without a trailing slash; LoadError if it is not http(s) or not loopback."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LoadError(f"--url {url!r} is not an http(s) URL")
+    if not allow_remote and not _is_loopback_host(parts.hostname):
+        raise LoadError(f"--url {url!r} is not a loopback address (127.0.0.0/8, ::1, "
+                        "localhost); load tests from this tool only hit loopback unless you "
+                        "pass --allow-remote for a service you own")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    url: str
+    flows: tuple[Flow, ...] = DEMO_FLOWS
+    users_start: int = 1
+    users_max: int = 64
+    users_factor: float = 2.0
+    step_seconds: float = 10.0
+    max_seconds: float = 120.0
+    max_requests: int = 100_000
+    p95_max_ms: float = 500.0
+    error_ratio_max: float = 0.05
+    timeout: float = 10.0
+    think_seconds: float = 0.0
+    min_samples: int = 5
+    seed: int | None = None
+
+    def validate(self) -> None:
+        if not 1 <= self.users_start <= self.users_max:
+            raise LoadError(f"need 1 <= --users-start ({self.users_start}) <= --users-max "
+                            f"({self.users_max})")
+        if self.users_max > 10_000:
+            raise LoadError(f"--users-max {self.users_max} is over the limit of 10000")
+        if self.users_factor <= 1:
+            raise LoadError(f"--users-factor must be > 1, not {self.users_factor}")
+        for name, value, hi in (("--step-seconds", self.step_seconds, 3600),
+                                ("--max-seconds", self.max_seconds, 86400),
+                                ("--timeout", self.timeout, 600)):
+            if not 0 < value <= hi:
+                raise LoadError(f"{name} must be in (0, {hi}], not {value}")
+        if not 1 <= self.max_requests <= 10_000_000:
+            raise LoadError(f"--max-requests must be in [1, 10000000], not {self.max_requests}")
+        if self.p95_max_ms <= 0 or not 0 <= self.error_ratio_max <= 1:
+            raise LoadError("--p95-max-ms must be > 0 and --error-ratio-max in [0, 1]")
+        if self.think_seconds < 0:
+            raise LoadError("--think-seconds must be >= 0")
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of an already sorted sequence."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@dataclass
+class StepResult:
+    users: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    errors: int = 0
+    complete: bool = True
+    breached: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def quantiles(self) -> dict[str, float | None]:
+        values = sorted(self.latencies)
+        return {"p50": percentile(values, 50), "p95": percentile(values, 95),
+                "p99": percentile(values, 99)}
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.quantiles()
+        return {"users": self.users, "seconds": round(self.seconds, 3),
+                "requests": self.requests, "errors": self.errors,
+                "error_ratio": self.error_ratio, "rps": round(self.rps, 3),
+                "p50_seconds": q["p50"], "p95_seconds": q["p95"], "p99_seconds": q["p99"],
+                "complete": self.complete, "breached": list(self.breached)}
+
+
+@dataclass
+class LoadResult:
+    config: LoadConfig
+    steps: list[StepResult]
+    stop_reason: str
+    elapsed: float
+    breaking_point: StepResult | None = None
+
+    @property
+    def total_requests(self) -> int:
+        return sum(s.requests for s in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.config
+        bp = self.breaking_point
+        return {
+            "schema": "promkit.load/v1",
+            "url": c.url,
+            "flows": [f.name for f in c.flows],
+            "limits": {"users_start": c.users_start, "users_max": c.users_max,
+                       "users_factor": c.users_factor, "step_seconds": c.step_seconds,
+                       "max_seconds": c.max_seconds, "max_requests": c.max_requests,
+                       "p95_max_seconds": c.p95_max_ms / 1000,
+                       "error_ratio_max": c.error_ratio_max},
+            "steps": [s.to_dict() for s in self.steps],
+            "breaking_point": ({"users": bp.users, "reasons": list(bp.breached)}
+                               if bp is not None else None),
+            "max_users_ok": max((s.users for s in self.steps if not s.breached and s.complete),
+                                default=None),
+            "stop_reason": self.stop_reason,
+            "total_requests": self.total_requests,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+
+class _Run:
+    """Shared state of one run: the current step, the request budget, the stop flag."""
+
+    def __init__(self, config: LoadConfig) -> None:
+        self.config = config
+        self.stop = asyncio.Event()
+        self.reason = ""
+        self.issued = 0
+        self.step = StepResult(config.users_start)
+        self.in_flight = 0
+
+    def take(self) -> bool:
+        if self.issued >= self.config.max_requests:
+            self.halt("max_requests")
+            return False
+        self.issued += 1
+        return True
+
+    def halt(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason
+            self.stop.set()
+
+
+async def _user(run: _Run, client: Any, index: int) -> None:
+    import httpx
+
+    config = run.config
+    seed = None if config.seed is None else config.seed * 100_003 + index
+    rng = random.Random(seed)
+    weights = [f.weight for f in config.flows]
+    while not run.stop.is_set():
+        flow = rng.choices(config.flows, weights)[0]
+        variables: dict[str, str] = {}
+        for req in flow.requests:
+            if run.stop.is_set() or not run.take():
+                return
+            try:
+                path = req.path.format_map(variables) if variables else req.path
+            except (KeyError, ValueError, IndexError):
+                path = req.path
+            started = time.perf_counter()
+            ok = False
+            body: Any = None
+            run.in_flight += 1
+            try:
+                response = await client.request(req.method, path, json=req.json)
+                ok = req.ok(response.status_code)
+                if ok and req.save:
+                    with contextlib.suppress(ValueError):
+                        body = response.json()
+            except httpx.HTTPError:
+                ok = False
+            finally:
+                run.in_flight -= 1
+            # Count into the step the request finished in (a slow request that
+            # spans a step boundary is latency of the busier step).
+            finished = run.step
+            finished.latencies.append(time.perf_counter() - started)
+            if not ok:
+                finished.errors += 1
+                break
+            if isinstance(body, dict):
+                for var, key in req.save:
+                    if key in body:
+                        variables[var] = str(body[key])
+        if config.think_seconds:
+            await asyncio.sleep(config.think_seconds * rng.uniform(0.5, 1.5))
+
+
+Progress = Callable[[_Run, int, float], None]
+
+
+async def run_load(config: LoadConfig, *, progress: Progress | None = None) -> LoadResult:
+    """Ramp users until a threshold breaks, ``users_max`` is done, or a bound is hit."""
+    import httpx
+
+    config.validate()
+    run = _Run(config)
+    begin = time.perf_counter()
+    deadline = begin + config.max_seconds
+    steps: list[StepResult] = []
+    breaking: StepResult | None = None
+    tasks: list[asyncio.Task[None]] = []
+    limits = httpx.Limits(max_connections=config.users_max,
+                          max_keepalive_connections=config.users_max)
+    timeout = httpx.Timeout(min(config.timeout, config.max_seconds))
+    ticker: asyncio.Task[None] | None = None
+    async with httpx.AsyncClient(base_url=config.url, limits=limits, timeout=timeout,
+                                 follow_redirects=False) as client:
+        if progress is not None:
+            ticker = asyncio.create_task(_tick(run, progress, begin, lambda: len(steps)))
+        users = config.users_start
+        try:
+            while True:
+                step = StepResult(users)
+                run.step = step
+                while len(tasks) < users:
+                    tasks.append(asyncio.create_task(_user(run, client, len(tasks))))
+                step_start = time.perf_counter()
+                end = min(step_start + config.step_seconds, deadline)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(run.stop.wait(), max(0.0, end - step_start))
+                now = time.perf_counter()
+                step.seconds = now - step_start
+                steps.append(step)
+                if now >= deadline and not run.stop.is_set():
+                    run.halt("max_seconds")
+                if run.stop.is_set():
+                    # A step cut short by a bound is judged only when it ran long
+                    # enough to say anything.
+                    step.complete = step.seconds >= config.step_seconds * 0.999
+                    if step.complete or step.requests >= config.min_samples:
+                        _judge(step, config, run.in_flight)
+                    if step.breached:
+                        breaking = step
+                    break
+                _judge(step, config, run.in_flight)
+                if step.breached:
+                    breaking = step
+                    run.halt("breaking_point")
+                    break
+                if users >= config.users_max:
+                    run.halt("users_max")
+                    break
+                users = min(config.users_max, max(users + 1, math.ceil(users *
+                                                                        config.users_factor)))
+        finally:
+            run.halt(run.reason or "interrupted")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+    reason = run.reason
+    if breaking is not None:
+        reason = "breaking_point"
+    return LoadResult(config, steps, reason, time.perf_counter() - begin, breaking)
+
+
+def _judge(step: StepResult, config: LoadConfig, in_flight: int) -> None:
+    if step.requests < config.min_samples:
+        if step.requests == 0 and in_flight:
+            step.breached.append("no request completed during the step")
+        return
+    p95 = step.quantiles()["p95"]
+    if p95 is not None and p95 * 1000 > config.p95_max_ms:
+        step.breached.append(f"p95 {p95 * 1000:.0f} ms > {config.p95_max_ms:g} ms")
+    if step.error_ratio > config.error_ratio_max:
+        step.breached.append(f"error ratio {step.error_ratio:.1%} > "
+                             f"{config.error_ratio_max:.1%}")
+
+
+async def _tick(run: _Run, progress: Progress, begin: float, done: Callable[[], int]) -> None:
+    while True:
+        progress(run, done(), time.perf_counter() - begin)
+        await asyncio.sleep(0.25)
+
+
+def progress_bar(stream: TextIO) -> Progress:
+    """A one-line progress display redrawn in place on ``stream`` (a terminal)."""
+    def show(run: _Run, steps_done: int, elapsed: float) -> None:
+        c = run.config
+        step = run.step
+        frac = min(1.0, elapsed / c.max_seconds)
+        width = 20
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        q = step.quantiles()["p95"]
+        p95 = f"{q * 1000:.0f} ms" if q is not None else "–"
+        line = (f"[{bar}] step {steps_done + 1} users {step.users}/{c.users_max} | "
+                f"{run.issued} req | {step.rps if step.seconds else 0:.0f} rps | p95 {p95} | "
+                f"err {step.error_ratio:.1%} | {elapsed:.0f}/{c.max_seconds:.0f} s")
+        stream.write("\r" + line[:150] + "\033[K")
+        stream.flush()
+    return show
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value * 1000:.1f}"
+
+
+def render_summary(result: LoadResult) -> str:
+    """The per-step table and the breaking point, for a terminal."""
+    headers = ["users", "seconds", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors",
+               "error %", ""]
+    rows = []
+    for s in result.steps:
+        q = s.quantiles()
+        note = ("BREAKS: " + "; ".join(s.breached)) if s.breached else (
+            "" if s.complete else "(cut short)")
+        rows.append([str(s.users), f"{s.seconds:.1f}", str(s.requests), f"{s.rps:.1f}",
+                     _ms(q["p50"]), _ms(q["p95"]), _ms(q["p99"]), str(s.errors),
+                     f"{s.error_ratio * 100:.1f}", note])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.rjust(w) if i < len(headers) - 1 else c
+                        for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    c = result.config
+    bp = result.breaking_point
+    if bp is not None:
+        lines.append(f"breaking point: {bp.users} concurrent users ({'; '.join(bp.breached)})")
+    else:
+        why = {"users_max": f"all steps up to {c.users_max} users stayed within limits",
+               "max_seconds": f"stopped at --max-seconds {c.max_seconds:g}",
+               "max_requests": f"stopped at --max-requests {c.max_requests}",
+               }.get(result.stop_reason, f"stopped ({result.stop_reason})")
+        lines.append(f"breaking point: not reached ({why})")
+    lines.append(f"{result.total_requests} requests in {result.elapsed:.1f} s; limits: p95 <= "
+                 f"{c.p95_max_ms:g} ms, errors <= {c.error_ratio_max:.1%}")
+    return "\n".join(lines) + "\n"
+
+
+def run_cli(config: LoadConfig, *, show_progress: bool | None = None) -> LoadResult:
+    """Run with a progress bar on stderr when it is a terminal."""
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    progress = progress_bar(sys.stderr) if show_progress else None
+    try:
+        return asyncio.run(run_load(config, progress=progress))
+    finally:
+        if show_progress:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
