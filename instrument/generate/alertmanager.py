@@ -98,6 +98,14 @@ class AlertmanagerError(ValueError):
     """The project config cannot be turned into a safe Alertmanager config."""
 
 
+
+def _source(config: Config) -> str:
+    """The config's name as generated headers show it (relative, so output is portable)."""
+    import instrument.generate as package
+
+    name = getattr(package, "source_name", None)
+    return str(name(config)) if callable(name) else config.source
+
 def ntfy_url(url: str) -> str:
     """``url`` with ntfy's ``template=alertmanager`` query parameter (added once)."""
     parts = urlsplit(url)
@@ -300,7 +308,7 @@ def render_alertmanager(config: Config, **kwargs: Any) -> str:
 
     secrets_dir = kwargs.get("secrets_dir", DEFAULT_SECRETS_DIR)
     header = [generated_header("the Alertmanager config (routes, inhibition, receivers)",
-                               config.source).rstrip("\n")]
+                               _source(config)).rstrip("\n")]
     header += [
         "# Alertmanager >= 0.26 reads it as is; 0.25 (Debian bookworm) needs a runtime copy",
         "# with the URLs inlined: instrument.generate.alertmanager.write_runtime_alertmanager.",

@@ -66,6 +66,14 @@ COMPONENTS: tuple[Component, ...] = (
 )
 
 
+
+def _source(config: Config) -> str:
+    """The config's name as generated headers show it (relative, so output is portable)."""
+    import instrument.generate as package
+
+    name = getattr(package, "source_name", None)
+    return str(name(config)) if callable(name) else config.source
+
 def _labels(config: Config, release: str, component: str | None = None) -> dict[str, str]:
     labels = {
         "app.kubernetes.io/name": config.service,
@@ -152,7 +160,7 @@ def write_kubernetes(config: Config, out_dir: str | Path,
     for name, manifest in manifests.items():
         what = f"Kubernetes {manifest['kind']} for the Prometheus Operator"
         path = directory / name
-        path.write_text(generated_header(what, config.source) + dump_yaml(manifest),
+        path.write_text(generated_header(what, _source(config)) + dump_yaml(manifest),
                         encoding="utf-8")
         paths.append(path)
     return paths
