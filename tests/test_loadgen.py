@@ -1,0 +1,281 @@
+"""promkit load: flows, bounds and the breaking point, against a real local app.
+
+The app (uvicorn in a thread on 127.0.0.1) answers after a delay that grows
+with the number of requests in flight, and with 500s once too many are in
+flight, so the ramp has a breaking point to find.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from instrument.loadgen import (
+    DEMO_FLOWS,
+    FlowError,
+    LoadConfig,
+    LoadError,
+    check_loopback,
+    load_flows,
+    parse_flows,
+    percentile,
+    render_summary,
+    run_load,
+)
+
+PER_REQUEST_IN_FLIGHT = 0.004  # seconds of delay per request in flight
+
+
+class SlowApp:
+    """ASGI app: delay = 4 ms x in-flight requests; 500 when ``fail_over`` are in flight."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.requests = 0
+        self.fail_over: int | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        self.in_flight += 1
+        self.requests += 1
+        try:
+            await asyncio.sleep(PER_REQUEST_IN_FLIGHT * self.in_flight)
+            status = 500 if self.fail_over and self.in_flight > self.fail_over else 200
+            if scope["path"] == "/jobs" and status == 200:
+                status, body = 202, b'{"job_id": "j-42"}'
+            elif scope["path"].startswith("/jobs/"):
+                body = json.dumps({"seen": scope["path"]}).encode()
+            else:
+                body = b"{}"
+        finally:
+            self.in_flight -= 1
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def slow_app() -> Iterator[tuple[SlowApp, str]]:
+    app = SlowApp()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # uvicorn binds the port itself: a socket handed in via sockets= misses TCP_NODELAY
+    # and every answer waits ~40 ms for a delayed ACK.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+FLOW = parse_flows([{"name": "get", "requests": [{"method": "GET", "path": "/work"}]}])
+
+
+def test_breaking_point_found_by_p95(slow_app: tuple[SlowApp, str]) -> None:
+    _app, url = slow_app
+    # 1, 2, 4, 8 users: p95 ~ 4, 8, 16, 32 ms -> 8 users break a 25 ms limit.
+    config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=64, step_seconds=0.6,
+                        max_seconds=20, p95_max_ms=25, error_ratio_max=0.5, seed=1)
+    started = time.monotonic()
+    result = asyncio.run(run_load(config))
+    assert result.breaking_point is not None, render_summary(result)
+    assert result.stop_reason == "breaking_point"
+    assert result.breaking_point.users in (4, 8, 16), render_summary(result)
+    assert any("p95" in why for why in result.breaking_point.breached)
+    assert [s.users for s in result.steps][:3] == [1, 2, 4]
+    assert all(not s.breached for s in result.steps[:-1])
+    assert time.monotonic() - started < 10
+    data = result.to_dict()
+    assert data["breaking_point"]["users"] == result.breaking_point.users
+    assert data["max_users_ok"] == result.steps[-2].users
+    assert data["total_requests"] == sum(s["requests"] for s in data["steps"])
+    text = render_summary(result)
+    assert f"breaking point: {result.breaking_point.users} concurrent users" in text
+    assert "p95 ms" in text
+
+
+def test_breaking_point_found_by_error_ratio(slow_app: tuple[SlowApp, str]) -> None:
+    app, url = slow_app
+    app.fail_over = 3
+    config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=32, step_seconds=0.5,
+                        max_seconds=20, p95_max_ms=10_000, error_ratio_max=0.05)
+    result = asyncio.run(run_load(config))
+    assert result.breaking_point is not None, render_summary(result)
+    assert result.breaking_point.users >= 4
+    assert any("error ratio" in why for why in result.breaking_point.breached)
+
+
+def test_not_reached_when_users_max_holds(slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=2, step_seconds=0.3,
+                        max_seconds=20, p95_max_ms=1000)
+    result = asyncio.run(run_load(config))
+    assert result.breaking_point is None
+    assert result.stop_reason == "users_max"
+    assert [s.users for s in result.steps] == [1, 2]
+    assert "breaking point: not reached" in render_summary(result)
+
+
+def test_time_bound_holds(slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=64, step_seconds=0.4,
+                        max_seconds=1.0, p95_max_ms=10_000)
+    started = time.monotonic()
+    result = asyncio.run(run_load(config))
+    assert time.monotonic() - started < 2.5
+    assert result.stop_reason == "max_seconds"
+    assert result.breaking_point is None
+    assert result.elapsed < 2.0
+
+
+def test_request_bound_holds(slow_app: tuple[SlowApp, str]) -> None:
+    app, url = slow_app
+    config = LoadConfig(url=url, flows=FLOW, users_start=4, users_max=64, step_seconds=5,
+                        max_seconds=20, max_requests=50, p95_max_ms=10_000)
+    result = asyncio.run(run_load(config))
+    assert result.stop_reason == "max_requests"
+    assert app.requests <= 50
+    assert result.total_requests <= 50
+
+
+def test_flow_variables_and_expectations(slow_app: tuple[SlowApp, str]) -> None:
+    _app, url = slow_app
+    flows = parse_flows({"flows": [{"name": "submit", "requests": [
+        {"method": "POST", "path": "/jobs", "json": {"pages": 1}, "expect": [202],
+         "save": {"job_id": "job_id"}},
+        {"method": "GET", "path": "/jobs/{job_id}"}]}]})
+    config = LoadConfig(url=url, flows=flows, users_start=1, users_max=1, step_seconds=0.3,
+                        max_seconds=5)
+    result = asyncio.run(run_load(config))
+    assert result.total_requests >= 2
+    assert sum(s.errors for s in result.steps) == 0
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(i) for i in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 95) == 95.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([], 95) is None
+    assert percentile([3.0], 99) == 3.0
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:1/x/",
+                                 "http://[::1]:8000", "http://127.5.6.7"])
+def test_loopback_accepted(url: str) -> None:
+    assert check_loopback(url) == url.rstrip("/")
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "https://example.com",
+                                 "http://192.168.1.2", "ftp://127.0.0.1/"])
+def test_non_loopback_refused(url: str) -> None:
+    with pytest.raises(LoadError):
+        check_loopback(url)
+
+
+def test_allow_remote() -> None:
+    assert check_loopback("http://10.0.0.1:8000", allow_remote=True) == "http://10.0.0.1:8000"
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "non-empty list"),
+    ([{"name": "x", "requests": []}], "non-empty list"),
+    ([{"name": "x", "requests": [{"path": "nope"}]}], "starting with '/'"),
+    ([{"name": "x", "requests": [{"method": "BREW", "path": "/"}]}], "BREW"),
+    ([{"name": "x", "weight": -1, "requests": [{"path": "/"}]}], "weight"),
+    ([{"name": "x", "requests": [{"path": "/", "expect": [999]}]}], "expect"),
+    ([{"name": "x", "requests": [{"path": "/", "bogus": 1}]}], "bogus"),
+    ([{"name": "x", "weight": 0, "requests": [{"path": "/"}]}], "weight 0"),
+])
+def test_bad_flows(data: Any, message: str) -> None:
+    with pytest.raises(FlowError, match=message):
+        parse_flows(data)
+
+
+def test_flow_files(tmp_path: Path) -> None:
+    assert load_flows("demo") == DEMO_FLOWS
+    j = tmp_path / "f.json"
+    j.write_text(json.dumps({"flows": [{"name": "a", "requests": [{"path": "/a"}]}]}))
+    assert load_flows(str(j))[0].requests[0].path == "/a"
+    y = tmp_path / "f.yaml"
+    y.write_text("flows:\n  - name: b\n    weight: 2\n    requests:\n      - {method: POST, "
+                 "path: /b, json: {x: 1}}\n")
+    flow = load_flows(str(y))[0]
+    assert (flow.name, flow.weight, flow.requests[0].json) == ("b", 2.0, {"x": 1})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(FlowError, match="does not parse"):
+        load_flows(str(bad))
+    with pytest.raises(FlowError, match="cannot read"):
+        load_flows(str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"users_start": 0}, {"users_start": 5, "users_max": 4}, {"users_factor": 1.0},
+    {"step_seconds": 0}, {"max_seconds": -1}, {"max_requests": 0}, {"p95_max_ms": 0},
+    {"error_ratio_max": 2},
+])
+def test_bad_limits(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(LoadError):
+        LoadConfig(url="http://127.0.0.1:1", **kwargs).validate()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "instrument.cli", "load", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_refuses_remote_url() -> None:
+    proc = _cli("--url", "http://192.0.2.1:8000")
+    assert proc.returncode == 2
+    assert "loopback" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_json_run(slow_app: tuple[SlowApp, str], tmp_path: Path) -> None:
+    _, url = slow_app
+    flows = tmp_path / "flows.json"
+    flows.write_text(json.dumps([{"name": "get", "requests": [{"path": "/"}]}]))
+    proc = _cli("--url", url, "--flows", str(flows), "--users-max", "4", "--step-seconds",
+                "0.3", "--max-seconds", "5", "--p95-max-ms", "10000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["schema"] == "promkit.load/v1"
+    assert [s["users"] for s in data["steps"]] == [1, 2, 4]
+    assert data["breaking_point"] is None and data["stop_reason"] == "users_max"
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_cli_table_run(slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    proc = _cli("--url", url, "--flows", "demo", "--users-max", "2", "--step-seconds", "0.3",
+                "--max-seconds", "5", "--error-ratio-max", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "users" in proc.stdout and "breaking point" in proc.stdout
