@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from demo import settings
+from demo.traffic import Traffic
 
 STOP_TIMEOUT = 5.0          # seconds between SIGTERM and SIGKILL, per process
 READY_TIMEOUT = 30.0        # seconds for each part to become ready
@@ -158,7 +159,7 @@ class Supervisor:
               cwd: Path | None = None) -> Part:
         log_path = self.run_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        with open(log_path, "wb") as log:   # one run, one log
             popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env,
                                      cwd=cwd or settings.REPO_ROOT, start_new_session=True)
@@ -383,111 +384,6 @@ def local_alertmanager_config(path: Path, secrets_dir: Path) -> Path:
     out.write_text("# Runtime copy for the local demo (written by demo/run.py).\n"
                    + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return out
-
-
-# ----------------------------------------------------------------------- traffic
-
-
-class Traffic:
-    """A small built-in load: every flow of the demo API, a few requests a second."""
-
-    def __init__(self, api: str, threads: int = 2, pause: float = 0.15) -> None:
-        self.api = api
-        self.threads = threads
-        self.pause = pause
-        self.stop = threading.Event()
-        self.counts: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
-
-    def _count(self, flow: str, ok: bool) -> None:
-        with self._lock:
-            self.counts[flow] = self.counts.get(flow, 0) + 1
-            if not ok:
-                self.errors[flow] = self.errors.get(flow, 0) + 1
-
-    def _loop(self, seed: int) -> None:
-        import random
-
-        import httpx
-
-        rng = random.Random(seed)
-        jobs: list[str] = []
-        with httpx.Client(base_url=self.api, timeout=5.0) as client:
-            step = 0
-            while not self.stop.is_set():
-                step += 1
-                flow = rng.choices(["login", "login_bad", "job", "job_status", "assist",
-                                    "recipes", "recipe_add", "ws"],
-                                   [4, 1, 4, 2, 2, 4, 1, 1])[0]
-                try:
-                    ok = self._flow(client, flow, rng, jobs)
-                except Exception:
-                    ok = False
-                self._count(flow, ok)
-                self.stop.wait(self.pause * rng.uniform(0.5, 1.5))
-
-    def _flow(self, client: Any, flow: str, rng: Any, jobs: list[str]) -> bool:
-        if flow == "login":
-            return bool(client.post("/login", json={"username": f"user-{rng.randint(1, 50)}",
-                                                    "password": "demo-password"}).is_success)
-        if flow == "login_bad":
-            return client.post("/login", json={"username": "mallory",
-                                               "password": "guess"}).status_code == 401
-        if flow == "job":
-            response = client.post("/jobs", json={"pages": rng.randint(1, 6)})
-            if response.status_code == 202:
-                jobs.append(response.json()["job_id"])
-                del jobs[:-20]
-            return response.status_code == 202
-        if flow == "job_status":
-            if not jobs:
-                return True
-            return client.get(f"/jobs/{rng.choice(jobs)}").status_code in (200, 404)
-        if flow == "assist":
-            return bool(client.post("/assist", json={"prompt": "what can I cook with "
-                                                     "lentils and rice?"}).is_success)
-        if flow == "recipes":
-            return bool(client.get("/recipes", params={"q": rng.choice(
-                ["soup", "pie", "rice", ""])}).is_success)
-        if flow == "recipe_add":
-            return client.post("/recipes", json={"name": f"dish {rng.randint(1, 999)}",
-                                                 "minutes": 20}).status_code == 201
-        if flow == "ws":
-            return self._websocket(rng)
-        return False
-
-    def _websocket(self, rng: Any) -> bool:
-        from websockets.sync.client import connect
-
-        ws_url = self.api.replace("http://", "ws://", 1) + "/ws/chat"
-        with connect(ws_url, open_timeout=5, close_timeout=2) as ws:
-            for _ in range(rng.randint(1, 4)):
-                ws.send("hello")
-                if not str(ws.recv(timeout=5)).startswith("echo:"):
-                    return False
-        return True
-
-    def start(self) -> None:
-        for i in range(self.threads):
-            thread = threading.Thread(target=self._loop, args=(i,), name=f"traffic-{i}",
-                                      daemon=True)
-            thread.start()
-            self._workers.append(thread)
-
-    def close(self) -> None:
-        self.stop.set()
-        for thread in self._workers:
-            thread.join(10)
-
-    def summary(self) -> str:
-        with self._lock:
-            total = sum(self.counts.values())
-            failed = sum(self.errors.values())
-            flows = ", ".join(f"{k} {v}" + (f" ({self.errors[k]} failed)" if k in self.errors
-                                            else "") for k, v in sorted(self.counts.items()))
-        return f"{total} requests, {failed} not as expected: {flows}"
 
 
 # -------------------------------------------------------------------- Prometheus

@@ -1,0 +1,138 @@
+"""A small steady load on every flow of the demo API: ``python -m demo.traffic``.
+
+The launcher runs it in-process; the docker-compose stack runs it as its own
+service. A few requests a second from ``--threads`` threads, until SIGINT or
+SIGTERM (or ``--seconds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from demo import settings
+
+
+class Traffic:
+    """A small built-in load: every flow of the demo API, a few requests a second."""
+
+    def __init__(self, api: str, threads: int = 2, pause: float = 0.15) -> None:
+        self.api = api
+        self.threads = threads
+        self.pause = pause
+        self.stop = threading.Event()
+        self.counts: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+
+    def _count(self, flow: str, ok: bool) -> None:
+        with self._lock:
+            self.counts[flow] = self.counts.get(flow, 0) + 1
+            if not ok:
+                self.errors[flow] = self.errors.get(flow, 0) + 1
+
+    def _loop(self, seed: int) -> None:
+        import random
+
+        import httpx
+
+        rng = random.Random(seed)
+        jobs: list[str] = []
+        with httpx.Client(base_url=self.api, timeout=5.0) as client:
+            step = 0
+            while not self.stop.is_set():
+                step += 1
+                flow = rng.choices(["login", "login_bad", "job", "job_status", "assist",
+                                    "recipes", "recipe_add", "ws"],
+                                   [4, 1, 4, 2, 2, 4, 1, 1])[0]
+                try:
+                    ok = self._flow(client, flow, rng, jobs)
+                except Exception:
+                    ok = False
+                self._count(flow, ok)
+                self.stop.wait(self.pause * rng.uniform(0.5, 1.5))
+
+    def _flow(self, client: Any, flow: str, rng: Any, jobs: list[str]) -> bool:
+        if flow == "login":
+            return bool(client.post("/login", json={"username": f"user-{rng.randint(1, 50)}",
+                                                    "password": "demo-password"}).is_success)
+        if flow == "login_bad":
+            return client.post("/login", json={"username": "mallory",
+                                               "password": "guess"}).status_code == 401
+        if flow == "job":
+            response = client.post("/jobs", json={"pages": rng.randint(1, 6)})
+            if response.status_code == 202:
+                jobs.append(response.json()["job_id"])
+                del jobs[:-20]
+            return response.status_code == 202
+        if flow == "job_status":
+            if not jobs:
+                return True
+            return client.get(f"/jobs/{rng.choice(jobs)}").status_code in (200, 404)
+        if flow == "assist":
+            return bool(client.post("/assist", json={"prompt": "what can I cook with "
+                                                     "lentils and rice?"}).is_success)
+        if flow == "recipes":
+            return bool(client.get("/recipes", params={"q": rng.choice(
+                ["soup", "pie", "rice", ""])}).is_success)
+        if flow == "recipe_add":
+            return client.post("/recipes", json={"name": f"dish {rng.randint(1, 999)}",
+                                                 "minutes": 20}).status_code == 201
+        if flow == "ws":
+            return self._websocket(rng)
+        return False
+
+    def _websocket(self, rng: Any) -> bool:
+        from websockets.sync.client import connect
+
+        ws_url = self.api.replace("http://", "ws://", 1) + "/ws/chat"
+        with connect(ws_url, open_timeout=5, close_timeout=2) as ws:
+            for _ in range(rng.randint(1, 4)):
+                ws.send("hello")
+                if not str(ws.recv(timeout=5)).startswith("echo:"):
+                    return False
+        return True
+
+    def start(self) -> None:
+        for i in range(self.threads):
+            thread = threading.Thread(target=self._loop, args=(i,), name=f"traffic-{i}",
+                                      daemon=True)
+            thread.start()
+            self._workers.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self._workers:
+            thread.join(10)
+
+    def summary(self) -> str:
+        with self._lock:
+            total = sum(self.counts.values())
+            failed = sum(self.errors.values())
+            flows = ", ".join(f"{k} {v}" + (f" ({self.errors[k]} failed)" if k in self.errors
+                                            else "") for k, v in sorted(self.counts.items()))
+        return f"{total} requests, {failed} not as expected: {flows}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.traffic", description=__doc__)
+    parser.add_argument("--url", default=settings.url("api"), help="the demo API")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=0.0, help="0: until stopped")
+    args = parser.parse_args(argv)
+    traffic = Traffic(args.url, threads=args.threads)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: traffic.stop.set())
+    traffic.start()
+    print(f"traffic: driving {args.url}", flush=True)
+    traffic.stop.wait(args.seconds or None)
+    traffic.close()
+    print(f"traffic: {traffic.summary()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
