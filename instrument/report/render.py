@@ -53,7 +53,7 @@ def fmt(value: Any, unit: str = "") -> str:
         return "–"
     if unit == "seconds":
         if v < 1:
-            return f"{v * 1000:.0f} ms" if v >= 0.001 or v == 0 else f"{v * 1000:.2f} ms"
+            return f"{v * 1000:.0f} ms" if v >= 0.001 or v == 0 else f"{v * 1e6:.0f} µs"
         return f"{v:.2f} s" if v < 120 else f"{v / 60:.1f} min"
     if unit == "ratio":
         return f"{v:.1%}" if abs(v) >= 0.001 or v == 0 else f"{v:.3%}"
