@@ -185,12 +185,17 @@ def test_nominal_when_quiet() -> None:
 
 def test_slos_from_recording_rules_win() -> None:
     c = faulty()
-    c.slo_rules = {"slo:error_budget_remaining:ratio": parse_instant(vector(
-        ({"slo": "api-availability", "objective": "0.99"}, 0.6)))}
+    labels = {"slo": "api-availability", "service": "demo"}
+    c.slo_rules = {
+        "slo:error_budget_remaining:ratio": parse_instant(vector((labels, 0.6))),
+        "slo:objective:ratio": parse_instant(vector((labels, 0.99))),
+        "slo:sli_error:ratio_rate1h": parse_instant(vector((labels, 0.02))),
+        "slo:sli_error:ratio_rate7d": parse_instant(vector((labels, 0.004))),
+    }
     slos = report(c).health["slos"]
-    assert slos == [{"name": "api-availability", "type": None, "objective": 0.99, "sli": None,
-                     "error_budget_remaining": 0.6, "events": None,
-                     "source": "recording_rule"}]
+    assert slos == [{"name": "api-availability", "type": None, "objective": 0.99,
+                     "sli": pytest.approx(0.996), "error_budget_remaining": 0.6,
+                     "events": None, "source": "recording_rule"}]
 
 
 def test_thresholds_change_the_verdict() -> None:

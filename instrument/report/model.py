@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from instrument.report._prom import Sample
-from instrument.report.queries import Collected, range_queries
+from instrument.report.queries import Collected, parse_duration, range_queries
 from instrument.usage import budget_forecast, month_elapsed_fraction, projected_month_end
 
 __all__ = [
@@ -290,30 +290,39 @@ def _slos_from_raw(c: Collected, t: Thresholds) -> list[dict[str, Any]]:
 
 
 def _slos_from_rules(c: Collected) -> list[dict[str, Any]]:
-    """SLOs from recording rules whose name says ``error_budget_remaining`` (labels ``slo``
-    and, when present, ``objective``), plus the matching ``sli`` rule when there is one."""
-    remaining = {n: s for n, s in c.slo_rules.items() if "budget_remaining" in n}
+    """SLOs from the generated SLO recording rules (instrument/generate): per ``slo`` label,
+    ``slo:error_budget_remaining:ratio``, ``slo:objective:ratio`` and the SLI as one minus
+    the longest-window ``slo:sli_error:ratio_rate<window>``. These cover each SLO's own
+    window (e.g. 7d), not the report's."""
+    remaining = c.slo_rules.get("slo:error_budget_remaining:ratio") or []
     if not remaining:
         return []
-    sli_values: dict[str, float] = {}
-    for name, samples in c.slo_rules.items():
-        if ":sli" in name or name.endswith("sli"):
-            for s in samples:
-                sli_values.setdefault(s.labels.get("slo", ""), s.value)
+    objectives = {s.labels.get("slo", ""): s.value
+                  for s in c.slo_rules.get("slo:objective:ratio") or []}
+    error_rules = sorted((n for n in c.slo_rules if n.startswith("slo:sli_error:ratio_rate")),
+                         key=_rule_window_seconds)
+    errors: dict[str, float] = {}
+    for name in error_rules:  # shortest first: the longest window wins
+        for s in c.slo_rules[name]:
+            errors[s.labels.get("slo", "")] = s.value
     out: list[dict[str, Any]] = []
-    for samples in remaining.values():
-        for s in samples:
-            name = s.labels.get("slo") or s.labels.get("slo_name") or "slo"
-            try:
-                objective = float(s.labels.get("objective", "nan"))
-            except ValueError:
-                objective = math.nan
-            out.append({"name": name, "type": s.labels.get("slo_type") or s.labels.get("type"),
-                        "objective": _num(objective), "sli": _num(sli_values.get(name)),
-                        "error_budget_remaining": _num(s.value), "events": None,
-                        "source": "recording_rule"})
+    for s in remaining:
+        name = s.labels.get("slo") or "slo"
+        error = _num(errors.get(name))
+        out.append({"name": name, "type": None, "objective": _num(objectives.get(name)),
+                    "sli": 1 - error if error is not None else None,
+                    "error_budget_remaining": _num(s.value), "events": None,
+                    "source": "recording_rule"})
     out.sort(key=lambda x: x["name"])
     return out
+
+
+def _rule_window_seconds(name: str) -> float:
+    suffix = name.rsplit("ratio_rate", 1)[-1]
+    try:
+        return parse_duration(suffix)
+    except ValueError:
+        return 0.0
 
 
 def _latency(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]:

@@ -262,7 +262,8 @@ def collect(client: PrometheusClient, window: Window, service: str | None = None
         name = str(rule.get("name", ""))
         if rule.get("type") == "recording" and name.startswith(SLO_RULE_PREFIX):
             try:
-                out.slo_rules[name] = client.query(name + selector(service), at=window.end)
+                # Generated SLO rules aggregate away ``job`` (they carry ``service``).
+                out.slo_rules[name] = client.query(name, at=window.end)
             except PrometheusError as exc:
                 if exc.unreachable:
                     raise
