@@ -36,6 +36,8 @@ Send = Callable[[Message], Awaitable[None]]
 CONTENT_TYPE_JSON = "application/json"
 # Below this size gzip costs more than it saves.
 _GZIP_MIN_BYTES = 1024
+# Streamed bodies go out in pieces of about this size.
+_STREAM_BYTES = 64 * 1024
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -135,14 +137,47 @@ class MetricsApp:
         fmt = choose_format(_header(scope, b"accept"),
                             scope.get("query_string", b"").decode("latin-1"))
         started = time.perf_counter()
+        gzip_ok = _accepts_gzip(_header(scope, b"accept-encoding"))
+        if fmt != "json" and not head and not gzip_ok and not self.registry.multiprocess:
+            await self._stream(fmt, send)
+            self._duration.labels(fmt).observe(time.perf_counter() - started)
+            return
         body, content_type = await self.render(fmt)
         headers: list[tuple[bytes, bytes]] = [(b"vary", b"accept, accept-encoding")]
-        if len(body) >= _GZIP_MIN_BYTES and _accepts_gzip(_header(scope, b"accept-encoding")):
+        if len(body) >= _GZIP_MIN_BYTES and gzip_ok:
             # zlib releases the GIL, so compressing in a thread keeps the loop free.
             body = await anyio.to_thread.run_sync(gzip.compress, body, self._gzip_level)
             headers.append((b"content-encoding", b"gzip"))
         self._duration.labels(fmt).observe(time.perf_counter() - started)
         await _respond(send, 200, body, content_type, headers, head=head)
+
+    async def _stream(self, fmt: str, send: Send) -> None:
+        # Uncompressed text: send the body as it is rendered, in pieces of about
+        # _STREAM_BYTES, so the server writes while the loop serves other
+        # requests instead of holding one large body (chunked transfer encoding).
+        openmetrics = fmt == "openmetrics"
+        renderer = render_openmetrics if openmetrics else render_text
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", _content_type(fmt).encode()),
+            (b"vary", b"accept, accept-encoding"),
+        ]})
+        pending: list[str] = []
+        size = 0
+        for chunk in renderer(self.registry, self._chunk_series):
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _STREAM_BYTES:
+                await send({"type": "http.response.body", "body": "".join(pending).encode(),
+                            "more_body": True})
+                pending.clear()
+                size = 0
+            await anyio.sleep(0)
+        pending.append(await anyio.to_thread.run_sync(
+            foreign_exposition, self.registry.collector_registry, openmetrics))
+        if openmetrics:
+            pending.append("# EOF\n")
+        await send({"type": "http.response.body", "body": "".join(pending).encode(),
+                    "more_body": False})
 
     async def render(self, fmt: str) -> tuple[bytes, str]:
         """The exposition body and its content type, rendered without stalling the loop."""
