@@ -283,6 +283,41 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- promkit generate ----------------------------------------------------------------------
+
+
+def _add_generate(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="write Prometheus config, rules, promtool tests (and more) from a project config",
+        allow_abbrev=False,
+        description=(
+            "Write DIR/prometheus/ (prometheus.yml, rules/*.yml, tests/*.yml, alertmanager.yml), "
+            "the Kubernetes manifests and docs/alerts.md from the metric catalog and a project "
+            "config (YAML, or a Python file defining CONFIG). The output is deterministic."
+        ),
+    )
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="project config (default: demo/promkit.yaml of the repository)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="directory to write into (default: the repository root)")
+    parser.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from instrument.generate import DEFAULT_CONFIG_PATH, ConfigError, generate, load_config
+
+    config_path = args.config or DEFAULT_CONFIG_PATH
+    out = args.out or DEFAULT_CONFIG_PATH.parents[1]
+    try:
+        config = load_config(config_path)
+        written = generate(config, out)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"promkit: generated {len(written)} files under {out} from {config_path}", flush=True)
+    return 0
+
+
 # -- promkit load --------------------------------------------------------------------------
 
 
@@ -371,7 +406,9 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_serve, _add_report, _add_load]
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_serve, _add_report, _add_generate, _add_load,
+]
 """The functions that add each subcommand's parser (each sets ``handler``)."""
 
 

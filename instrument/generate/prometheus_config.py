@@ -1,0 +1,39 @@
+"""prometheus/prometheus.yml: global intervals, scrape configs, rule files, Alertmanager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from instrument.generate.config import Config
+
+__all__ = ["RULE_FILES", "prometheus_config"]
+
+RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml")
+"""Rule files, relative to prometheus.yml (Prometheus resolves them from its config's dir)."""
+
+
+def prometheus_config(config: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "global": {
+            "scrape_interval": config.scrape_interval,
+            "evaluation_interval": config.evaluation_interval,
+        },
+    }
+    if config.alertmanager is not None:
+        out["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": list(config.alertmanager.targets)}]},
+        ]}
+    out["rule_files"] = list(RULE_FILES)
+    out["scrape_configs"] = [
+        {
+            "job_name": target.job,
+            "scheme": target.scheme,
+            "metrics_path": target.metrics_path,
+            "static_configs": [{
+                "targets": list(target.targets),
+                "labels": {"service": config.service},
+            }],
+        }
+        for target in config.targets
+    ]
+    return out
