@@ -318,6 +318,82 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- promkit generate-agent ----------------------------------------------------------------
+
+
+def _add_generate_agent(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate-agent",
+        help="write a Prometheus agent config remote-writing to a central store (many hosts)",
+        allow_abbrev=False,
+        description=(
+            "Write DIR/prometheus/agent/: agent.yml (prometheus --enable-feature=agent: scrape "
+            "like prometheus.yml, external labels cluster/replica, remote_write to URL), "
+            "central.yml (a central Prometheus with --web.enable-remote-write-receiver that "
+            "evaluates the rules) and federation.yml (the federation alternative). "
+            "See docs/scaling.md."
+        ),
+    )
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="project config (default: demo/promkit.yaml of the repository)")
+    parser.add_argument("--remote-write-url", metavar="URL", required=True,
+                        help="the central store's write endpoint, e.g. "
+                             "http://central:9090/api/v1/write")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="directory to write into (default: the repository root)")
+    parser.add_argument("--cluster", default="local",
+                        help="value of the cluster external label (default: %(default)s)")
+    parser.add_argument("--replica", default="0",
+                        help="value of the replica external label, distinct per agent of an "
+                             "HA pair; '${HOSTNAME}' needs expand-external-labels "
+                             "(default: %(default)s)")
+    parser.add_argument("--cluster-label", default="cluster", help=argparse.SUPPRESS)
+    parser.add_argument("--replica-label", default="replica",
+                        help="name of the replica label (Mimir's HA tracker default is "
+                             "__replica__; default: %(default)s)")
+    parser.add_argument("--bearer-token-file", metavar="FILE",
+                        help="file holding the store's bearer token")
+    parser.add_argument("--header", metavar="NAME=VALUE", action="append", default=[],
+                        help="extra HTTP header, e.g. X-Scope-OrgID=team-a (repeatable)")
+    parser.add_argument("--drop-metrics", metavar="REGEX",
+                        help="metric names not to remote-write (write_relabel_configs drop)")
+    parser.add_argument("--keep-metrics", metavar="REGEX",
+                        help="remote-write only these metric names (write_relabel_configs keep)")
+    parser.add_argument("--federate-from", metavar="HOST:PORT", action="append", default=[],
+                        help="per-host Prometheus servers for federation.yml (repeatable)")
+    parser.set_defaults(handler=_generate_agent)
+
+
+def _generate_agent(args: argparse.Namespace) -> int:
+    from instrument.generate import DEFAULT_CONFIG_PATH, ConfigError, load_config
+    from instrument.generate.remote_write import AgentOptions, write_agent
+
+    headers: dict[str, str] = {}
+    for item in args.header:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {item!r}: expected NAME=VALUE")
+        headers[name.strip()] = value.strip()
+    options = AgentOptions(
+        remote_write_url=args.remote_write_url, cluster=args.cluster, replica=args.replica,
+        cluster_label=args.cluster_label, replica_label=args.replica_label,
+        bearer_token_file=args.bearer_token_file, headers=headers,
+        drop_metrics=args.drop_metrics, keep_metrics=args.keep_metrics,
+        federate_from=tuple(args.federate_from),
+    )
+    config_path = args.config or DEFAULT_CONFIG_PATH
+    out = args.out or DEFAULT_CONFIG_PATH.parents[1]
+    try:
+        options.validate()
+        config = load_config(config_path)
+        written = write_agent(config, out, options)
+    except (ConfigError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"promkit: generated {len(written)} files under {out}/prometheus/agent "
+          f"from {config_path}", flush=True)
+    return 0
+
+
 # -- promkit load --------------------------------------------------------------------------
 
 
@@ -407,7 +483,7 @@ def _load(args: argparse.Namespace) -> int:
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
-    _add_serve, _add_report, _add_generate, _add_load,
+    _add_serve, _add_report, _add_generate, _add_generate_agent, _add_load,
 ]
 """The functions that add each subcommand's parser (each sets ``handler``)."""
 
