@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 debs:
-	./scripts/ensure-debs.sh
+	./scripts/ensure-debs.sh chromium
 
 test: venv debs
 	$(BIN)/python -m pytest

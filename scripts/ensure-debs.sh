@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests and the demo run for real:
-# Prometheus (+ promtool), Alertmanager (+ amtool), Redis and the Pushgateway.
+# Prometheus (+ promtool), Alertmanager (+ amtool), Redis and the Pushgateway
+# (and, from the Makefile, chromium for the HTML report test).
 # Installs only what is missing; needs root (or sudo) the first time.
 # Extra arguments name more commands, each from the Debian package of that
 # name (e.g. `ensure-debs.sh wrk` for the benchmarks).
