@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv debs test test-unit lint bench demo demo-stop clean
+.PHONY: help venv debs test test-unit lint bench reliability demo demo-stop clean
 
 help:
 	@echo "make demo   - run the demo stack on loopback (DURATION=60: bounded; make demo-stop)"
 	@echo "make test   - install what is missing, then run the whole test suite"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks, printed as tables"
+	@echo "make reliability - fuzz, cardinality, faults, soak, PII at full size; writes docs/reliability.md"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,11 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
+
+# Full-size reliability suite (about 5 min of soak plus 100k fuzz cases and 1M-path
+# attacks); prints the table and writes docs/reliability.md.
+reliability: venv debs
+	$(BIN)/python tests/reliability/report.py
 
 DEMO_STAMP := $(VENV)/.demo-stamp
 

@@ -56,6 +56,8 @@ def _to_exemplar(raw: RawExemplar | None, sink: FailureSink) -> Exemplar | None:
         size = 0
         for key, val in labels.items():
             size += len(key) + len(val)
+            if not (key.isascii() and val.isascii()):
+                (key + val).encode("utf-8")  # a lone surrogate would fail the whole scrape
         if size > _EXEMPLAR_MAX_RUNES:
             raise ValueError(
                 f"exemplar labels have {size} characters; OpenMetrics allows {_EXEMPLAR_MAX_RUNES}"

@@ -143,6 +143,13 @@ def _validate(spec: MetricSpec) -> None:
         raise CatalogError(f"{where}: kind must be counter, gauge or histogram, not {spec.kind!r}")
     if not spec.help or not spec.help.strip():
         raise CatalogError(f"{where}: help text is empty; say what the metric counts")
+    if not spec.help.isascii():
+        try:
+            spec.help.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CatalogError(
+                f"{where}: help text holds a lone surrogate, which UTF-8 cannot encode"
+            ) from None
     _validate_name_suffix(spec, where)
     _validate_unit(spec, where)
     _validate_labels(spec, where)

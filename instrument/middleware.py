@@ -140,7 +140,8 @@ class HttpMetricsMiddleware:
             header_raw, request_id_raw = self._header_raw, self._request_id_raw
             for key, value in scope["headers"]:
                 if key == b"content-length":
-                    request_size = int(value) if value.isdigit() else -1
+                    # 18 digits: a client's absurd Content-Length must not overflow the sum.
+                    request_size = int(value) if value.isdigit() and len(value) <= 18 else -1
                 elif key == header_raw or (key == request_id_raw and incoming is None):
                     incoming = value
             if self._correlation:

@@ -47,6 +47,9 @@ def clean_label_value(value: object, max_length: int = DEFAULT_MAX_LABEL_LENGTH)
         text = text.split("?", 1)[0]
     if _EMAIL.search(text) or _SECRET.match(text):
         return REDACTED_VALUE
+    if not text.isascii():
+        # A lone surrogate cannot be encoded as UTF-8: left in, it would fail every scrape.
+        text = text.encode("utf-8", "replace").decode("utf-8")
     if len(text) > max_length:
         text = text[:max_length]
     return text
