@@ -1,7 +1,7 @@
 """``python -m benchmarks``: run the benchmarks and print markdown tables.
 
 Tables go to stdout, progress to stderr. ``--quick`` is a smoke run of a few
-seconds per part; ``--only scrape|stall|multiprocess`` (repeatable or
+seconds per part; ``--only scrape|stall|multiprocess|mp-scaling|...`` (repeatable or
 comma-separated) runs a subset; ``--json PATH`` also writes the raw numbers.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks._common import environment
 
-PARTS = ("scrape", "stall", "multiprocess", "middleware")
+PARTS = ("scrape", "stall", "multiprocess", "middleware", "mp-scaling")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--processes", type=int, default=8, help="multiprocess: writer processes")
     ap.add_argument("--mp-series", type=int, default=1000, help="multiprocess: series each")
     ap.add_argument("--mp-reps", type=int, help="multiprocess: interleaved runs (default 40)")
+    ap.add_argument("--scaling-reps", type=int,
+                    help="mp-scaling: interleaved runs per cell (default 15)")
     ap.add_argument("--no-http", action="store_true",
                     help="middleware: skip the HTTP-over-loopback part (needs wrk)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
@@ -50,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.rounds = args.rounds or (1 if quick else 3)
     args.duration = args.duration or (1.5 if quick else 6.0)
     args.mp_reps = args.mp_reps or (5 if quick else 40)
+    args.scaling_reps = args.scaling_reps or (2 if quick else 15)
     return args
 
 
@@ -78,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import middleware
 
             text, raw["middleware"] = middleware.run(args.quick, http=not args.no_http)
+        elif part == "mp-scaling":
+            from benchmarks import multiprocess_scaling
+
+            processes = (1, 4) if args.quick else multiprocess_scaling.PROCESSES
+            text, raw["mp-scaling"] = multiprocess_scaling.run(args.scaling_reps, processes)
         else:
             from benchmarks import multiprocess
 
