@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from demo import settings
+
+if TYPE_CHECKING:
+    import random
+
+    import httpx
 
 
 class Traffic:
@@ -55,7 +60,8 @@ class Traffic:
                 self._count(flow, ok)
                 self.stop.wait(self.pause * rng.uniform(0.5, 1.5))
 
-    def _flow(self, client: Any, flow: str, rng: Any, jobs: list[str]) -> bool:
+    def _flow(self, client: httpx.Client, flow: str, rng: random.Random,
+              jobs: list[str]) -> bool:
         if flow == "login":
             return bool(client.post("/login", json={"username": f"user-{rng.randint(1, 50)}",
                                                     "password": "demo-password"}).is_success)
@@ -85,7 +91,7 @@ class Traffic:
             return self._websocket(rng)
         return False
 
-    def _websocket(self, rng: Any) -> bool:
+    def _websocket(self, rng: random.Random) -> bool:
         from websockets.sync.client import connect
 
         ws_url = self.api.replace("http://", "ws://", 1) + "/ws/chat"
