@@ -71,7 +71,12 @@ _NON_BASE_UNITS = {
     "ms": "seconds", "minutes": "seconds", "hours": "seconds", "days": "seconds",
     "kilobytes": "bytes", "megabytes": "bytes", "gigabytes": "bytes", "kb": "bytes",
     "mb": "bytes", "gb": "bytes", "bits": "bytes", "percent": "ratio", "pct": "ratio",
+    # abbreviations promtool's linter flags
+    "s": "seconds", "sec": "seconds", "secs": "seconds", "us": "seconds", "ns": "seconds",
+    "m": "seconds", "h": "seconds", "d": "seconds", "b": "bytes", "tb": "bytes", "pb": "bytes",
 }
+# promtool's linter also flags a metric's own type in its name.
+_TYPE_WORDS = {"counter": "counter", "gauge": "gauge", "histogram": "histogram"}
 _UNITS = ("seconds", "bytes", "ratio", "celsius", "volts", "amperes", "joules", "grams", "meters")
 # Gauge aggregation across processes, as prometheus-client names it.
 _MULTIPROCESS_MODES = (
@@ -181,6 +186,11 @@ def _validate_name_suffix(spec: MetricSpec, where: str) -> None:
             f"formats add to sample names{hint}"
         )
     for word in spec.family_name.split("_"):
+        if _TYPE_WORDS.get(word) == spec.kind:
+            raise CatalogError(
+                f"{where}: the name says {word!r}; the type is already in the metadata, "
+                "so name what is measured"
+            )
         if word in _NON_BASE_UNITS:
             raise CatalogError(
                 f"{where}: {word!r} is not a base unit; record {_NON_BASE_UNITS[word]} "
@@ -256,6 +266,7 @@ class Catalog:
 
     def __init__(self, specs: Iterable[MetricSpec] = ()) -> None:
         self._specs: dict[str, MetricSpec] = {}
+        self._families: dict[str, MetricSpec] = {}
         for spec in specs:
             self.add(spec)
 
@@ -270,13 +281,14 @@ class Catalog:
                     f"cannot redefine it as {spec.describe()}"
                 )
             return existing
-        for other in self._specs.values():
-            if other.family_name == spec.family_name:
-                raise CatalogError(
-                    f"metric {spec.name!r} would share the family name {spec.family_name!r} "
-                    f"with {other.describe()}"
-                )
+        other = self._families.get(spec.family_name)
+        if other is not None:
+            raise CatalogError(
+                f"metric {spec.name!r} would share the family name {spec.family_name!r} "
+                f"with {other.describe()}"
+            )
         self._specs[spec.name] = spec
+        self._families[spec.family_name] = spec
         return spec
 
     def extend(self, specs: Iterable[MetricSpec]) -> None:
@@ -309,7 +321,10 @@ class Catalog:
         return grouped
 
     def copy(self) -> Catalog:
-        return Catalog(self._specs.values())
+        clone = Catalog()
+        clone._specs = dict(self._specs)  # specs are frozen and already validated
+        clone._families = dict(self._families)
+        return clone
 
 
 def _c(name: str, help: str, labels: tuple[str, ...] = (), **kw: Any) -> MetricSpec:

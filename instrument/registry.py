@@ -26,7 +26,7 @@ LabelNames = list[str] | tuple[str, ...]
 DEFAULT_MAX_LABEL_LENGTH = 128
 REDACTED_VALUE = "__redacted__"
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 _SECRET = re.compile(
     r"^(?:bearer\s+\S+|basic\s+\S+|eyJ[\w-]+\.[\w-]+\.[\w-]*|sk-[\w-]{16,}|gh[pousr]_\w{20,}"
     r"|xox[abpr]-[\w-]+|AKIA[0-9A-Z]{16})$",
@@ -45,13 +45,16 @@ def clean_label_value(value: object, max_length: int = DEFAULT_MAX_LABEL_LENGTH)
     text = value if type(value) is str else str(value)
     if "?" in text and (text.startswith("/") or "://" in text):
         text = text.split("?", 1)[0]
-    if _EMAIL.search(text) or _SECRET.match(text):
+    # Cap first: the checks below then run on at most max_length characters, so a
+    # 10 KB value costs no more than a short one (no quadratic regex scans).
+    if len(text) > max_length:
+        text = text[:max_length]
+    # Any "user@host" shape, even one the cap cut short, is treated as an email.
+    if ("@" in text and _EMAIL.search(text)) or _SECRET.match(text):
         return REDACTED_VALUE
     if not text.isascii():
         # A lone surrogate cannot be encoded as UTF-8: left in, it would fail every scrape.
         text = text.encode("utf-8", "replace").decode("utf-8")
-    if len(text) > max_length:
-        text = text[:max_length]
     return text
 
 

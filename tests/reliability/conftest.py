@@ -118,13 +118,6 @@ def prefix_exposition(text: str, prefix: str) -> str:
     return "\n".join(out) + "\n"
 
 
-# promtool's lint messages for names promkit's catalog accepts today (see
-# test_fuzz.test_catalog_rejects_names_promtool_lints): counted, not failed, in the
-# name fuzz only.
-KNOWN_NAME_LINTS = ("metric names should not contain abbreviated units",
-                    "metric name should not include type")
-
-
 def promtool_check(expositions: Iterable[str], *, allowed_lints: tuple[str, ...] = (),
                    batch: int = 2000) -> dict[str, int]:
     """Run ``promtool check metrics`` over many expositions, ``batch`` per call.
