@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks._common import environment
 
-PARTS = ("scrape", "stall", "multiprocess", "middleware", "mp-scaling")
+PARTS = ("scrape", "stall", "multiprocess", "middleware", "mp-scaling", "stages")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mp-reps", type=int, help="multiprocess: interleaved runs (default 40)")
     ap.add_argument("--scaling-reps", type=int,
                     help="mp-scaling: interleaved runs per cell (default 15)")
+    ap.add_argument("--stage-calls", type=int,
+                    help="stages: calls per timing (default 20000)")
+    ap.add_argument("--stage-reps", type=int,
+                    help="stages: interleaved repetitions (default 11)")
     ap.add_argument("--no-http", action="store_true",
                     help="middleware: skip the HTTP-over-loopback part (needs wrk)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
@@ -53,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (1.5 if quick else 6.0)
     args.mp_reps = args.mp_reps or (5 if quick else 40)
     args.scaling_reps = args.scaling_reps or (2 if quick else 15)
+    args.stage_calls = args.stage_calls or (5000 if quick else 20000)
+    args.stage_reps = args.stage_reps or (3 if quick else 11)
     return args
 
 
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
             processes = (1, 4) if args.quick else multiprocess_scaling.PROCESSES
             text, raw["mp-scaling"] = multiprocess_scaling.run(args.scaling_reps, processes)
+        elif part == "stages":
+            from benchmarks import stages
+
+            text, raw["stages"] = stages.run(args.stage_calls, args.stage_reps)
         else:
             from benchmarks import multiprocess
 
