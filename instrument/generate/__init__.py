@@ -10,6 +10,7 @@ present.
     prometheus/tests/*_test.yml      (promtool test rules)
     docs/alerts.md
     + write_alertmanager(config, out_dir), write_kubernetes(config, out_dir, rule_groups)
+    + write_dashboards(config, out_dir): grafana/dashboards/*.json, grafana/provisioning/
 
 Output is deterministic: the same config gives the same bytes.
 """
@@ -93,4 +94,7 @@ def generate(config: Config, out_dir: str | Path) -> list[Path]:
     kubernetes = _optional("kubernetes")
     if kubernetes is not None:
         kubernetes.write_kubernetes(config, out, all_groups)
+    dashboards = _optional("dashboards")
+    if dashboards is not None:  # last: raises DashboardsUnavailable without the SDK
+        written += dashboards.write_dashboards(config, out)
     return written
