@@ -33,7 +33,7 @@ test-unit: venv
 	$(BIN)/python -m pytest -m "not integration"
 
 lint: venv
-	$(BIN)/ruff check instrument exporters tests benchmarks
+	$(BIN)/ruff check instrument exporters tests benchmarks demo
 	$(BIN)/mypy
 
 BENCH_STAMP := $(VENV)/.bench-stamp
