@@ -1,0 +1,128 @@
+"""Every query of every generated dashboard, run against a live Prometheus with traffic.
+
+A real Prometheus (1 s scrape and rule evaluation, the generated recording,
+alert and SLO rules loaded) scrapes ``tests/apps/dashboards_app.py``, which
+feeds every metric family the dashboards show while the test sends HTTP
+traffic. Each panel target, annotation and template-variable query, with the
+variables replaced by concrete values (``$__rate_interval`` by ``30s``,
+``$__range`` by ``10m``), must parse and return at least one series. Queries
+that return nothing are retried until a deadline, then listed all at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from instrument.generate import DEFAULT_CONFIG_PATH, generate, load_config
+from instrument.generate._grafana_check import Query, dashboard_queries, substitute
+
+from ._servers import AppServer, PrometheusAPIError, PrometheusServer
+
+pytest.importorskip("grafana_foundation_sdk", reason="needs promkit[dashboards] (Python >= 3.11)")
+
+ROUTES = ("/ok", "/slow", "/fail", "/boom", "/login")
+STAGES = ("fetch", "ocr")
+DEADLINE = 60.0  # seconds from the first scrape for every query to return a series
+_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(.*),\s*([a-zA-Z_]\w*)\s*\)\s*$", re.DOTALL)
+
+
+def _traffic(app: AppServer, stop: threading.Event) -> None:
+    paths = ["/ok", "/ok", "/ok", "/slow", "/fail", "/boom", "/login?ok=1", "/login?ok=0"]
+    with httpx.Client(base_url=app.url, timeout=5.0) as client:
+        while not stop.is_set():
+            for path in paths:
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(path)
+            stop.wait(0.05)
+
+
+def _promql(query: Query, values: dict[str, str]) -> str:
+    text = substitute(query.expr, values)
+    match = _LABEL_VALUES.match(text)
+    if match:  # a variable query: Grafana lists the label's values of the selector
+        return f"count by ({match.group(2)}) ({match.group(1)})"
+    return text
+
+
+def _empty(prometheus: PrometheusServer, queries: list[tuple[Query, str]]) -> list[str]:
+    problems = []
+    for query, expr in queries:
+        try:
+            result = prometheus.query(expr)
+        except PrometheusAPIError as exc:
+            problems.append(f"{query.dashboard} {query.where}: ERROR {exc}")
+            continue
+        if not result:
+            problems.append(f"{query.dashboard} {query.where}: no series for {expr!r}")
+    return problems
+
+
+def test_every_dashboard_query_returns_series(
+        tmp_path: Path, prometheus: Callable[..., PrometheusServer],
+        uvicorn_app: Callable[..., AppServer]) -> None:
+    started = time.monotonic()
+    config = load_config(DEFAULT_CONFIG_PATH)
+    out = tmp_path / "generated"
+    generate(config, out)
+    boards = [json.loads(p.read_text(encoding="utf-8"))
+              for p in sorted((out / "grafana" / "dashboards").glob("*.json"))]
+    assert len(boards) == 6
+
+    app = uvicorn_app("dashboards_app:app", ready_path="/ok")
+    stop = threading.Event()
+    driver = threading.Thread(target=_traffic, args=(app, stop), daemon=True)
+    driver.start()
+    try:
+        prom = prometheus(
+            rule_files=sorted((out / "prometheus" / "rules").glob("*.yml")),
+            scrape_configs=[{
+                "job_name": "dashboards-app",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [app.address],
+                                    "labels": {"service": config.service}}],
+            }],
+            features=["exemplar-storage"],
+        )
+        prom.client.wait_for_targets_up(count=1, timeout=20.0)
+        values = {
+            "service": config.service,
+            "instance": app.address,  # a regex; its dots match themselves too
+            "route": "|".join(ROUTES),
+            "stage": "|".join(STAGES),
+            "__rate_interval": "30s",
+            "__range": "10m",
+        }
+        queries = [(q, _promql(q, values)) for board in boards for q in dashboard_queries(board)]
+        assert len(queries) > 80
+        unresolved = [m for q, e in queries for m in re.findall(r"\$\{?\w+", e)]
+        assert unresolved == [], f"template variables left unreplaced: {unresolved}"
+        deadline = time.monotonic() + DEADLINE
+        pending = queries
+        problems = _empty(prom, pending)
+        while problems and time.monotonic() < deadline:
+            time.sleep(2.0)
+            # Keep only the queries still empty or failing.
+            failing = {p.split(": ", 1)[0] for p in problems}
+            pending = [(q, e) for q, e in pending if f"{q.dashboard} {q.where}" in failing]
+            problems = _empty(prom, pending)
+        assert not problems, (
+            f"{len(problems)} of {len(queries)} dashboard queries returned nothing after "
+            f"{time.monotonic() - started:.0f}s:\n" + "\n".join(problems))
+        # Exemplars reach Prometheus for the latency panels that ask for them.
+        exemplars = prom.client.query_exemplars(
+            f'http_server_request_duration_seconds_bucket{{service="{config.service}"}}',
+            time.time() - 300, time.time())
+        assert exemplars, "no exemplars stored for the HTTP duration histogram"
+    finally:
+        stop.set()
+        driver.join(timeout=10)
+    assert time.monotonic() - started < 90
