@@ -412,7 +412,7 @@ def _external(config: Config) -> DashboardSpec:
                   width=8, min=0),
         PanelSpec("cost-rate", "Cost per hour by resource",
                   "Cost per hour in the price table's currency: usage rate times "
-                  "usage_unit_price (service_usage:usage_cost:rate5m x 3600).", "currencyUSD",
+                  "usage_unit_price (service_usage:usage_cost:rate5m x 3600).", "short",
                   (_t(f"sum by (resource) ({_sel('service_usage:usage_cost:rate5m')}) * 3600",
                       "{{resource}}"),
                    _t(f"{_sel('service:usage_cost:rate5m')} * 3600", "total")),
@@ -420,12 +420,13 @@ def _external(config: Config) -> DashboardSpec:
         PanelSpec("cost-month-to-date", "Cost this month so far",
                   "Cost since the first of the month (UTC, the panel's time range now/M): "
                   "increase of usage_units_total times usage_unit_price. The currency is the "
-                  "price table's.", "currencyUSD",
+                  "price table's.", "short",
                   (_t(_cost_month_to_date(), "month to date", instant=True),),
                   kind="stat", width=6, height=6, time_from="now/M"),
         PanelSpec("cost-projected", "Cost projected to month end",
                   "This month's cost so far divided by the elapsed fraction of the month: "
-                  "where the month ends at the current pace.", "currencyUSD",
+                  "where the month ends at the current pace, in the price table's currency.",
+                  "short",
                   (_t(f"{_cost_month_to_date()}\n/ scalar(((day_of_month() - 1) * 86400 "
                       "+ time() % 86400) / (days_in_month() * 86400))", "projected",
                       instant=True),),
@@ -543,12 +544,12 @@ def _slos(config: Config) -> DashboardSpec:
         PanelSpec("burn-rate-page", "Burn rate, page windows (5m, 1h, 30m, 6h)",
                   "Error ratio over the error budget (1 - objective) per window: 1 spends the "
                   "budget exactly over the SLO window. Pages fire when both 1h and 5m burn "
-                  "above 14.4, or both 6h and 30m above 6.", "suffix:x",
+                  "above 14.4, or both 6h and 30m above 6.", "suffix: x",
                   tuple(burn(w) for w in PAGE_WINDOWS), width=12, min=0,
                   thresholds=((6, "orange"), (14.4, "red"))),
         PanelSpec("burn-rate-ticket", "Burn rate, ticket windows (2h, 1d, 6h, 3d)",
                   "Error ratio over the error budget per window. Tickets fire when both 1d "
-                  "and 2h burn above 3, or both 3d and 6h above 1.", "suffix:x",
+                  "and 2h burn above 3, or both 3d and 6h above 1.", "suffix: x",
                   tuple(burn(w) for w in TICKET_WINDOWS), width=12, min=0,
                   thresholds=((1, "orange"), (3, "red"))),
         PanelSpec("sli-events", "SLI events per second",
