@@ -318,7 +318,12 @@ class _Reader:
             if probe in self.lines:
                 line = self.lines[probe]
                 break
-            probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+            if parent == probe:
+                break
+            probe = parent
+        if line is None and path and self.lines:
+            line = self.lines.get("")
         return ConfigError(self.source, path, problem, line=line)
 
     def mapping(self, value: Any, path: str, allowed: Sequence[str],
