@@ -198,3 +198,23 @@ def test_promtool_test_rules() -> None:
         results = list(pool.map(lambda f: _run(promtool, "test", "rules", str(f)), files))
     for path, result in zip(files, results):
         assert result.returncode == 0, f"{path.name}:\n{result.stdout}{result.stderr}"
+
+
+def _expand(token: str) -> set[str]:
+    """``a:{b,c}:d`` and ``x:rate<W>`` forms of docs/rules.md as plain names."""
+    match = re.search(r"\{([^}]*)\}", token)
+    if match:
+        return {n for alt in match.group(1).split(",")
+                for n in _expand(token[:match.start()] + alt.strip() + token[match.end():])}
+    if "<W>" in token:
+        return {token.replace("<W>", w) for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d",
+                                                   "7d", "30d")}
+    return {token}
+
+
+def test_every_recording_rule_is_documented() -> None:
+    doc = (ROOT / "docs/rules.md").read_text()
+    documented = {n for token in re.findall(r"`([a-z_]+:[^`]+)`", doc) for n in _expand(token)}
+    groups = [g for gs in all_rule_groups(_config()).values() for g in gs]
+    recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    assert sorted(recorded - documented) == []
