@@ -182,6 +182,11 @@ class _HttpServer:
             await self._serve_connection(reader, writer)
         except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away or stopped reading: nothing to answer
+        except asyncio.CancelledError:
+            # close() cancels idle keep-alive connections (Prometheus always holds
+            # one); ending quietly keeps asyncio from logging the cancellation as
+            # an error in the stream protocol's callback.
+            pass
         except Exception:
             logger.exception("promkit metrics server: unexpected error on a connection")
         finally:

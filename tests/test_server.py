@@ -2,6 +2,7 @@
 
 import asyncio
 import gzip
+import logging
 import socket
 import threading
 import time
@@ -287,3 +288,14 @@ def test_serve_metrics_in_the_foreground(registry: MetricsRegistry) -> None:
     assert status == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(url)
+
+
+def test_stop_with_an_idle_keep_alive_connection_logs_no_error(caplog):
+    # Prometheus keeps a connection open between scrapes; stopping must be quiet.
+    server = start_metrics_server(port=0, registry=MetricsRegistry(CollectorRegistry()))
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        with caplog.at_level(logging.WARNING):
+            server.stop()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
