@@ -137,23 +137,27 @@ def test_agent_remote_writes_raw_series_and_central_rules_run(
 
     # The rule output exists centrally and counts requests (rate > 0 needs two
     # samples of a rising counter, so keep driving while waiting).
+    stage_rule = f'service_stage:job_stage_runs:rate5m{{service="{SERVICE}"}}'
+
     def rule_ready() -> bool:
+        # Rule groups are evaluated independently: wait for both outputs checked below.
         _drive(app, 3)
         value = central.value(RULE_OUTPUT)
-        return value is not None and value > 0
+        stages = {s["metric"].get("stage") for s in central.query(stage_rule)}
+        return value is not None and value > 0 and stages >= {"fetch", "ocr"}
 
     deadline = time.monotonic() + 30
     while not rule_ready():
         assert time.monotonic() < deadline, (
-            f"{RULE_OUTPUT} never > 0 centrally; rules: {central.client.rules()}")
+            f"{RULE_OUTPUT} / {stage_rule} never there centrally; "
+            f"rules: {central.client.rules()}")
         time.sleep(0.5)
     output = central.query(RULE_OUTPUT)
     assert len(output) == 1
     # sum by (service): the agent's cluster/replica are aggregated away, service stays.
     assert output[0]["metric"] == {"__name__": "service:http_requests:rate5m",
                                    "service": SERVICE}
-    stage = central.query(f'service_stage:job_stage_runs:rate5m{{service="{SERVICE}"}}')
-    assert {s["metric"]["stage"] for s in stage} >= {"fetch", "ocr"}
+    assert {s["metric"]["stage"] for s in central.query(stage_rule)} >= {"fetch", "ocr"}
     assert time.monotonic() - started < 90
 
 
