@@ -438,6 +438,10 @@ def _make_sinks(
     return sinks
 
 
+DEFAULT_QUIET_LOGGERS = ("httpx", "httpcore")
+"""Libraries whose INFO lines would log full URLs (tokens in webhook paths)."""
+
+
 def configure_logging(
     service: str,
     *,
@@ -453,6 +457,7 @@ def configure_logging(
     hash_keys: Iterable[str] = (),
     failures: FailureSink | None = None,
     sample_random: Callable[[], float] | None = None,
+    quiet_loggers: Iterable[str] = DEFAULT_QUIET_LOGGERS,
 ) -> None:
     """Send structlog events and stdlib ``logging`` records out as JSON lines.
 
@@ -465,7 +470,9 @@ def configure_logging(
     rendering; ``pii_keys`` and ``hash_keys`` add to the default blocklist and
     raw-ID keys (they cannot remove defaults). Write failures (a full disk)
     are counted in ``failures`` (default: the default registry's) and logged
-    once, never raised. Calling it again replaces the previous setup.
+    once, never raised. ``quiet_loggers`` (default httpx and httpcore, whose
+    INFO lines carry full request URLs) are set to WARNING. Calling it again
+    replaces the previous setup.
     """
     if failures is None:
         from instrument.registry import default_registry
@@ -516,6 +523,10 @@ def configure_logging(
                 old.close()
         root.addHandler(handler)
         root.setLevel(level.upper() if isinstance(level, str) else level)
+        for name in quiet_loggers:
+            # httpx logs every request's full URL at INFO; webhook URLs (Slack,
+            # Discord) carry their token in the path, which redaction can't know.
+            logging.getLogger(name).setLevel(logging.WARNING)
         structlog.configure(
             processors=structlog_processors,
             logger_factory=structlog.stdlib.LoggerFactory(),

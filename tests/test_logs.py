@@ -645,3 +645,20 @@ def test_duckdb_answers_p95_per_route_and_lines_of_a_correlation_id(tmp_path):
         [str(path), wanted],
     ).fetchall()
     assert [e[0] for e in events] == ["job_created", "http_request"]
+
+
+def test_httpx_request_lines_with_webhook_urls_are_not_logged_by_default():
+    import io
+    import logging as _logging
+
+    from instrument.logs import configure_logging, reset_logging
+
+    out = io.StringIO()
+    configure_logging("svc", stream=out)
+    try:
+        _logging.getLogger("httpx").info(
+            'HTTP Request: POST https://hooks.slack.com/services/T0/B0/XyZsecret "HTTP/1.1 200 OK"')
+        _logging.getLogger("app").info("kept")
+    finally:
+        reset_logging()
+    assert "XyZsecret" not in out.getvalue() and "kept" in out.getvalue()
