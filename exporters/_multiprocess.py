@@ -14,6 +14,12 @@ not linger. gunicorn users should also call :func:`mark_process_dead` from
 A scrape never fails because of one bad file: a file still being created
 (shorter than its header) is skipped, and a file that cannot be read is
 skipped and reported once in the log.
+
+Exemplars, which the mmap files cannot hold, come from each process's
+``exemplars_<pid>.json`` (see ``instrument/_mp_exemplars.py``): an
+OpenMetrics scrape attaches, to each counter and histogram bucket sample, the
+newest exemplar any process recorded for it. A dead process's exemplar file
+is removed an hour after its last write.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from prometheus_client import multiprocess as _pc_mp
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as _pc_om
 
+from instrument import _mp_exemplars
 from instrument.catalog import STANDARD_CATALOG, Catalog, MetricSpec
 from instrument.registry import MetricsRegistry, multiprocess_dir
 
@@ -114,6 +121,11 @@ def _cleanup(path: str, names: Iterable[str]) -> list[int]:
             _pc_mark_dead(pid, path)
         except OSError as exc:  # e.g. removed by a concurrent scrape in another worker
             logger.debug("promkit: could not remove live-gauge files of pid %d: %s", pid, exc)
+    # Exemplar files of dead processes: kept while fresh (their counts stay), then removed.
+    try:
+        _mp_exemplars.remove_stale_files(path, _pid_alive)
+    except OSError as exc:
+        logger.debug("promkit: could not clean up exemplar files in %s: %s", path, exc)
     return dead
 
 
@@ -121,6 +133,8 @@ def cleanup_dead_processes(path: str | None = None) -> list[int]:
     """Remove the live-gauge files of every process that no longer runs; return their pids.
 
     Runs before every multiprocess scrape. Zombie processes count as dead.
+    Exemplar files of dead processes are removed too once they are an hour old
+    (:data:`instrument._mp_exemplars.MAX_AGE_SECONDS`).
     """
     path = _require_dir(path)
     return _cleanup(path, _db_files(path))
@@ -197,10 +211,50 @@ class _Families:
         return self._families
 
 
+def _attach_exemplars(families: list[Metric], path: str,
+                      registry: MetricsRegistry | None) -> None:
+    """Give each counter and histogram bucket sample the newest exemplar of any process."""
+
+    def bad_file(name: str, exc: BaseException) -> None:
+        if registry is not None and registry.failures.errors is not None:
+            registry.failures.errors.labels(
+                f"multiprocess_exemplar_read:{type(exc).__name__}").inc()
+
+    _mp_exemplars.flush_local(path)  # this process's newest, not a second old
+    try:
+        newest = _mp_exemplars.read_exemplar_files(path, on_bad_file=bad_file)
+    except OSError as exc:  # the directory listing itself failed: serve without exemplars
+        logger.warning("promkit: cannot read exemplar files in %s: %r", path, exc)
+        return
+    if not newest:
+        return
+    for family in families:
+        if family.type == "histogram":
+            suffix = "_bucket"
+        elif family.type == "counter":
+            suffix = "_total"
+        else:
+            continue
+        samples = family.samples
+        for i, sample in enumerate(samples):
+            if sample.name.endswith(suffix):
+                exemplar = newest.get((sample.name, tuple(sorted(sample.labels.items()))))
+                if exemplar is not None:
+                    samples[i] = sample._replace(exemplar=exemplar)
+
+
 def multiprocess_exposition(openmetrics: bool = False, registry: MetricsRegistry | None = None,
                             *, path: str | None = None) -> str:
-    """All processes' metrics, merged, as text 0.0.4 or OpenMetrics (with ``# EOF``)."""
-    families = _Families(collect_multiprocess(registry, path=path))
+    """All processes' metrics, merged, as text 0.0.4 or OpenMetrics (with ``# EOF``).
+
+    OpenMetrics carries exemplars: for each counter and histogram bucket, the
+    newest one recorded by any process (text 0.0.4 has no exemplars).
+    """
+    path = _require_dir(path)
+    merged = collect_multiprocess(registry, path=path)
+    if openmetrics:
+        _attach_exemplars(merged, path, registry)
+    families = _Families(merged)
     generate = _pc_om.generate_latest if openmetrics else _pc_text.generate_latest
     return str(generate(families).decode("utf-8"))
 

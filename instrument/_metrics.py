@@ -306,7 +306,7 @@ class _InProgress:
 class MultiprocessCounterChild(CounterChild):
     """Counter series stored in prometheus-client's per-process mmap file."""
 
-    __slots__ = ("_mv",)
+    __slots__ = ("_mv", "_xspec", "_xstore")
 
     def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, spec: MetricSpec,
                  value_class: Any) -> None:
@@ -314,6 +314,8 @@ class MultiprocessCounterChild(CounterChild):
         family = spec.family_name
         self._mv = value_class("counter", family, family + "_total", spec.labels, labelvalues,
                                spec.help)
+        self._xspec = spec
+        self._xstore: Any = None  # this process's exemplar store, from the first exemplar on
 
     def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
         try:
@@ -322,8 +324,25 @@ class MultiprocessCounterChild(CounterChild):
             self._mv.inc(amount)
             if exemplar is not None:
                 self._exemplar = (exemplar, amount, _now())
+                store = self._xstore
+                if store is None:
+                    store = self._xstore = self._track_exemplars()
+                if not store.dirty:
+                    store.mark_dirty()  # its thread writes the file within a second
         except Exception as exc:
             self._sink.failure("counter_inc", exc)
+
+    def _track_exemplars(self) -> Any:
+        from instrument._mp_exemplars import process_store
+
+        store = process_store(self._sink)
+        pairs = tuple(sorted(zip(self._xspec.labels, self.labelvalues)))
+        store.track([(self._xspec.family_name + "_total", pairs)], lambda: (self._exemplar,),
+                    self._forget_exemplar)
+        return store
+
+    def _forget_exemplar(self) -> None:
+        self._exemplar = None
 
     def get(self) -> float:
         return float(self._mv.get())
@@ -365,11 +384,13 @@ class MultiprocessGaugeChild(GaugeChild):
 class MultiprocessHistogramChild(HistogramChild):
     """Histogram series stored in prometheus-client's per-process mmap file."""
 
-    __slots__ = ("_mv_buckets", "_mv_sum")
+    __slots__ = ("_mv_buckets", "_mv_sum", "_xspec", "_xstore")
 
     def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, bounds: list[float],
                  spec: MetricSpec, value_class: Any) -> None:
         super().__init__(labelvalues, sink, bounds)
+        self._xspec = spec
+        self._xstore: Any = None  # this process's exemplar store, from the first exemplar on
         name, labels = spec.name, spec.labels
         self._mv_sum = value_class("histogram", name, name + "_sum", labels, labelvalues,
                                    spec.help)
@@ -391,6 +412,34 @@ class MultiprocessHistogramChild(HistogramChild):
                 self._set_exemplar(i, exemplar, value)
         except Exception as exc:
             self._sink.failure("histogram_observe", exc)
+
+    def _set_exemplar(self, i: int, exemplar: dict[str, str], value: float) -> None:
+        # Kept in memory as in one process; the store's thread writes them to
+        # exemplars_<pid>.json at most once a second (see instrument/_mp_exemplars.py).
+        exemplars = self._exemplars
+        if exemplars is None:
+            self._xstore = self._track_exemplars()
+            exemplars = self._exemplars = [None] * len(self._mv_buckets)
+        exemplars[i] = (exemplar, value, _now())
+        store = self._xstore
+        if not store.dirty:
+            store.mark_dirty()
+
+    def _track_exemplars(self) -> Any:
+        from instrument._mp_exemplars import process_store
+
+        store = process_store(self._sink)
+        spec = self._xspec
+        base = tuple(zip(spec.labels, self.labelvalues))
+        keys = [(spec.name + "_bucket", tuple(sorted((*base, ("le", floatToGoString(bound))))))
+                for bound in (*self._bounds, math.inf)]
+        store.track(keys, lambda: self._exemplars or (), self._forget_exemplars)
+        return store
+
+    def _forget_exemplars(self) -> None:
+        exemplars = self._exemplars
+        if exemplars is not None:
+            exemplars[:] = [None] * len(exemplars)
 
     def snapshot(self) -> tuple[list[int], float]:
         return [int(mv.get()) for mv in self._mv_buckets], float(self._mv_sum.get())
