@@ -418,13 +418,15 @@ STANDARD_CATALOG = Catalog([
        ("stage",), unit="seconds", family="stages"),
     _c("job_stage_failures_total", "Job stage failures by stage and error code.",
        ("stage", "error_code"), family="stages"),
-    # External calls.
+    # External calls. The callee is `peer_service` (OpenTelemetry's peer.service):
+    # a plain `service` label would clash with the scrape target's own.
     _c("external_calls_total", "Calls to external services by outcome (success, error, timeout).",
-       ("service", "operation", "outcome", "status_class"), family="external"),
+       ("peer_service", "operation", "outcome", "status_class"), family="external"),
     _h("external_call_duration_seconds", "Duration of calls to external services.",
-       ("service", "operation", "outcome"), LLM_BUCKETS, unit="seconds", family="external"),
+       ("peer_service", "operation", "outcome"), LLM_BUCKETS, unit="seconds",
+       family="external"),
     _c("external_call_retries_total", "Retries of calls to external services.",
-       ("service", "operation"), family="external"),
+       ("peer_service", "operation"), family="external"),
     # Usage and cost.
     _c("usage_units_total",
        "Billable usage by resource (llm_tokens, ocr_pages, audio_seconds, cpu_seconds...).",

@@ -34,7 +34,7 @@ CLIENT_TIMEOUT = 0.3
 def calls(registry: MetricsRegistry, service: str, operation: str, outcome: str,
           status_class: str) -> float | None:
     return registry.collector_registry.get_sample_value(
-        "external_calls_total", {"service": service, "operation": operation,
+        "external_calls_total", {"peer_service": service, "operation": operation,
                                  "outcome": outcome, "status_class": status_class})
 
 
@@ -42,7 +42,7 @@ def durations(registry: MetricsRegistry, service: str, operation: str,
               outcome: str) -> float | None:
     return registry.collector_registry.get_sample_value(
         "external_call_duration_seconds_count",
-        {"service": service, "operation": operation, "outcome": outcome})
+        {"peer_service": service, "operation": operation, "outcome": outcome})
 
 
 def all_label_values(registry: MetricsRegistry) -> list[str]:
@@ -192,7 +192,7 @@ def test_record_retry(registry):
     record_retry("llm", "chat", registry=registry)
     record_retry("llm", "chat", registry=registry)
     assert registry.collector_registry.get_sample_value(
-        "external_call_retries_total", {"service": "llm", "operation": "chat"}) == 2
+        "external_call_retries_total", {"peer_service": "llm", "operation": "chat"}) == 2
 
 
 # ----------------------------------------------------------- a real HTTP server
@@ -273,7 +273,7 @@ def test_httpx_client_outcomes_status_classes_and_durations(registry, upstream):
     # The timed-out call took at least the client timeout and far less than the server's sleep.
     slow_sum = registry.collector_registry.get_sample_value(
         "external_call_duration_seconds_sum",
-        {"service": "upstream", "operation": "GET /slow", "outcome": "timeout"})
+        {"peer_service": "upstream", "operation": "GET /slow", "outcome": "timeout"})
     assert CLIENT_TIMEOUT * 0.9 <= slow_sum < SLOW_SECONDS
 
 

@@ -355,7 +355,7 @@ def test_webhook_sends_correlation_id_and_records_the_call(registry: MetricsRegi
     assert request.headers[CORRELATION_HEADER] == cid
     assert json.loads(request.content) == {**secret_body, "correlation_id": cid}
     assert "correlation_id" not in secret_body  # the caller's dict is not changed
-    assert sample(registry, "external_calls_total", service="webhook", operation="deliver",
+    assert sample(registry, "external_calls_total", peer_service="webhook", operation="deliver",
                   outcome="success", status_class="2xx") == 1
     flat = json.dumps(logs, default=str)
     assert "alice" not in flat and "secret-token" not in flat
@@ -372,12 +372,12 @@ def test_webhook_failures_raise_and_are_counted(registry: MetricsRegistry) -> No
             pytest.raises(httpx.ConnectError):
         send_webhook("http://127.0.0.1:9/hook", {}, client=client, registry=registry)
     assert get_correlation_id() is None  # outside a request: nothing left bound
-    assert sample(registry, "external_calls_total", service="webhook", operation="deliver",
+    assert sample(registry, "external_calls_total", peer_service="webhook", operation="deliver",
                   outcome="error", status_class="none") == 1
     with httpx.Client(transport=httpx.MockTransport(error)) as client:
         assert send_webhook("http://x/hook", {}, client=client, registry=registry,
                             service="ntfy").status_code == 503
-    assert sample(registry, "external_calls_total", service="ntfy", operation="deliver",
+    assert sample(registry, "external_calls_total", peer_service="ntfy", operation="deliver",
                   outcome="error", status_class="5xx") == 1
 
 

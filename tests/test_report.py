@@ -83,8 +83,8 @@ def faulty() -> Collected:
         "stage_runs": vector(({"stage": "ocr"}, 50), ({"stage": "fetch"}, 50)),
         "stage_failures": vector(({"stage": "ocr", "error_code": "Timeout"}, 6)),
         "ext_outcomes": vector(
-            ({"service": "llm", "operation": "chat", "outcome": "success"}, 80),
-            ({"service": "llm", "operation": "chat", "outcome": "timeout"}, 20)),
+            ({"peer_service": "llm", "operation": "chat", "outcome": "success"}, 80),
+            ({"peer_service": "llm", "operation": "chat", "outcome": "timeout"}, 20)),
         "usage_mtd": vector(
             ({"resource": "llm_tokens", "provider": "fake", "model": "m", "role": "input"},
              600_000),

@@ -212,7 +212,7 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
     cases += _fire_and_quiet(c, "StageFailureRatioHigh",
                              stages(min(3 * t.stage_failure_ratio, 0.9)),
                              stages(t.stage_failure_ratio / 2), {"stage": "ocr"})
-    ext = {"service": svc, "exported_service": "llm-api", "operation": "complete"}
+    ext = {"service": svc, "peer_service": "llm-api", "operation": "complete"}
 
     def external(ratio: float) -> list[Series]:
         return [
@@ -222,7 +222,7 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
              + "}", _counter([(60 * ratio, n)])),
         ]
 
-    ext_labels = {"exported_service": "llm-api", "operation": "complete"}
+    ext_labels = {"peer_service": "llm-api", "operation": "complete"}
     cases += _fire_and_quiet(c, "ExternalErrorRatioHigh",
                              external(min(3 * t.external_error_ratio, 0.9)),
                              external(t.external_error_ratio / 2), ext_labels)

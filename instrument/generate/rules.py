@@ -108,15 +108,15 @@ ALERTS: dict[str, AlertInfo] = {a.name: a for a in (
           "More than {t.stage_failure_ratio_pct} of runs of job stage {{ $labels.stage }} fail.",
           "stage failures / runs > {t.stage_failure_ratio_pct} (5m) for 10m"),
     _info("ExternalErrorRatioHigh", "warning", "10m",
-          "{{ $labels.exported_service }} {{ $labels.operation }}: "
+          "{{ $labels.peer_service }} {{ $labels.operation }}: "
           "{{ $value | humanizePercentage }} of calls fail",
-          "More than {t.external_error_ratio_pct} of calls to {{ $labels.exported_service }} "
+          "More than {t.external_error_ratio_pct} of calls to {{ $labels.peer_service }} "
           "({{ $labels.operation }}) end in an error or a timeout.",
           "error+timeout / calls > {t.external_error_ratio_pct} (5m) for 10m"),
     _info("ExternalLatencyP95High", "warning", "10m",
-          "{{ $labels.exported_service }} {{ $labels.operation }}: p95 "
+          "{{ $labels.peer_service }} {{ $labels.operation }}: p95 "
           "{{ $value | humanizeDuration }}",
-          "The 95th percentile duration of calls to {{ $labels.exported_service }} "
+          "The 95th percentile duration of calls to {{ $labels.peer_service }} "
           "({{ $labels.operation }}) is above {t.external_p95_seconds:g}s.",
           "p95 > {t.external_p95_seconds:g}s (5m) for 10m"),
     _info("LLMLatencyP95High", "warning", "10m",
@@ -280,7 +280,7 @@ def _mean(config: Config, level: str, metric: str, labels: Sequence[str]) -> Rul
 # -- recording rules -----------------------------------------------------------------------
 
 _ROUTE = ("http_request_method", "http_route")
-_EXTERNAL = ("exported_service", "operation")
+_EXTERNAL = ("peer_service", "operation")
 _LLM = ("gen_ai_provider_name", "gen_ai_request_model")
 
 

@@ -365,7 +365,7 @@ def _latency(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]
                                 f"jobs {subject} p95 is {_fmt_s(total)} "
                                 f"(threshold {_fmt_s(t.job_p95_seconds)})", total, "seconds"))
 
-    ekeys = ("service", "operation")
+    ekeys = ("peer_service", "operation")
     ext_p95 = _index(c.instant.get("ext_p95", []), *ekeys)
     ext_mean = _index(c.instant.get("ext_mean", []), *ekeys)
     external: list[dict[str, Any]] = []
@@ -439,7 +439,7 @@ def _failures(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any
 
     outcomes: dict[tuple[str, str], dict[str, float]] = {}
     for s in c.instant.get("ext_outcomes", []):
-        key = (s.labels.get("service", ""), s.labels.get("operation", ""))
+        key = (s.labels.get("peer_service", ""), s.labels.get("operation", ""))
         outcomes.setdefault(key, {})[s.labels.get("outcome", "")] = _num(s.value) or 0.0
     external: list[dict[str, Any]] = []
     for key, by_outcome in sorted(outcomes.items()):

@@ -134,8 +134,8 @@ def instant_queries(window: Window, service: str | None = None,
         "job_total_p95": _quantile(0.95, "job_duration_seconds", "queue, job_type", s(), w),
         "job_count": f"sum by (queue, job_type) (increase(job_run_duration_seconds_count"
                      f"{s()}[{w}]))",
-        "ext_p95": _quantile(0.95, "external_call_duration_seconds", "service, operation", s(), w),
-        "ext_mean": _mean("external_call_duration_seconds", "service, operation", s(), w),
+        "ext_p95": _quantile(0.95, "external_call_duration_seconds", "peer_service, operation", s(), w),
+        "ext_mean": _mean("external_call_duration_seconds", "peer_service, operation", s(), w),
         "stage_p95": _quantile(0.95, "job_stage_duration_seconds", "stage", s(), w),
         "stage_mean": _mean("job_stage_duration_seconds", "stage", s(), w),
         "stage_runs": f"sum by (stage) (increase(job_stage_duration_seconds_count{s()}[{w}]))",
@@ -143,7 +143,7 @@ def instant_queries(window: Window, service: str | None = None,
         # What fails.
         "stage_failures": f"sum by (stage, error_code) (increase(job_stage_failures_total"
                           f"{s()}[{w}])) > 0",
-        "ext_outcomes": f"sum by (service, operation, outcome) (increase(external_calls_total"
+        "ext_outcomes": f"sum by (peer_service, operation, outcome) (increase(external_calls_total"
                         f"{s()}[{w}]))",
         "job_failures": f"sum by (queue, job_type, error_code) (increase(jobs_finished_total"
                         f"{s(_NOT_SUCCESS)}[{w}])) > 0",

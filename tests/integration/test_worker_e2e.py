@@ -161,9 +161,9 @@ def test_api_queue_worker_webhook_end_to_end(
                      f"sum(job_queue_wait_seconds_count{{{jt}}})",
                      f'sum(jobs_finished_total{{{jt},outcome="success"}})',
                      *(f'sum(job_stage_duration_seconds_count{{stage="{s}"}})' for s in STAGES),
-                     'sum(external_calls_total{service="webhook",outcome="success"})'):
+                     'sum(external_calls_total{peer_service="webhook",outcome="success"})'):
             prom.wait_for_value(expr, lambda v: v == N_JOBS, timeout=20)
-        prom.wait_for_value('sum(external_calls_total{service="lookup",outcome="timeout"})',
+        prom.wait_for_value('sum(external_calls_total{peer_service="lookup",outcome="timeout"})',
                             lambda v: v == EXPECTED_TIMEOUTS, timeout=20)
         prom.wait_for_value(f"queue_depth{{{queue}}}", lambda v: v == 0, timeout=20)
 
@@ -173,10 +173,10 @@ def test_api_queue_worker_webhook_end_to_end(
         total_sum = scalar(prom, f"sum(job_duration_seconds_sum{{{ok}}})")
         stage_sums = {s: scalar(prom, f'sum(job_stage_duration_seconds_sum{{stage="{s}"}})')
                       for s in STAGES}
-        lookup_sum = scalar(prom, 'sum(external_call_duration_seconds_sum{service="lookup"})')
+        lookup_sum = scalar(prom, 'sum(external_call_duration_seconds_sum{peer_service="lookup"})')
         timeout_sum = scalar(
-            prom, 'sum(external_call_duration_seconds_sum{service="lookup",outcome="timeout"})')
-        webhook_sum = scalar(prom, 'sum(external_call_duration_seconds_sum{service="webhook"})')
+            prom, 'sum(external_call_duration_seconds_sum{peer_service="lookup",outcome="timeout"})')
+        webhook_sum = scalar(prom, 'sum(external_call_duration_seconds_sum{peer_service="webhook"})')
         summary = (f"wait {wait_sum:.3f} run {run_sum:.3f} total {total_sum:.3f} "
                    f"stages {stage_sums} lookup {lookup_sum:.3f} webhook {webhook_sum:.3f}")
 
@@ -193,7 +193,7 @@ def test_api_queue_worker_webhook_end_to_end(
         # The external calls happen inside the fetch stage; two of them waited for the timeout.
         assert lookup_sum <= stage_sums["fetch"] + 0.001, summary
         assert EXPECTED_TIMEOUTS * CLIENT_TIMEOUT <= timeout_sum < EXPECTED_TIMEOUTS * SLOW_DELAY
-        assert scalar(prom, 'sum(external_calls_total{service="lookup",outcome="success"})') \
+        assert scalar(prom, 'sum(external_calls_total{peer_service="lookup",outcome="success"})') \
             == N_JOBS
         assert scalar(prom, 'sum(external_call_retries_total{service="lookup"})') \
             == EXPECTED_TIMEOUTS

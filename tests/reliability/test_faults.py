@@ -185,7 +185,7 @@ def test_prometheus_and_alertmanager_down(uvicorn_app: Any, prometheus: Any, ale
         send_webhook(am.url + "/api/v2/alerts", {"x": 1}, timeout=1.0, registry=registry)
     assert time.monotonic() - start < 1.0
     assert registry.collector_registry.get_sample_value("external_calls_total", {
-        "service": "webhook", "operation": "deliver", "outcome": "error",
+        "peer_service": "webhook", "operation": "deliver", "outcome": "error",
         "status_class": "none"}) == 1 or _outcomes(registry) == {"error": 1.0}
     add("faults", "survived", 2)
 
