@@ -174,9 +174,10 @@ def test_api_queue_worker_webhook_end_to_end(
         stage_sums = {s: scalar(prom, f'sum(job_stage_duration_seconds_sum{{stage="{s}"}})')
                       for s in STAGES}
         lookup_sum = scalar(prom, 'sum(external_call_duration_seconds_sum{peer_service="lookup"})')
-        timeout_sum = scalar(
-            prom, 'sum(external_call_duration_seconds_sum{peer_service="lookup",outcome="timeout"})')
-        webhook_sum = scalar(prom, 'sum(external_call_duration_seconds_sum{peer_service="webhook"})')
+        timeout_sum = scalar(prom, 'sum(external_call_duration_seconds_sum'
+                                   '{peer_service="lookup",outcome="timeout"})')
+        webhook_sum = scalar(prom, 'sum(external_call_duration_seconds_sum'
+                                   '{peer_service="webhook"})')
         summary = (f"wait {wait_sum:.3f} run {run_sum:.3f} total {total_sum:.3f} "
                    f"stages {stage_sums} lookup {lookup_sum:.3f} webhook {webhook_sum:.3f}")
 
