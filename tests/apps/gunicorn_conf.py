@@ -16,8 +16,10 @@ def on_starting(server: Any) -> None:
     # Runs once in the arbiter before any worker: values left by an earlier
     # run would otherwise be summed into this one.
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    for name in glob.glob(os.path.join(path, "*.db")):
-        os.remove(name)
+    # mmap value files and the exemplar files beside them
+    for pattern in ("*.db", "exemplars_*"):
+        for name in glob.glob(os.path.join(path, pattern)):
+            os.remove(name)
 
 
 def child_exit(server: Any, worker: Any) -> None:
