@@ -25,6 +25,11 @@ class Query:
     expr: str
     instant: bool = False
     time_from: str | None = None
+    legend: str = ""
+    """The target's legend format (``{{label}}`` names labels the result should carry)."""
+
+    def legend_labels(self) -> set[str]:
+        return set(re.findall(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}", self.legend))
 
 
 def _panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
@@ -41,7 +46,8 @@ def dashboard_queries(data: Mapping[str, Any], *, variables: bool = True) -> lis
         for target in panel.get("targets") or []:
             out.append(Query(uid, f'panel {panel.get("id")} "{panel.get("title")}" target '
                                   f'{target.get("refId")}', target["expr"],
-                             bool(target.get("instant")), panel.get("timeFrom")))
+                             bool(target.get("instant")), panel.get("timeFrom"),
+                             str(target.get("legendFormat") or "")))
     for annotation in (data.get("annotations") or {}).get("list") or []:
         if annotation.get("expr"):
             out.append(Query(uid, f'annotation "{annotation.get("name")}"', annotation["expr"]))

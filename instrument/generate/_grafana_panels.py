@@ -342,13 +342,13 @@ def _cost_month_to_date() -> str:
 
 def _external(config: Config) -> DashboardSpec:
     t = config.thresholds
-    dep = "{{exported_service}} {{operation}}"
+    dep = "{{peer_service}} {{operation}}"
     timeouts = _sel("service_external:external_calls:rate5m", 'outcome="timeout"')
     calls = RowSpec("External calls", (
         PanelSpec("external-calls", "Calls per second by service, operation and outcome",
                   "Calls to external services per second over 5 minutes "
-                  "(service_external:external_calls:rate5m). The external service's name is "
-                  "in exported_service: the scrape's own service label wins.", "cps",
+                  "(service_external:external_calls:rate5m); the callee is peer_service.",
+                  "cps",
                   (_t(_sel("service_external:external_calls:rate5m"), dep + " {{outcome}}"),),
                   width=8, stacked=True, min=0),
         PanelSpec("external-error-ratio", "Error ratio by dependency",
@@ -364,7 +364,7 @@ def _external(config: Config) -> DashboardSpec:
                   f"is above {t.external_p95_seconds:g}s.", "s",
                   (*_rule_quantiles("service_external:external_call_duration_seconds", dep),
                    _t(_raw_quantile("external_call_duration_seconds", "0.99",
-                                    "exported_service, operation"), "p99 raw " + dep,
+                                    "peer_service, operation"), "p99 raw " + dep,
                       exemplar=True)),
                   width=8, min=0, thresholds=((t.external_p95_seconds, "red"),)),
         PanelSpec("external-retries", "Retries per second",
@@ -375,7 +375,7 @@ def _external(config: Config) -> DashboardSpec:
         PanelSpec("external-timeouts", "Timeouts per second",
                   "External calls that timed out, per second "
                   "(service_external:external_calls:rate5m, outcome timeout).", "cps",
-                  (_t(f"sum by (exported_service, operation) ({timeouts})", dep),),
+                  (_t(f"sum by (peer_service, operation) ({timeouts})", dep),),
                   width=8, min=0),
         PanelSpec("llm-latency", "LLM call latency p50 / p95 / p99",
                   "Duration of LLM calls by provider and model "

@@ -53,16 +53,26 @@ def _promql(query: Query, values: dict[str, str]) -> str:
     return text
 
 
-def _empty(prometheus: PrometheusServer, queries: list[tuple[Query, str]]) -> list[str]:
+def _problems(prometheus: PrometheusServer,
+              queries: list[tuple[Query, str]]) -> list[tuple[Query, str, str]]:
+    """``(query, expr, what is wrong)`` for each query that fails or answers nothing."""
     problems = []
     for query, expr in queries:
         try:
             result = prometheus.query(expr)
         except PrometheusAPIError as exc:
-            problems.append(f"{query.dashboard} {query.where}: ERROR {exc}")
+            problems.append((query, expr, f"ERROR {exc}"))
             continue
         if not result:
-            problems.append(f"{query.dashboard} {query.where}: no series for {expr!r}")
+            problems.append((query, expr, f"no series for {expr!r}"))
+            continue
+        # The labels the legend shows must be on the series (a renamed label otherwise
+        # leaves the legend blank while the query still answers).
+        missing = {label for label in query.legend_labels()
+                   if not any(label in r["metric"] for r in result)}
+        if missing:
+            problems.append((query, expr, f"legend labels {sorted(missing)} on no series of "
+                                          f"{expr!r}"))
     return problems
 
 
@@ -106,17 +116,14 @@ def test_every_dashboard_query_returns_series(
         unresolved = [m for q, e in queries for m in re.findall(r"\$\{?\w+", e)]
         assert unresolved == [], f"template variables left unreplaced: {unresolved}"
         deadline = time.monotonic() + DEADLINE
-        pending = queries
-        problems = _empty(prom, pending)
+        problems = _problems(prom, queries)
         while problems and time.monotonic() < deadline:
-            time.sleep(2.0)
-            # Keep only the queries still empty or failing.
-            failing = {p.split(": ", 1)[0] for p in problems}
-            pending = [(q, e) for q, e in pending if f"{q.dashboard} {q.where}" in failing]
-            problems = _empty(prom, pending)
+            time.sleep(2.0)  # rate windows and rule chains fill in; retry only the failing
+            problems = _problems(prom, [(q, e) for q, e, _ in problems])
         assert not problems, (
             f"{len(problems)} of {len(queries)} dashboard queries returned nothing after "
-            f"{time.monotonic() - started:.0f}s:\n" + "\n".join(problems))
+            f"{time.monotonic() - started:.0f}s:\n"
+            + "\n".join(f"{q.dashboard} {q.where}: {what}" for q, _, what in problems))
         # Exemplars reach Prometheus for the latency panels that ask for them.
         exemplars = prom.client.query_exemplars(
             f'http_server_request_duration_seconds_bucket{{service="{config.service}"}}',
