@@ -138,7 +138,8 @@ def test_every_alert_has_labels_annotations_and_a_test() -> None:
     for rule in rules:
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
         assert rule["labels"]["service"] == "demo"
-        assert set(rule["annotations"]) == {"summary", "description", "runbook"}
+        assert set(rule["annotations"]) == {"summary", "description", "runbook", "dashboard"}
+        assert rule["annotations"]["dashboard"].startswith("http://127.0.0.1:3000/d/promkit-")
         assert rule["annotations"]["runbook"] == f"docs/runbooks/{rule['alert']}.md"
         assert "{ $" not in rule["annotations"]["description"].replace("{{ $", "")
 

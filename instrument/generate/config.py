@@ -201,6 +201,8 @@ class Config:
     routes: tuple[Route, ...] = ()
     runbook_base: str = "docs/runbooks"
     """Runbook annotation of alert ``A``: ``<runbook_base>/A.md`` (a path or a URL prefix)."""
+    grafana_url: str = "http://127.0.0.1:3000"
+    """Where Grafana runs: alerts link to the panel that shows what they watch."""
     alert_for: Mapping[str, str] = field(default_factory=dict)
     """Per-alert ``for`` overrides by alert name (e.g. short ones in tests)."""
     source: str = field(default="<config>", compare=False)
@@ -409,7 +411,7 @@ def _kind(value: Any) -> str:
 
 _TOP_KEYS = ("service", "scrape_interval", "evaluation_interval", "targets", "alertmanager",
              "thresholds", "slos", "slo_min_events_per_hour", "budgets", "receivers", "routes",
-             "runbook_base", "alert_for")
+             "runbook_base", "grafana_url", "alert_for")
 
 
 def config_from_mapping(data: Any, *, source: str = "<config>",
@@ -448,6 +450,11 @@ def config_from_mapping(data: Any, *, source: str = "<config>",
     kwargs["routes"] = _routes(r, top.get("routes") or [], {x.name for x in receivers})
     if "runbook_base" in top:
         kwargs["runbook_base"] = r.string(top["runbook_base"], "runbook_base").rstrip("/")
+    if "grafana_url" in top:
+        url = r.string(top["grafana_url"], "grafana_url").rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise r.error("grafana_url", f"expected an http(s) URL, got {url!r}")
+        kwargs["grafana_url"] = url
     if top.get("alert_for") is not None:
         overrides = top["alert_for"]
         if not isinstance(overrides, Mapping):

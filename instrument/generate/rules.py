@@ -239,6 +239,10 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
         "description": description or _fmt(info.description, config),
         "runbook": f"{config.runbook_base}/{name}.md",
     }
+    from instrument.generate.dashboards import ALERT_PANELS, alert_panel_url  # no cycle at import
+
+    if name in ALERT_PANELS:
+        rule["annotations"]["dashboard"] = alert_panel_url(config, name, config.grafana_url)
     return rule
 
 
