@@ -196,7 +196,7 @@ def test_api_queue_worker_webhook_end_to_end(
         assert EXPECTED_TIMEOUTS * CLIENT_TIMEOUT <= timeout_sum < EXPECTED_TIMEOUTS * SLOW_DELAY
         assert scalar(prom, 'sum(external_calls_total{peer_service="lookup",outcome="success"})') \
             == N_JOBS
-        assert scalar(prom, 'sum(external_call_retries_total{service="lookup"})') \
+        assert scalar(prom, 'sum(external_call_retries_total{peer_service="lookup"})') \
             == EXPECTED_TIMEOUTS
         assert prom.query("sum(job_stage_failures_total)") == []
         assert scalar(prom, f'sum(jobs_in_flight{{{jt}}})') == 0
