@@ -162,6 +162,18 @@ def alertmanager(tmp_path: Path, _stack: _Stack) -> Callable[..., AlertmanagerSe
 
 
 @pytest.fixture
+def debug_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server that also accepts ``DEBUG SLEEP`` from loopback (slow-Redis faults)."""
+    binary = require_binary("redis-server")
+    server = start_redis(_workdir(tmp_path, "debug-redis"), binary=binary,
+                         extra_args=["--enable-debug-command", "local"])
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server for this test (no persistence; ready when PING answers).
 

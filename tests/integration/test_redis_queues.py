@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,7 @@ from ._servers import (
     ManagedProcess,
     PrometheusServer,
     RedisServer,
-    find_binary,
     free_port,
-    start_redis,
     wait_http_ready,
 )
 
@@ -51,18 +49,6 @@ def value(registry: MetricsRegistry, name: str, **labels: str) -> float | None:
     return registry.collector_registry.get_sample_value(name, labels)
 
 
-@pytest.fixture
-def debug_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """Our own redis-server that accepts DEBUG SLEEP from loopback."""
-    binary = find_binary("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package 'redis-server')")
-    server = start_redis(tmp_path / "debug-redis", binary=binary,
-                         extra_args=["--enable-debug-command", "local"])
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_depth_of_list_stream_and_zset_while_jobs_wait(redis_server: RedisServer,

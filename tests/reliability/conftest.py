@@ -24,10 +24,11 @@ import psutil
 import pytest
 
 # The integration fixtures (real Prometheus, Alertmanager, Redis, app servers).
-from integration._servers import RedisServer, find_binary, start_redis
+from integration._servers import find_binary
 from integration.conftest import (  # noqa: F401 - fixtures, used by name
     _stack,
     alertmanager,
+    debug_redis,
     gunicorn_app,
     multiproc_dir,
     prometheus,
@@ -147,18 +148,6 @@ def promtool_check(expositions: Iterable[str], *, allowed_lints: tuple[str, ...]
     return {"expositions": len(items), "calls": calls, "allowed_lints": lints}
 
 
-@pytest.fixture
-def debug_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """Our own redis-server that accepts ``DEBUG SLEEP`` from loopback."""
-    binary = find_binary("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package 'redis-server')")
-    server = start_redis(tmp_path / "debug-redis", binary=binary,
-                         extra_args=["--enable-debug-command", "local"])
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
