@@ -64,9 +64,9 @@ def table(figures: dict[str, Any], outcome: str, seconds: float) -> list[tuple[s
          f"{_get(f, 'security', 'token_cases')} / {_get(f, 'security', 'injection_cases')}, "
          f"{_get(f, 'security', 'leaks')} leaks; generated files checked: "
          f"{_get(f, 'security', 'generated_files_checked', 'skipped')}"),
-        ("soak: duration, requests, req/s",
+        ("soak: duration, requests, req/s; keep-alive races retried",
          f"{_get(f, 'soak', 'seconds')} s, {_n(_get(f, 'soak', 'requests'))}, "
-         f"{_get(f, 'soak', 'rps')}"),
+         f"{_get(f, 'soak', 'rps')}; {_get(f, 'soak', 'keepalive_reconnects')}"),
         ("soak: RSS after warm-up, growth; FDs idle -> after; instrumentation errors",
          f"{_get(f, 'soak', 'rss_mb_after_warmup')} MB, +{_get(f, 'soak', 'rss_growth_pct')}%;"
          f" {_get(f, 'soak', 'fd_idle')} -> {_get(f, 'soak', 'fd_after')}; "

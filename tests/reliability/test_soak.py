@@ -31,12 +31,12 @@ def test_soak(uvicorn_app: Any, tmp_path: Path) -> None:
     server = psutil.Process(app.pid)
     idle_fds = server.num_fds()
     stop = threading.Event()
-    statuses: Tally[int] = Tally()
+    statuses: Tally[int | str] = Tally()
     lock = threading.Lock()
     problems: list[str] = []
 
     def load(k: int) -> None:
-        seen: Tally[int] = Tally()
+        seen: Tally[int | str] = Tally()
         try:
             with httpx.Client(base_url=app.url, timeout=10) as client:
                 i = k
@@ -49,7 +49,14 @@ def test_soak(uvicorn_app: Any, tmp_path: Path) -> None:
                     if i % 97 == 0 or path == "/fail":
                         response = httpx.get(app.url + path, timeout=10)
                     else:
-                        response = client.get(path)
+                        try:
+                            response = client.get(path)
+                        except httpx.RemoteProtocolError:
+                            # A keep-alive connection closed by the server just as the
+                            # client reused it: a race of HTTP/1.1 keep-alive, retried
+                            # once on a fresh connection and counted (must stay rare).
+                            seen["reconnects"] += 1
+                            response = httpx.get(app.url + path, timeout=10)
                     seen[response.status_code] += 1
         except Exception as exc:  # reported below, the thread must end cleanly
             problems.append(repr(exc))
@@ -69,8 +76,10 @@ def test_soak(uvicorn_app: Any, tmp_path: Path) -> None:
         thread.join(15)
     elapsed = time.monotonic() - start
     assert not problems, problems[:3]
+    reconnects = statuses.pop("reconnects", 0)
     total = sum(statuses.values())
     assert set(statuses) <= {200, 404, 500} and statuses[200] > 0, statuses
+    assert reconnects <= max(1, total // 1000), (reconnects, total)
 
     after_warmup = [value for t, value in rss if t >= WARMUP]
     baseline = after_warmup[0]
@@ -99,4 +108,5 @@ def test_soak(uvicorn_app: Any, tmp_path: Path) -> None:
     record("soak", seconds=round(elapsed), requests=total, rps=round(total / elapsed),
            rss_mb_after_warmup=round(baseline / 1e6, 1),
            rss_growth_pct=round(100 * growth, 2), fd_idle=idle_fds,
-           fd_after=server.num_fds(), instrumentation_errors=0, log_lines=len(lines))
+           fd_after=server.num_fds(), instrumentation_errors=0, log_lines=len(lines),
+           keepalive_reconnects=reconnects)
