@@ -42,7 +42,7 @@ def table(figures: dict[str, Any], outcome: str, seconds: float) -> list[tuple[s
          f"{_get(f, 'fuzz', 'promtool_calls')} promtool calls"),
         ("invalid definitions rejected with CatalogError",
          _n(_get(f, "fuzz", "definitions_rejected"))),
-        ("promtool lint notes on accepted names (known gap)",
+        ("promtool lint notes on accepted names",
          str(_get(f, "fuzz", "promtool_name_lints"))),
         ("cardinality: distinct raw paths via middleware",
          f"{_n(_get(f, 'cardinality', 'middleware_paths'))} -> "
