@@ -6,25 +6,15 @@ from typing import Any
 
 from instrument.generate.config import Config
 
-__all__ = ["RULE_FILES", "prometheus_config"]
+__all__ = ["RULE_FILES", "base_config", "prometheus_config", "scrape_configs"]
 
 RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml")
 """Rule files, relative to prometheus.yml (Prometheus resolves them from its config's dir)."""
 
 
-def prometheus_config(config: Config) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "global": {
-            "scrape_interval": config.scrape_interval,
-            "evaluation_interval": config.evaluation_interval,
-        },
-    }
-    if config.alertmanager is not None:
-        out["alerting"] = {"alertmanagers": [
-            {"static_configs": [{"targets": list(config.alertmanager.targets)}]},
-        ]}
-    out["rule_files"] = list(RULE_FILES)
-    out["scrape_configs"] = [
+def scrape_configs(config: Config) -> list[dict[str, Any]]:
+    """One scrape job per configured target group, each target labelled ``service``."""
+    return [
         {
             "job_name": target.job,
             "scheme": target.scheme,
@@ -36,4 +26,25 @@ def prometheus_config(config: Config) -> dict[str, Any]:
         }
         for target in config.targets
     ]
+
+
+def base_config(config: Config) -> dict[str, Any]:
+    """``global`` intervals and, when configured, the Alertmanager targets."""
+    out: dict[str, Any] = {
+        "global": {
+            "scrape_interval": config.scrape_interval,
+            "evaluation_interval": config.evaluation_interval,
+        },
+    }
+    if config.alertmanager is not None:
+        out["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": list(config.alertmanager.targets)}]},
+        ]}
+    return out
+
+
+def prometheus_config(config: Config) -> dict[str, Any]:
+    out = base_config(config)
+    out["rule_files"] = list(RULE_FILES)
+    out["scrape_configs"] = scrape_configs(config)
     return out

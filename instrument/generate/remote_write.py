@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from instrument.generate.config import Config
+from instrument.generate.prometheus_config import RULE_FILES, base_config, scrape_configs
 
 __all__ = [
     "AGENT_DIR",
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 AGENT_DIR = Path("prometheus") / "agent"
-_RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 # Prometheus refuses these in remote_write.headers (it sets them itself).
@@ -111,22 +111,6 @@ class AgentOptions:
                     raise ValueError(f"{name} {regex!r} is not a regex: {exc}") from None
 
 
-def _scrape_configs(config: Config) -> list[dict[str, Any]]:
-    # The same jobs as prometheus.yml, so rules and dashboards see the same labels.
-    return [
-        {
-            "job_name": target.job,
-            "scheme": target.scheme,
-            "metrics_path": target.metrics_path,
-            "static_configs": [{
-                "targets": list(target.targets),
-                "labels": {"service": config.service},
-            }],
-        }
-        for target in config.targets
-    ]
-
-
 def agent_config(config: Config, options: AgentOptions) -> dict[str, Any]:
     """The agent-mode config: scrape like prometheus.yml, remote-write everything."""
     options.validate()
@@ -153,7 +137,7 @@ def agent_config(config: Config, options: AgentOptions) -> dict[str, Any]:
             "external_labels": {options.cluster_label: options.cluster,
                                 options.replica_label: options.replica},
         },
-        "scrape_configs": _scrape_configs(config),
+        "scrape_configs": scrape_configs(config),
         "remote_write": [remote],
     }
 
@@ -164,17 +148,8 @@ def central_config(config: Config, *, rules_dir: str = "..") -> dict[str, Any]:
     ``rules_dir`` is where ``rules/`` lies relative to this file (``..``: the
     generated ``prometheus/`` directory).
     """
-    out: dict[str, Any] = {
-        "global": {
-            "scrape_interval": config.scrape_interval,
-            "evaluation_interval": config.evaluation_interval,
-        },
-    }
-    if config.alertmanager is not None:
-        out["alerting"] = {"alertmanagers": [
-            {"static_configs": [{"targets": list(config.alertmanager.targets)}]},
-        ]}
-    out["rule_files"] = [f"{rules_dir}/{name}" for name in _RULE_FILES]
+    out = base_config(config)
+    out["rule_files"] = [f"{rules_dir}/{name}" for name in RULE_FILES]
     # Its own health only; the service's series arrive by remote_write.
     out["scrape_configs"] = [{"job_name": "prometheus-central",
                               "static_configs": [{"targets": ["127.0.0.1:9090"]}]}]
