@@ -6,7 +6,7 @@ import gzip
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -151,31 +151,38 @@ class MetricsApp:
         self._duration.labels(fmt).observe(time.perf_counter() - started)
         await _respond(send, 200, body, content_type, headers, head=head)
 
+    async def _text_pieces(self, fmt: str) -> AsyncIterator[str]:
+        """Text or OpenMetrics in pieces: promkit's metrics chunk by chunk (the loop
+        runs other requests in between), then the other collectors rendered in a
+        thread, then ``# EOF`` for OpenMetrics."""
+        openmetrics = fmt == "openmetrics"
+        renderer = render_openmetrics if openmetrics else render_text
+        for chunk in renderer(self.registry, self._chunk_series):
+            yield chunk
+            await anyio.sleep(0)
+        yield await anyio.to_thread.run_sync(
+            foreign_exposition, self.registry.collector_registry, openmetrics)
+        if openmetrics:
+            yield "# EOF\n"
+
     async def _stream(self, fmt: str, send: Send) -> None:
         # Uncompressed text: send the body as it is rendered, in pieces of about
         # _STREAM_BYTES, so the server writes while the loop serves other
         # requests instead of holding one large body (chunked transfer encoding).
-        openmetrics = fmt == "openmetrics"
-        renderer = render_openmetrics if openmetrics else render_text
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", _content_type(fmt).encode()),
             (b"vary", b"accept, accept-encoding"),
         ]})
         pending: list[str] = []
         size = 0
-        for chunk in renderer(self.registry, self._chunk_series):
-            pending.append(chunk)
-            size += len(chunk)
+        async for piece in self._text_pieces(fmt):
+            pending.append(piece)
+            size += len(piece)
             if size >= _STREAM_BYTES:
                 await send({"type": "http.response.body", "body": "".join(pending).encode(),
                             "more_body": True})
                 pending.clear()
                 size = 0
-            await anyio.sleep(0)
-        pending.append(await anyio.to_thread.run_sync(
-            foreign_exposition, self.registry.collector_registry, openmetrics))
-        if openmetrics:
-            pending.append("# EOF\n")
         await send({"type": "http.response.body", "body": "".join(pending).encode(),
                     "more_body": False})
 
@@ -193,16 +200,7 @@ class MetricsApp:
         if fmt == "json":
             # One pass with no natural chunk boundary: render and encode off the loop.
             return await anyio.to_thread.run_sync(_json_body, registry), CONTENT_TYPE_JSON
-        openmetrics = fmt == "openmetrics"
-        renderer = render_openmetrics if openmetrics else render_text
-        parts: list[str] = []
-        for chunk in renderer(registry, self._chunk_series):
-            parts.append(chunk)
-            await anyio.sleep(0)  # let concurrent requests run between chunks
-        parts.append(await anyio.to_thread.run_sync(
-            foreign_exposition, registry.collector_registry, openmetrics))
-        if openmetrics:
-            parts.append("# EOF\n")
+        parts = [piece async for piece in self._text_pieces(fmt)]
         return "".join(parts).encode(), _content_type(fmt)
 
 
