@@ -517,10 +517,7 @@ def configure_logging(
     global _STATE
     with _configure_lock:
         root = logging.getLogger()
-        for old in list(root.handlers):
-            if isinstance(old, _JsonLinesHandler):
-                root.removeHandler(old)
-                old.close()
+        _remove_our_handlers(root)
         root.addHandler(handler)
         root.setLevel(level.upper() if isinstance(level, str) else level)
         for name in quiet_loggers:
@@ -541,15 +538,19 @@ def configure_logging(
         )
 
 
+def _remove_our_handlers(root: logging.Logger) -> None:
+    for old in list(root.handlers):
+        if isinstance(old, _JsonLinesHandler):
+            root.removeHandler(old)
+            old.close()
+
+
 def reset_logging() -> None:
     """Undo :func:`configure_logging`: remove its handler, close its sinks, reset structlog."""
     global _STATE
     with _configure_lock:
         root = logging.getLogger()
-        for old in list(root.handlers):
-            if isinstance(old, _JsonLinesHandler):
-                root.removeHandler(old)
-                old.close()
+        _remove_our_handlers(root)
         structlog.reset_defaults()
         _STATE = None
 
