@@ -415,6 +415,12 @@ class _LoggingState:
         self.fast_capable: bool = kw["fast_capable"]
         self.handler_filters: int = len(self.handler.filters)
         self.failures: FailureSink = kw["failures"]
+        # The fast paths write a finished line here: straight to the only sink
+        # (one call less per line), else through the handler's loop over sinks.
+        sinks = self.handler.sinks
+        self.write_line: Callable[[str], None] = (
+            sinks[0].write_line if len(sinks) == 1 else self.handler.write_line)
+        self.write_cause = f"log_sink_{sinks[0].name}" if len(sinks) == 1 else "log_handler"
 
 
 _STATE: _LoggingState | None = None
@@ -572,6 +578,17 @@ _otel_current: Callable[[], object] = getattr(
     "get", _otel_context.get_current)
 _plain_id = re.compile(r"[0-9a-f-]{1,64}").fullmatch
 _PIECE_CACHE_LIMIT = 4096
+# repr(q / 1000.0) for 0 <= q < _EXACT_MICROS is the integer part and these
+# fraction digits (trailing zeros dropped, ".0" for none): a double holds the
+# three-decimal value exactly enough that the shortest repr is that decimal.
+_FRACTIONS = tuple(("." + f"{r:03d}".rstrip("0")) if r else ".0" for r in range(1000))
+_EXACT_MICROS = 10**15
+
+
+def _access_level(status: int) -> int:
+    if status >= 500 or status < 100:
+        return logging.ERROR
+    return logging.WARNING if status >= 400 else logging.INFO
 
 
 def _structlog_context_bound() -> bool:
@@ -599,7 +616,7 @@ class AccessLogger:
         self._failures = failures
         self._event = event
         self._stdlib = logging.getLogger(logger_name)
-        self._cache: dict[tuple[Any, Any, Any], tuple[str, str]] = {}
+        self._cache: dict[tuple[Any, Any, Any], tuple[int, str, str]] = {}
         self._cache_state: _LoggingState | None = None
 
     def log_request(self, method: str, path_template: str, status: int,
@@ -616,18 +633,31 @@ class AccessLogger:
         ``correlation_id_is_uuid=True`` says the caller already validated the
         ID as a UUID (the middleware does), which skips re-checking it.
         """
+        cid = correlation_id or correlation_id_var.get()
+        self.log_checked(method, path_template, status, latency_seconds, cid,
+                         correlation_id_is_uuid and cid is correlation_id)
+
+    def log_checked(self, method: str, path_template: str, status: int,
+                    latency_seconds: float, cid: str | None, cid_is_plain: bool) -> None:
+        """:meth:`log_request` for callers holding the final correlation ID (positional).
+
+        ``cid`` is logged as given (no contextvar lookup); ``cid_is_plain``
+        says it is a validated UUID, whose JSON needs no escaping. The
+        middleware calls this once per request. Never raises.
+        """
         try:
-            if status >= 500 or status < 100:
-                level = logging.ERROR
-            elif status >= 400:
-                level = logging.WARNING
-            else:
-                level = logging.INFO
-            cid = correlation_id or correlation_id_var.get()
             state = _STATE
             if state is None:
-                self._log_slow(level, method, path_template, status, latency_seconds, cid)
+                self._log_slow(_access_level(status), method, path_template, status,
+                               latency_seconds, cid)
                 return
+            if self._cache_state is not state:
+                self._cache.clear()
+                self._cache_state = state
+            parts = self._cache.get((method, path_template, status))
+            if parts is None:
+                parts = self._line_parts(state, method, path_template, status)
+            level = parts[0]
             stdlib = self._stdlib
             if not stdlib.isEnabledFor(level):
                 return
@@ -660,21 +690,20 @@ class AccessLogger:
                                sampled)
                 return
             try:
-                latency_ms = int(latency_seconds * 1e6 + 0.5) / 1000.0
+                micros = int(latency_seconds * 1e6 + 0.5)
             except (ValueError, OverflowError):  # NaN or infinity: let the pipeline render it
                 self._log_slow(level, method, path_template, status, latency_seconds, cid,
                                sampled)
                 return
-            if self._cache_state is not state:
-                self._cache.clear()
-                self._cache_state = state
-            pieces = self._cache.get((method, path_template, status))
-            if pieces is None:
-                pieces = self._pieces(state, level, method, path_template, status)
+            # What json.dumps(micros / 1000.0) gives, without a float repr (see _FRACTIONS).
+            if 0 <= micros < _EXACT_MICROS:
+                latency = f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
+            else:
+                latency = repr(micros / 1000.0)
             if cid is None:
                 cid_part = ""
-            elif (correlation_id_is_uuid and cid is correlation_id) or _plain_id(cid):
-                cid_part = ',"correlation_id":"' + cid + '"'
+            elif cid_is_plain or _plain_id(cid):
+                cid_part = f',"correlation_id":"{cid}"'
             else:
                 cid_part = ',"correlation_id":' + _dumps(
                     state.redactor.redact_value("correlation_id", cid))
@@ -682,7 +711,7 @@ class AccessLogger:
             if _otel_current():
                 ids = _trace_ids()
                 if ids is not None:
-                    trace_part = ',"trace_id":"' + ids[0] + '","span_id":"' + ids[1] + '"'
+                    trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
             stamper = state.timestamper
             now = stamper.clock()
             second = int(now)
@@ -691,15 +720,19 @@ class AccessLogger:
                 stamp = stamper.now()
             else:
                 stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
-            handler.write_line(
-                f'{{"timestamp":"{stamp}{pieces[0]}{cid_part}'
-                f',"latency_ms":{latency_ms!r}{pieces[1]}{trace_part}}}'
-            )
+            line = (f'{{"timestamp":"{stamp}{parts[1]}{cid_part},"latency_ms":{latency}'
+                    f'{parts[2]}{trace_part}}}')
+            try:
+                state.write_line(line)
+            except Exception as exc:  # the only sink failed (several: the handler counts)
+                state.failures.failure(state.write_cause, exc)
         except Exception as exc:
             (self._failures or _fallback_failures).failure("access_log", exc)
 
-    def _pieces(self, state: _LoggingState, level: int, method: object, path_template: object,
-                status: object) -> tuple[str, str]:
+    def _line_parts(self, state: _LoggingState, method: object, path_template: object,
+                    status: int) -> tuple[int, str, str]:
+        """The level and the fixed text before and after the per-request values."""
+        level = _access_level(status)
         redact = state.redactor.redact_value
         head = '","level":"' + _LEVEL_NAMES[level] + '"'
         head += _piece("service", redact("service", state.service))
@@ -707,10 +740,10 @@ class AccessLogger:
         tail = _piece("http_method", redact("http_method", method))
         tail += _piece("http_path", redact("http_path", path_template))
         tail += _piece("http_status", redact("http_status", status))
-        pieces = (head, tail)
+        parts = (level, head, tail)
         if len(self._cache) < _PIECE_CACHE_LIMIT:
-            self._cache[(method, path_template, status)] = pieces
-        return pieces
+            self._cache[(method, path_template, status)] = parts
+        return parts
 
     def _log_slow(self, level: int, method: str, path_template: str, status: int,
                   latency_seconds: float, cid: str | None, sampled: bool = False) -> None:

@@ -110,20 +110,14 @@ class HttpMetricsMiddleware:
         self._templates: dict[tuple[int, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope_type = scope["type"]
-        if scope_type == "http":
-            await self._http(scope, receive, send)
-        elif scope_type == "websocket":
-            await self._websocket(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-    def _is_excluded(self, path: str) -> bool:
-        return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
-
-    # ------------------------------------------------------------------------- HTTP
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The HTTP path is inline, not a method awaited from here: one coroutine
+        # frame less per request (this runs on every request).
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
         path = scope["path"]
         if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
             await self.app(scope, receive, send)
@@ -172,7 +166,10 @@ class HttpMetricsMiddleware:
         finished = 0.0
         start = perf_counter()
 
-        async def send_wrapper(message: Message) -> None:
+        # A plain function returning the server's awaitable, not a coroutine of
+        # its own: no extra coroutine per message. Timing is unchanged, since
+        # ``finished`` was always taken before handing the message on.
+        def send_wrapper(message: Message) -> Awaitable[None]:
             nonlocal status, response_size, finished
             if message["type"] == "http.response.body":
                 body = message.get("body")
@@ -184,7 +181,7 @@ class HttpMetricsMiddleware:
                 status = message["status"]
                 if cid_header is not None:
                     message["headers"] = [*message.get("headers", ()), cid_header]
-            await send(message)
+            return send(message)
 
         failure: BaseException | None = None
         try:
@@ -222,8 +219,11 @@ class HttpMetricsMiddleware:
                         children[1].observe(request_size)
                     children[2].observe(response_size)
                 if self._access_log is not None:
-                    self._access_log.log_request(method, template, status, duration, cid or None,
-                                                 correlation_id_is_uuid=True)
+                    if cid:  # validated or generated: a plain UUID
+                        self._access_log.log_checked(method, template, status, duration, cid,
+                                                     True)
+                    else:
+                        self._access_log.log_request(method, template, status, duration)
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
@@ -258,6 +258,9 @@ class HttpMetricsMiddleware:
         return template
 
     # -------------------------------------------------------------------- WebSocket
+
+    def _is_excluded(self, path: str) -> bool:
+        return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._is_excluded(scope["path"]):
