@@ -43,15 +43,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 exposition_state = threading.local()
 
 
+ExemplarLabels = dict[str, str] | str
+"""An exemplar's label set, or a correlation ID standing for ``{"correlation_id": id}``."""
+CORRELATION_EXEMPLAR_LABEL = "correlation_id"
+
 # Exemplars are stored raw (labels, value, time) on the hot path and checked
-# when read: an oversized label set is dropped then, and counted.
-RawExemplar = tuple[dict[str, str], float, float]
+# when read: an oversized label set is dropped then, and counted. A plain
+# correlation ID becomes its label set only then, not once per observation.
+RawExemplar = tuple[ExemplarLabels, float, float]
 
 
 def _to_exemplar(raw: RawExemplar | None, sink: FailureSink) -> Exemplar | None:
     if raw is None:
         return None
     labels, value, timestamp = raw
+    if isinstance(labels, str):
+        labels = {CORRELATION_EXEMPLAR_LABEL: labels}
     try:
         size = 0
         for key, val in labels.items():
@@ -76,7 +83,7 @@ class _NullChild:
 
     labelvalues: tuple[str, ...] = ()
 
-    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+    def inc(self, amount: float = 1.0, exemplar: ExemplarLabels | None = None) -> None:
         pass
 
     def dec(self, amount: float = 1.0) -> None:
@@ -85,7 +92,7 @@ class _NullChild:
     def set(self, value: float) -> None:
         pass
 
-    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+    def observe(self, value: float, exemplar: ExemplarLabels | None = None) -> None:
         pass
 
     def set_to_current_time(self) -> None:
@@ -115,8 +122,11 @@ class CounterChild:
         self._exemplar: RawExemplar | None = None
         self._lock = threading.Lock()
 
-    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
-        """Add ``amount`` (>= 0). An exemplar (e.g. ``{"trace_id": ...}``) is kept with it."""
+    def inc(self, amount: float = 1.0, exemplar: ExemplarLabels | None = None) -> None:
+        """Add ``amount`` (>= 0). An exemplar (e.g. ``{"trace_id": ...}``) is kept with it.
+
+        A string exemplar is a correlation ID: label ``correlation_id``.
+        """
         try:
             if not amount >= 0:  # also rejects NaN
                 raise ValueError(f"counters only go up; got increment {amount!r}")
@@ -211,8 +221,11 @@ class HistogramChild:
         self._exemplars: list[RawExemplar | None] | None = None
         self._lock = threading.Lock()
 
-    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
-        """Record one observation; an exemplar is kept for its bucket."""
+    def observe(self, value: float, exemplar: ExemplarLabels | None = None) -> None:
+        """Record one observation; an exemplar is kept for its bucket.
+
+        A string exemplar is a correlation ID: label ``correlation_id``.
+        """
         try:
             if value != value:
                 raise ValueError("cannot observe NaN")
@@ -229,7 +242,7 @@ class HistogramChild:
         except Exception as exc:
             self._sink.failure("histogram_observe", exc)
 
-    def _set_exemplar(self, i: int, exemplar: dict[str, str], value: float) -> None:
+    def _set_exemplar(self, i: int, exemplar: ExemplarLabels, value: float) -> None:
         exemplars = self._exemplars
         if exemplars is None:
             exemplars = self._exemplars = [None] * len(self._counts)
@@ -317,7 +330,7 @@ class MultiprocessCounterChild(CounterChild):
         self._xspec = spec
         self._xstore: Any = None  # this process's exemplar store, from the first exemplar on
 
-    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+    def inc(self, amount: float = 1.0, exemplar: ExemplarLabels | None = None) -> None:
         try:
             if not amount >= 0:
                 raise ValueError(f"counters only go up; got increment {amount!r}")
@@ -401,7 +414,7 @@ class MultiprocessHistogramChild(HistogramChild):
             for bound in (*bounds, math.inf)
         ]
 
-    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+    def observe(self, value: float, exemplar: ExemplarLabels | None = None) -> None:
         try:
             if value != value:
                 raise ValueError("cannot observe NaN")
@@ -413,7 +426,7 @@ class MultiprocessHistogramChild(HistogramChild):
         except Exception as exc:
             self._sink.failure("histogram_observe", exc)
 
-    def _set_exemplar(self, i: int, exemplar: dict[str, str], value: float) -> None:
+    def _set_exemplar(self, i: int, exemplar: ExemplarLabels, value: float) -> None:
         # Kept in memory as in one process; the store's thread writes them to
         # exemplars_<pid>.json at most once a second (see instrument/_mp_exemplars.py).
         exemplars = self._exemplars
@@ -600,7 +613,7 @@ class Counter(MetricBase):
             return MultiprocessCounterChild(labelvalues, self._sink, self.spec, self._value_class)
         return CounterChild(labelvalues, self._sink)
 
-    def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None:
+    def inc(self, amount: float = 1.0, exemplar: ExemplarLabels | None = None) -> None:
         """Increment a counter with no labels."""
         self._no_labels().inc(amount, exemplar)
 
@@ -657,7 +670,7 @@ class Histogram(MetricBase):
                                               self._value_class)
         return HistogramChild(labelvalues, self._sink, self.bounds)
 
-    def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None:
+    def observe(self, value: float, exemplar: ExemplarLabels | None = None) -> None:
         self._no_labels().observe(value, exemplar)
 
     def time(self) -> _Timer:

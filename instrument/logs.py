@@ -600,6 +600,50 @@ def _structlog_context_bound() -> bool:
     return any(var.get() is not Ellipsis for var in list(variables.values()))
 
 
+class _FastPathGate:
+    """Whether a fast path may write its line itself, as the pipeline would.
+
+    True when nothing but ``configure_logging``'s own set-up is in play for
+    ``stdlib`` (a ``promkit.*`` logger): promkit's handler alone on the root
+    logger, no other handlers or filters on the way, the handler's level
+    and filters as configured, structlog's processors as configured. The
+    verdict holds for the second it was made in, for that state and for
+    levels at or above the handler's; callers re-check when any of these
+    differ or the root logger's handler count changes.
+    """
+
+    __slots__ = ("min_level", "second", "state", "stdlib")
+
+    def __init__(self, stdlib: logging.Logger) -> None:
+        self.stdlib = stdlib
+        self.state: _LoggingState | None = None
+        self.second = -1
+        self.min_level = logging.CRITICAL + 1
+
+    def check(self, state: _LoggingState, level: int, second: int) -> bool:
+        """Check everything now; remember a positive verdict for ``second``."""
+        stdlib = self.stdlib
+        handler = state.handler
+        handlers = _ROOT.handlers
+        parent = stdlib.parent
+        ok = (
+            state.fast_capable
+            and len(handlers) == 1 and handlers[0] is handler and not _ROOT.filters
+            and not stdlib.handlers and not stdlib.filters and stdlib.propagate
+            and (parent is _ROOT or (
+                parent is not None and parent.parent is _ROOT and not parent.handlers
+                and not parent.filters and parent.propagate))
+            and handler.level <= level and len(handler.filters) == state.handler_filters
+            and (_STRUCTLOG_CONFIG is None
+                 or _STRUCTLOG_CONFIG.default_processors is state.structlog_processors)
+        )
+        if ok:
+            self.state, self.second, self.min_level = state, second, handler.level
+        else:
+            self.state = None
+        return bool(ok)
+
+
 class AccessLogger:
     """The middleware's one line per request: fast, identical to the structlog pipeline's.
 
@@ -609,13 +653,14 @@ class AccessLogger:
     WARNING (4xx) or ERROR (5xx and anything outside 100-599).
     """
 
-    __slots__ = ("_cache", "_cache_state", "_event", "_failures", "_stdlib")
+    __slots__ = ("_cache", "_cache_state", "_event", "_failures", "_gate", "_stdlib")
 
     def __init__(self, failures: FailureSink | None = None, *, event: str = ACCESS_EVENT,
                  logger_name: str = ACCESS_LOGGER_NAME) -> None:
         self._failures = failures
         self._event = event
         self._stdlib = logging.getLogger(logger_name)
+        self._gate = _FastPathGate(self._stdlib)
         self._cache: dict[tuple[Any, Any, Any], tuple[int, str, str]] = {}
         self._cache_state: _LoggingState | None = None
 
@@ -669,23 +714,15 @@ class AccessLogger:
             else:
                 sampled = False
             # The fast path writes what the pipeline would only when nothing but
-            # configure_logging's own set-up is in play (checks inlined: hot path).
-            handler = state.handler
-            handlers = _ROOT.handlers
-            parent = stdlib.parent
-            if not (
-                state.fast_capable
-                and len(handlers) == 1 and handlers[0] is handler and not _ROOT.filters
-                and not stdlib.handlers and not stdlib.filters and stdlib.propagate
-                and (parent is _ROOT or (
-                    parent is not None and parent.parent is _ROOT and not parent.handlers
-                    and not parent.filters and parent.propagate))
-                and handler.level <= level and len(handler.filters) == state.handler_filters
-                and (_STRUCTLOG_CONFIG is None
-                     or _STRUCTLOG_CONFIG.default_processors is state.structlog_processors)
-                and not (_STRUCTLOG_VARS is None or (
-                    _STRUCTLOG_VARS and _structlog_context_bound()))
-            ):
+            # configure_logging's own set-up is in play: fully checked once a second
+            # (the checks cost more than the line), a new root handler at once.
+            gate = self._gate
+            now = state.timestamper.clock()
+            second = int(now)
+            if (
+                (second != gate.second or state is not gate.state or level < gate.min_level
+                 or len(_ROOT.handlers) != 1) and not gate.check(state, level, second)
+            ) or (_STRUCTLOG_VARS is None or (_STRUCTLOG_VARS and _structlog_context_bound())):
                 self._log_slow(level, method, path_template, status, latency_seconds, cid,
                                sampled)
                 return
@@ -712,14 +749,11 @@ class AccessLogger:
                 ids = _trace_ids()
                 if ids is not None:
                     trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
-            stamper = state.timestamper
-            now = stamper.clock()
-            second = int(now)
-            cached = stamper._cached
-            if cached[0] != second:
-                stamp = stamper.now()
-            else:
+            cached = state.timestamper._cached
+            if cached[0] == second and now >= 0.0:
                 stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
+            else:
+                stamp = state.timestamper.now()
             line = (f'{{"timestamp":"{stamp}{parts[1]}{cid_part},"latency_ms":{latency}'
                     f'{parts[2]}{trace_part}}}')
             try:

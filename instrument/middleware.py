@@ -9,6 +9,7 @@ from typing import Any
 
 from instrument import correlation as _correlation
 from instrument import tracing as _tracing
+from instrument._metrics import ExemplarLabels
 from instrument.logs import access_logger
 from instrument.registry import MetricsRegistry, default_registry
 
@@ -150,14 +151,14 @@ class HttpMetricsMiddleware:
             if active is None:
                 active = self._active_children[method] = self._active.labels(method)
             active.inc()
-        exemplar: dict[str, str] | None = None
+        exemplar: ExemplarLabels | None = None
         if self._exemplars:
-            if self._tracing:
+            if self._tracing and _tracing.tracing_active():
                 # trace_id/span_id of the current span (an outer OpenTelemetry ASGI
                 # middleware's server span), else the correlation ID
                 exemplar = _tracing.request_exemplar(cid or None, self.registry.failures)
             elif cid:
-                exemplar = {"correlation_id": cid}
+                exemplar = cid  # stands for {"correlation_id": cid}, built at scrape time
         elif cid and self._tracing and _tracing.tracing_active():
             _tracing.annotate_current_span(cid, self.registry.failures)
         root_path = scope.get("root_path", "")
@@ -209,10 +210,7 @@ class HttpMetricsMiddleware:
                 children = self._children.get((method, template, status))
                 if children is None:
                     children = self._new_children((method, template, status))
-                if exemplar is not None:
-                    children[0].observe(duration, exemplar)
-                else:
-                    children[0].observe(duration)
+                children[0].observe(duration, exemplar)
                 if self._record_sizes:
                     # Like OpenTelemetry, the request size is recorded when it is known.
                     if request_size >= 0:

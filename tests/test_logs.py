@@ -591,6 +591,36 @@ def _check_fallbacks(sink: ListSink, monkeypatch: Any) -> None:
     assert len(calls) == 4
 
 
+def test_access_fast_path_rechecks_the_logging_setup_within_a_second(monkeypatch):
+    # The full check of handlers, filters and structlog's set-up runs once a
+    # second; a filter added on the access logger applies from the next second.
+    with configured() as sink:
+        clock = [FIXED_TIME]
+        logs._STATE.timestamper.clock = lambda: clock[0]
+        access = logs.access_logger()
+        slow_calls: list[int] = []
+        original = logs.AccessLogger._log_slow
+
+        def spy(self: Any, *args: Any) -> None:
+            slow_calls.append(args[3])  # (level, method, path, status, ...)
+            original(self, *args)
+
+        monkeypatch.setattr(logs.AccessLogger, "_log_slow", spy)
+        access.log_request("GET", "/a", 200, 0.001)
+        rejecting = logging.Filter("no-such-logger")  # drops every promkit.access record
+        logging.getLogger(logs.ACCESS_LOGGER_NAME).addFilter(rejecting)
+        try:
+            access.log_request("GET", "/a", 201, 0.001)  # same second: verdict kept
+            clock[0] += 1.0
+            access.log_request("GET", "/a", 202, 0.001)  # re-checked: the pipeline filters it
+        finally:
+            logging.getLogger(logs.ACCESS_LOGGER_NAME).removeFilter(rejecting)
+        clock[0] += 1.0
+        access.log_request("GET", "/a", 203, 0.001)  # filter gone: the fast path again
+    assert [e["http_status"] for e in sink.events()] == [200, 201, 203]
+    assert slow_calls == [202]
+
+
 def test_access_sampling_and_never_raising(collector_registry):
     registry = MetricsRegistry(collector_registry)
     with configured(sample={"http_request": 0.0}) as own:
