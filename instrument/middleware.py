@@ -9,7 +9,7 @@ from typing import Any
 
 from instrument import correlation as _correlation
 from instrument import tracing as _tracing
-from instrument._metrics import ExemplarLabels
+from instrument._metrics import ExemplarLabels, InProgressTokens
 from instrument.logs import access_logger
 from instrument.registry import MetricsRegistry, default_registry
 
@@ -107,7 +107,7 @@ class HttpMetricsMiddleware:
         self._scan_headers = correlation or record_sizes
         # (method, route template, status) -> the label children of one request shape
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._active_children: dict[str, Any] = {}
+        self._active_tokens: dict[str, InProgressTokens] = {}
         self._templates: dict[tuple[int, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -147,10 +147,11 @@ class HttpMetricsMiddleware:
                 cid_header = (self._response_header, cid.encode("latin-1"))
         active = None
         if self._track_in_flight:
-            active = self._active_children.get(method)
+            active = self._active_tokens.get(method)
             if active is None:
-                active = self._active_children[method] = self._active.labels(method)
-            active.inc()
+                active = self._active_tokens[method] = self._active.labels(
+                    method).in_progress_tokens()
+            active.append(None)  # +1 in flight, lock-free
         exemplar: ExemplarLabels | None = None
         if self._exemplars:
             if self._tracing and _tracing.tracing_active():
@@ -225,7 +226,7 @@ class HttpMetricsMiddleware:
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
-                active.dec()
+                active.pop()
             if token is not None:
                 _correlation.correlation_id_var.reset(token)
 

@@ -118,6 +118,28 @@ async def test_unhandled_exception_is_counted_as_500_and_reraised_unchanged(regi
     assert sample(registry, "http_server_active_requests", http_request_method="GET") == 0
 
 
+async def test_requests_in_flight_are_counted_while_they_run(registry):
+    # Two middleware instances on one registry (Starlette rebuilds its stack)
+    # count into the same series.
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def wait(request):
+        entered.set()
+        await release.wait()
+        return PlainTextResponse("done")
+
+    inner = Starlette(routes=[Route("/wait", wait)])
+    app = HttpMetricsMiddleware(HttpMetricsMiddleware(inner, registry=registry),
+                                registry=registry)
+    async with client(app) as c:
+        pending = asyncio.ensure_future(c.get("/wait"))
+        await asyncio.wait_for(entered.wait(), 5)
+        assert sample(registry, "http_server_active_requests", http_request_method="GET") == 2
+        release.set()
+        assert (await pending).text == "done"
+    assert sample(registry, "http_server_active_requests", http_request_method="GET") == 0
+
+
 async def test_streaming_duration_ends_when_the_body_is_complete(registry):
     app, _ = make_app(registry)
     async with client(app) as c:

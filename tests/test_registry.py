@@ -179,6 +179,45 @@ def test_gauge_and_inprogress(registry):
     assert value(registry, "jobs_in_flight", job_type="ocr") == 5
 
 
+def test_in_progress_tokens_add_to_the_gauge_and_are_shared_per_series(registry):
+    child = registry.gauge("jobs_in_flight").labels("ocr")
+    tokens, again = child.in_progress_tokens(), child.in_progress_tokens()
+    assert tokens is again  # every user of the series counts into one list
+    child.set(2)
+    tokens.append(None)
+    again.append(None)
+    assert value(registry, "jobs_in_flight", job_type="ocr") == 4
+    tokens.pop()
+    assert value(registry, "jobs_in_flight", job_type="ocr") == 3
+
+    def work():
+        for _ in range(20_000):
+            tokens.append(None)
+            tokens.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert value(registry, "jobs_in_flight", job_type="ocr") == 3
+
+
+def test_in_progress_tokens_in_multiprocess_mode_go_to_the_mmap_file(tmp_path, monkeypatch):
+    from prometheus_client import multiprocess
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    mp = MetricsRegistry(CollectorRegistry(), multiprocess=True)
+    tokens = mp.gauge("http_server_active_requests").labels("GET").in_progress_tokens()
+    tokens.append(None)
+    tokens.append(None)
+    tokens.pop()
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path=str(tmp_path))
+    assert merged.get_sample_value("http_server_active_requests",
+                                   {"http_request_method": "GET"}) == 1
+
+
 def test_concurrent_increments_are_not_lost(registry):
     c = registry.counter("hits_total", "Hits.", ["k"])
 
