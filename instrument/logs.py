@@ -63,6 +63,7 @@ __all__ = [
     "AccessLogger",
     "NullSink",
     "RedactPII",
+    "RequestLine",
     "SampleEvents",
     "TimestampRFC3339",
     "access_logger",
@@ -630,6 +631,7 @@ class _FastPathGate:
             state.fast_capable
             and len(handlers) == 1 and handlers[0] is handler and not _ROOT.filters
             and not stdlib.handlers and not stdlib.filters and stdlib.propagate
+            and not stdlib.disabled
             and (parent is _ROOT or (
                 parent is not None and parent.parent is _ROOT and not parent.handlers
                 and not parent.filters and parent.propagate))
@@ -644,6 +646,26 @@ class _FastPathGate:
         return bool(ok)
 
 
+class RequestLine:
+    """What :meth:`AccessLogger.line` returns: one request shape's line, ready to fill in.
+
+    Holds the method, route template and status, the level they log at and
+    the fixed JSON around the per-request values, rendered for the logging
+    set-up in force (and re-rendered when it changes). Callers keep one per
+    request shape, as the middleware keeps its label children.
+    """
+
+    __slots__ = ("head", "level", "method", "path_template", "state", "status", "tail")
+
+    def __init__(self, method: str, path_template: str, status: int) -> None:
+        self.method = method
+        self.path_template = path_template
+        self.status = status
+        self.level = _access_level(status)
+        self.state: _LoggingState | None = None  # what head and tail were rendered for
+        self.head = self.tail = ""
+
+
 class AccessLogger:
     """The middleware's one line per request: fast, identical to the structlog pipeline's.
 
@@ -653,16 +675,19 @@ class AccessLogger:
     WARNING (4xx) or ERROR (5xx and anything outside 100-599).
     """
 
-    __slots__ = ("_cache", "_cache_state", "_event", "_failures", "_gate", "_stdlib")
+    __slots__ = ("_event", "_failures", "_gate", "_levels", "_lines", "_stdlib")
 
     def __init__(self, failures: FailureSink | None = None, *, event: str = ACCESS_EVENT,
                  logger_name: str = ACCESS_LOGGER_NAME) -> None:
         self._failures = failures
         self._event = event
         self._stdlib = logging.getLogger(logger_name)
+        # The stdlib logger's own level cache, which logging clears in place on
+        # every level change: a dict lookup instead of an isEnabledFor call.
+        levels = getattr(self._stdlib, "_cache", None)
+        self._levels: dict[int, bool] = levels if isinstance(levels, dict) else {}
         self._gate = _FastPathGate(self._stdlib)
-        self._cache: dict[tuple[Any, Any, Any], tuple[int, str, str]] = {}
-        self._cache_state: _LoggingState | None = None
+        self._lines: dict[tuple[str, str, int], RequestLine] = {}
 
     def log_request(self, method: str, path_template: str, status: int,
                     latency_seconds: float, correlation_id: str | None = None, *,
@@ -674,17 +699,33 @@ class AccessLogger:
         itself when only ``configure_logging``'s own set-up is in play;
         otherwise (structlog contextvars bound, extra processors, other root
         handlers or filters, structlog reconfigured, logging not configured by
-        promkit) it logs through structlog, with the same result.
-        ``correlation_id_is_uuid=True`` says the caller already validated the
-        ID as a UUID (the middleware does), which skips re-checking it.
+        promkit) it logs through structlog, with the same result. The full
+        check of that set-up runs at most once a second: a filter or handler
+        added elsewhere applies from the next second, a new root handler at
+        once. ``correlation_id_is_uuid=True`` says the caller already
+        validated the ID as a UUID (the middleware does), which skips
+        re-checking it.
         """
         cid = correlation_id or correlation_id_var.get()
-        self.log_checked(method, path_template, status, latency_seconds, cid,
-                         correlation_id_is_uuid and cid is correlation_id)
+        try:
+            line = self._lines.get((method, path_template, status))
+            if line is None:
+                line = self.line(method, path_template, status)
+        except Exception as exc:  # an unhashable argument
+            (self._failures or _fallback_failures).failure("access_log", exc)
+            return
+        self.log_line(line, latency_seconds, cid, correlation_id_is_uuid and cid is correlation_id)
 
-    def log_checked(self, method: str, path_template: str, status: int,
-                    latency_seconds: float, cid: str | None, cid_is_plain: bool) -> None:
-        """:meth:`log_request` for callers holding the final correlation ID (positional).
+    def line(self, method: str, path_template: str, status: int) -> RequestLine:
+        """The :class:`RequestLine` of one request shape, for :meth:`log_line`."""
+        line = RequestLine(method, path_template, status)
+        if len(self._lines) < _PIECE_CACHE_LIMIT:
+            self._lines[(method, path_template, status)] = line
+        return line
+
+    def log_line(self, line: RequestLine, latency_seconds: float, cid: str | None,
+                 cid_is_plain: bool) -> None:
+        """:meth:`log_request` for a request shape from :meth:`line` (the hot path).
 
         ``cid`` is logged as given (no contextvar lookup); ``cid_is_plain``
         says it is a validated UUID, whose JSON needs no escaping. The
@@ -692,23 +733,21 @@ class AccessLogger:
         """
         try:
             state = _STATE
-            if state is None:
-                self._log_slow(_access_level(status), method, path_template, status,
+            if state is None:  # logging not configured by promkit: structlog decides
+                self._log_slow(line.level, line.method, line.path_template, line.status,
                                latency_seconds, cid)
                 return
-            if self._cache_state is not state:
-                self._cache.clear()
-                self._cache_state = state
-            parts = self._cache.get((method, path_template, status))
-            if parts is None:
-                parts = self._line_parts(state, method, path_template, status)
-            level = parts[0]
-            stdlib = self._stdlib
-            if not stdlib.isEnabledFor(level):
+            if line.state is not state:
+                self._render(line, state)
+            level = line.level
+            enabled = self._levels.get(level)
+            if enabled is None:
+                enabled = self._stdlib.isEnabledFor(level)
+            if not enabled:
                 return
             sampler = state.sampler
             if sampler is not None:
-                if not sampler.keep(self._event, level, status):
+                if not sampler.keep(self._event, level, line.status):
                     return
                 sampled = True  # the pipeline must not sample this event again
             else:
@@ -723,14 +762,14 @@ class AccessLogger:
                 (second != gate.second or state is not gate.state or level < gate.min_level
                  or len(_ROOT.handlers) != 1) and not gate.check(state, level, second)
             ) or (_STRUCTLOG_VARS is None or (_STRUCTLOG_VARS and _structlog_context_bound())):
-                self._log_slow(level, method, path_template, status, latency_seconds, cid,
-                               sampled)
+                self._log_slow(level, line.method, line.path_template, line.status,
+                               latency_seconds, cid, sampled)
                 return
             try:
                 micros = int(latency_seconds * 1e6 + 0.5)
             except (ValueError, OverflowError):  # NaN or infinity: let the pipeline render it
-                self._log_slow(level, method, path_template, status, latency_seconds, cid,
-                               sampled)
+                self._log_slow(level, line.method, line.path_template, line.status,
+                               latency_seconds, cid, sampled)
                 return
             # What json.dumps(micros / 1000.0) gives, without a float repr (see _FRACTIONS).
             if 0 <= micros < _EXACT_MICROS:
@@ -754,30 +793,25 @@ class AccessLogger:
                 stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
             else:
                 stamp = state.timestamper.now()
-            line = (f'{{"timestamp":"{stamp}{parts[1]}{cid_part},"latency_ms":{latency}'
-                    f'{parts[2]}{trace_part}}}')
+            text = (f'{{"timestamp":"{stamp}{line.head}{cid_part},"latency_ms":{latency}'
+                    f'{line.tail}{trace_part}}}')
             try:
-                state.write_line(line)
+                state.write_line(text)
             except Exception as exc:  # the only sink failed (several: the handler counts)
                 state.failures.failure(state.write_cause, exc)
         except Exception as exc:
             (self._failures or _fallback_failures).failure("access_log", exc)
 
-    def _line_parts(self, state: _LoggingState, method: object, path_template: object,
-                    status: int) -> tuple[int, str, str]:
-        """The level and the fixed text before and after the per-request values."""
-        level = _access_level(status)
+    def _render(self, line: RequestLine, state: _LoggingState) -> None:
+        """The fixed text before and after the per-request values, for ``state``."""
         redact = state.redactor.redact_value
-        head = '","level":"' + _LEVEL_NAMES[level] + '"'
+        head = '","level":"' + _LEVEL_NAMES[line.level] + '"'
         head += _piece("service", redact("service", state.service))
         head += _piece("event", redact("event", self._event))
-        tail = _piece("http_method", redact("http_method", method))
-        tail += _piece("http_path", redact("http_path", path_template))
-        tail += _piece("http_status", redact("http_status", status))
-        parts = (level, head, tail)
-        if len(self._cache) < _PIECE_CACHE_LIMIT:
-            self._cache[(method, path_template, status)] = parts
-        return parts
+        tail = _piece("http_method", redact("http_method", line.method))
+        tail += _piece("http_path", redact("http_path", line.path_template))
+        tail += _piece("http_status", redact("http_status", line.status))
+        line.head, line.tail, line.state = head, tail, state
 
     def _log_slow(self, level: int, method: str, path_template: str, status: int,
                   latency_seconds: float, cid: str | None, sampled: bool = False) -> None:

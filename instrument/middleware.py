@@ -10,7 +10,7 @@ from typing import Any
 from instrument import correlation as _correlation
 from instrument import tracing as _tracing
 from instrument._metrics import ExemplarLabels, InProgressTokens
-from instrument.logs import access_logger
+from instrument.logs import RequestLine, access_logger
 from instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["OTHER_METHOD", "UNMATCHED_ROUTE", "HttpMetricsMiddleware"]
@@ -103,10 +103,12 @@ class HttpMetricsMiddleware:
         self._track_in_flight = track_in_flight
         self._exemplars = exemplars
         self._tracing = tracing
-        self._access_log = access_logger(reg.failures) if log_requests else None
+        self._access_log = access_logger(reg.failures)
+        self._log_requests = log_requests
         self._scan_headers = correlation or record_sizes
-        # (method, route template, status) -> the label children of one request shape
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        # (method, route template, status) -> the label children of one request
+        # shape (duration, request size, response size) and its log line
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, RequestLine | None]] = {}
         self._active_tokens: dict[str, InProgressTokens] = {}
         self._templates: dict[tuple[int, str], str] = {}
 
@@ -217,12 +219,12 @@ class HttpMetricsMiddleware:
                     if request_size >= 0:
                         children[1].observe(request_size)
                     children[2].observe(response_size)
-                if self._access_log is not None:
+                if children[3] is not None:  # the request log line
                     if cid:  # validated or generated: a plain UUID
-                        self._access_log.log_checked(method, template, status, duration, cid,
-                                                     True)
+                        self._access_log.log_line(children[3], duration, cid, True)
                     else:
-                        self._access_log.log_request(method, template, status, duration)
+                        self._access_log.log_line(children[3], duration,
+                                                  _correlation.correlation_id_var.get(), False)
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
@@ -230,15 +232,16 @@ class HttpMetricsMiddleware:
             if token is not None:
                 _correlation.correlation_id_var.reset(token)
 
-    def _new_children(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any]:
+    def _new_children(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, RequestLine | None]:
         method, template, status = key
         status_text = str(status) if status else "0"
         duration = self._duration.labels(method, template, status_text, _status_class(status))
+        line = self._access_log.line(*key) if self._log_requests else None
         if self._record_sizes:
             children = (duration, self._request_size.labels(method, template),
-                        self._response_size.labels(method, template))
+                        self._response_size.labels(method, template), line)
         else:
-            children = (duration, None, None)
+            children = (duration, None, None, line)
         if len(self._children) < _TEMPLATE_CACHE_LIMIT:
             self._children[key] = children
         return children
