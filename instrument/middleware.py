@@ -64,6 +64,7 @@ class HttpMetricsMiddleware:
         correlation: bool = True,
         correlation_header: str = _correlation.CORRELATION_HEADER,
         accept_request_id: bool = True,
+        echo_correlation_id: bool = True,
         record_sizes: bool = True,
         track_in_flight: bool = True,
         exemplars: bool = True,
@@ -98,7 +99,7 @@ class HttpMetricsMiddleware:
             )
         self._header_raw = header.lower().encode("latin-1")
         self._request_id_raw = b"x-request-id" if accept_request_id else None
-        self._response_header = header.encode("latin-1")
+        self._response_header = header.encode("latin-1") if echo_correlation_id else None
         self._record_sizes = record_sizes
         self._track_in_flight = track_in_flight
         self._exemplars = exemplars
@@ -146,7 +147,8 @@ class HttpMetricsMiddleware:
                     _correlation.valid_correlation_id(incoming) if incoming is not None else None
                 ) or _correlation.new_correlation_id()
                 token = _correlation.correlation_id_var.set(cid)
-                cid_header = (self._response_header, cid.encode("latin-1"))
+                if self._response_header is not None:
+                    cid_header = (self._response_header, cid.encode("latin-1"))
         active = None
         if self._track_in_flight:
             active = self._active_tokens.get(method)

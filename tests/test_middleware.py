@@ -201,6 +201,14 @@ async def test_correlation_id_valid_header_is_kept_invalid_is_replaced(registry)
     assert correlation.get_correlation_id() is None
 
 
+async def test_echo_correlation_id_off_binds_the_id_without_sending_it(registry):
+    app, seen = make_app(registry, echo_correlation_id=False)
+    given = str(uuid.uuid4())
+    async with client(app) as c:
+        response = await c.get("/items/1", headers={"X-Correlation-ID": given})
+    assert "x-correlation-id" not in response.headers and seen["cid"] == given
+
+
 async def test_exemplars_carry_the_correlation_id_in_openmetrics(registry):
     app, _ = make_app(registry)
     given = str(uuid.uuid4())
