@@ -60,11 +60,13 @@ __all__ = [
     "DEFAULT_PII_KEY_SUFFIXES",
     "REDACTED",
     "SCHEMA_KEYS",
+    "STAGE_COMPLETED_EVENT",
     "AccessLogger",
     "NullSink",
     "RedactPII",
     "RequestLine",
     "SampleEvents",
+    "StageLineWriter",
     "TimestampRFC3339",
     "access_logger",
     "add_correlation_context",
@@ -76,6 +78,7 @@ __all__ = [
     "redact_text",
     "render_json_line",
     "reset_logging",
+    "round_ms",
     "sample_events",
 ]
 
@@ -829,6 +832,133 @@ class AccessLogger:
             fields[_SAMPLED_KEY] = True
         logger = structlog.stdlib.get_logger(self._stdlib.name)
         getattr(logger, _LEVEL_NAMES[level])(self._event, **fields)
+
+
+class StageLineWriter:
+    """The ``stage completed`` line of :mod:`instrument.stages`, written directly.
+
+    :meth:`completed` writes what the structlog pipeline would for
+    ``log.info("stage completed", stage=..., latency_ms=..., cpu_ms=...,
+    job_id=...)`` on the ``promkit.worker`` logger and returns True, or
+    returns False and writes nothing when it cannot be sure of that (logging
+    not configured by promkit, sampling or extra processors, other handlers
+    or filters, structlog contextvars other than ``job_id`` and
+    ``correlation_id`` bound, values the redactor would change): the caller
+    then logs through structlog with ``latency_ms``/``cpu_ms`` rounded by
+    :func:`round_ms`, as this does. Never raises.
+    """
+
+    __slots__ = ("_gate", "_levels", "_stages", "_stdlib", "_values", "_values_state")
+
+    def __init__(self, logger_name: str) -> None:
+        self._stdlib = logging.getLogger(logger_name)
+        levels = getattr(self._stdlib, "_cache", None)
+        self._levels: dict[int, bool] = levels if isinstance(levels, dict) else {}
+        self._gate = _FastPathGate(self._stdlib)
+        # (state, stage name) -> the fixed text around the IDs, or None: no fast path
+        self._stages: dict[tuple[_LoggingState, str], tuple[str, str] | None] = {}
+        self._values: dict[str, str] = {}  # job ID -> its JSON piece, for _values_state
+        self._values_state: _LoggingState | None = None
+
+    def completed(self, stage: str, wall_seconds: float, cpu_seconds: float | None,
+                  job_id: Any = None) -> bool:
+        """Write the line of one finished stage; False: not written, use the pipeline."""
+        try:
+            state = _STATE
+            if state is None or state.sampler is not None:
+                return False
+            enabled = self._levels.get(logging.INFO)
+            if enabled is None:
+                enabled = self._stdlib.isEnabledFor(logging.INFO)
+            if not enabled:
+                return True  # filtered, as the pipeline would
+            gate = self._gate
+            now = state.timestamper.clock()
+            second = int(now)
+            if (second != gate.second or state is not gate.state or gate.min_level > logging.INFO
+                    or len(_ROOT.handlers) != 1) and not gate.check(state, logging.INFO, second):
+                return False
+            if _STRUCTLOG_VARS is None:
+                return False
+            cid = correlation_id_var.get()
+            if _STRUCTLOG_VARS and _structlog_context_bound():
+                bound = structlog.contextvars.get_contextvars()
+                if not bound.keys() <= _JOB_CONTEXT_KEYS:
+                    return False
+                if job_id is None:
+                    job_id = bound.get("job_id")
+                if cid is None:
+                    cid = bound.get("correlation_id")
+            head = self._stages.get((state, stage), _MISSING)
+            if head is _MISSING:
+                head = self._head(state, stage)
+            if head is None:
+                return False
+            if cid is None:
+                cid_part = ""
+            elif type(cid) is str and _plain_id(cid):
+                cid_part = f',"correlation_id":"{cid}"'
+            else:
+                return False
+            job_part: str | None = ""
+            if job_id is not None:
+                if self._values_state is not state:
+                    self._values.clear()
+                    self._values_state = state
+                job_part = self._values.get(job_id) if type(job_id) is str else None
+                if job_part is None:
+                    job_part = self._job_part(state, job_id)
+            trace_part = ""
+            if _otel_current():
+                ids = _trace_ids()
+                if ids is not None:
+                    trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
+            cached = state.timestamper._cached
+            if cached[0] == second and now >= 0.0:
+                stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
+            else:
+                stamp = state.timestamper.now()
+            extra = ("" if cpu_seconds is None
+                     else f',"extra":{{"cpu_ms":{round_ms(cpu_seconds)!r}}}')
+            text = (f'{{"timestamp":"{stamp}{head[0]}{cid_part}{job_part}{head[1]}'
+                    f',"latency_ms":{round_ms(wall_seconds)!r}{trace_part}{extra}}}')
+            try:
+                state.write_line(text)
+            except Exception as exc:
+                state.failures.failure(state.write_cause, exc)
+            return True
+        except Exception:
+            return False  # the pipeline will say what is wrong, and count it
+
+    def _head(self, state: _LoggingState, stage: str) -> tuple[str, str] | None:
+        redactor = state.redactor
+        redact = redactor.redact_value
+        parts: tuple[str, str] | None = None
+        if type(stage) is str and redact("cpu_ms", 1.0) == 1.0 and not redactor.renames("cpu_ms"):
+            head = ('","level":"info"' + _piece("service", redact("service", state.service))
+                    + _piece("event", redact("event", STAGE_COMPLETED_EVENT)))
+            parts = (head, _piece("stage", redact("stage", stage)))
+        if len(self._stages) < _PIECE_CACHE_LIMIT:
+            self._stages[(state, stage)] = parts
+        return parts
+
+    def _job_part(self, state: _LoggingState, job_id: Any) -> str:
+        part = _piece("job_id", state.redactor.redact_value("job_id", job_id))
+        if type(job_id) is str:
+            if len(self._values) >= _PIECE_CACHE_LIMIT:
+                self._values.clear()  # job ids do not repeat for long: start over
+            self._values[job_id] = part
+        return part
+
+
+STAGE_COMPLETED_EVENT = "stage completed"
+_MISSING: Any = object()
+_JOB_CONTEXT_KEYS = frozenset({"job_id", "correlation_id"})
+
+
+def round_ms(seconds: float) -> float:
+    """``seconds`` in milliseconds, to the microsecond (half up): the log lines' rounding."""
+    return int(seconds * 1e6 + 0.5) / 1000.0
 
 
 def _piece(key: str, value: object) -> str:
