@@ -98,7 +98,9 @@ class HttpMetricsMiddleware:
                 f"correlation_header {correlation_header!r} is not a valid header name"
             )
         self._header_raw = header.lower().encode("latin-1")
-        self._request_id_raw = b"x-request-id" if accept_request_id else None
+        request_id_raw = b"x-request-id" if accept_request_id else b""
+        self._wanted_headers = frozenset(
+            h for h in (b"content-length", self._header_raw, request_id_raw) if h)
         self._response_header = header.encode("latin-1") if echo_correlation_id else None
         self._record_sizes = record_sizes
         self._track_in_flight = track_in_flight
@@ -135,13 +137,14 @@ class HttpMetricsMiddleware:
         cid_header: tuple[bytes, bytes] | None = None
         if self._scan_headers:
             incoming: bytes | None = None
-            header_raw, request_id_raw = self._header_raw, self._request_id_raw
+            wanted, header_raw = self._wanted_headers, self._header_raw
             for key, value in scope["headers"]:
-                if key == b"content-length":
-                    # 18 digits: a client's absurd Content-Length must not overflow the sum.
-                    request_size = int(value) if value.isdigit() and len(value) <= 18 else -1
-                elif key == header_raw or (key == request_id_raw and incoming is None):
-                    incoming = value
+                if key in wanted:  # one set lookup for the headers that matter to nobody
+                    if key == b"content-length":
+                        # 18 digits: a client's absurd Content-Length must not overflow the sum.
+                        request_size = int(value) if value.isdigit() and len(value) <= 18 else -1
+                    elif key == header_raw or incoming is None:  # X-Request-ID: if nothing else
+                        incoming = value
             if self._correlation:
                 cid = (
                     _correlation.valid_correlation_id(incoming) if incoming is not None else None

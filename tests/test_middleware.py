@@ -201,6 +201,21 @@ async def test_correlation_id_valid_header_is_kept_invalid_is_replaced(registry)
     assert correlation.get_correlation_id() is None
 
 
+async def test_correlation_header_wins_over_request_id_in_any_order(registry):
+    app, seen = make_app(registry)
+    mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    async with client(app) as c:
+        for headers in ([("X-Request-ID", theirs), ("X-Correlation-ID", mine)],
+                        [("X-Correlation-ID", mine), ("X-Request-ID", theirs)]):
+            response = await c.get("/items/1", headers=headers)
+            assert response.headers["x-correlation-id"] == mine == seen["cid"]
+    strict, seen_strict = make_app(registry, accept_request_id=False)
+    async with client(strict) as c:
+        response = await c.get("/items/1", headers={"X-Request-ID": theirs})
+    returned = response.headers["x-correlation-id"]
+    assert returned != theirs and seen_strict["cid"] == returned
+
+
 async def test_echo_correlation_id_off_binds_the_id_without_sending_it(registry):
     app, seen = make_app(registry, echo_correlation_id=False)
     given = str(uuid.uuid4())
