@@ -136,14 +136,14 @@ class _WorkerLog:
     dict is built.
     """
 
-    __slots__ = ("_check", "_conf", "_context_class", "_factory", "_levels", "_logger", "_name",
-                 "_processors", "_wrapper")
+    __slots__ = ("_check", "_conf", "_context_class", "_factory", "_logger", "_name",
+                 "_processors", "_wrapper", "levels")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._logger: Any = None
         self._check: Callable[[int], bool] | None = None
-        self._levels: dict[int, bool] = {}
+        self.levels: dict[int, bool] = {}
         self._processors: Any = None
         self._wrapper: Any = None
         self._factory: Any = None
@@ -170,11 +170,19 @@ class _WorkerLog:
             self._rebuild()
         # The stdlib logger's own level cache (cleared in place by logging on any
         # level change) answers most calls without the three-deep is_enabled_for.
-        enabled = self._levels.get(level)
+        enabled = self.levels.get(level)
         if enabled is None:
             check = self._check
             enabled = check is None or check(level)
         return self._logger if enabled else None
+
+    def debug_possible(self) -> bool:
+        """False only when DEBUG is known to be off: skip building a ``stage started`` call.
+
+        Reads the stdlib logger's level cache (``levels``; the timers inline
+        this check). When it does not know, :meth:`enabled` decides.
+        """
+        return self.levels.get(_DEBUG) is not False
 
     def _rebuild(self) -> None:
         conf = self._conf
@@ -188,7 +196,7 @@ class _WorkerLog:
         stdlib = getattr(logger, "_logger", None)
         levels = getattr(stdlib, "_cache", None) if isinstance(stdlib, logging.Logger) else None
         # (A logger disabled outright still drops the event itself, in logging.)
-        self._levels = levels if isinstance(levels, dict) and self._check is not None else {}
+        self.levels = levels if isinstance(levels, dict) and self._check is not None else {}
         self._logger = logger
 
 
@@ -355,7 +363,8 @@ def _run_async_stage(stage: _Stage, func: Callable[..., Any], args: tuple[Any, .
     throws goes back in, so results and cancellation behave exactly as with a
     plain ``await``; only the time the stage's own code runs is CPU-counted.
     """
-    _started(stage, job_id)
+    if worker_log.debug_possible():
+        _started(stage, job_id)
     cpu = 0.0
     t0 = perf_counter()
     try:
@@ -459,7 +468,8 @@ class StageTimer:
             @functools.wraps(func)
             def wall_stage(*args: Any, **kwargs: Any) -> Any:
                 stage = resolved[0] if resolved else _first(resolved, registry, name)
-                _started(stage, job_id)
+                if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+                    _started(stage, job_id)
                 t0 = perf_counter()
                 try:
                     result = func(*args, **kwargs)
@@ -474,7 +484,8 @@ class StageTimer:
         @functools.wraps(func)
         def sync_stage(*args: Any, **kwargs: Any) -> Any:
             stage = resolved[0] if resolved else _first(resolved, registry, name)
-            _started(stage, job_id)
+            if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+                _started(stage, job_id)
             t0 = perf_counter()
             c0 = thread_time()
             try:
@@ -491,7 +502,8 @@ class StageTimer:
 
     def __enter__(self) -> StageTimer:
         stage = _resolve(self._registry, self.stage)
-        _started(stage, self.job_id)
+        if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+            _started(stage, self.job_id)
         if self._stage is not None:  # the same object re-entered (nested): keep the outer run
             if self._outer is None:
                 self._outer = []
@@ -521,7 +533,8 @@ class StageTimer:
     # Same bodies as the sync pair (one call less each: this is a hot path).
     async def __aenter__(self) -> StageTimer:
         stage = _resolve(self._registry, self.stage)
-        _started(stage, self.job_id)
+        if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+            _started(stage, self.job_id)
         if self._stage is not None:
             if self._outer is None:
                 self._outer = []
