@@ -881,14 +881,22 @@ class StageLineWriter:
             if _STRUCTLOG_VARS is None:
                 return False
             cid = correlation_id_var.get()
-            if _STRUCTLOG_VARS and _structlog_context_bound():
-                bound = structlog.contextvars.get_contextvars()
-                if not bound.keys() <= _JOB_CONTEXT_KEYS:
-                    return False
-                if job_id is None:
-                    job_id = bound.get("job_id")
-                if cid is None:
-                    cid = bound.get("correlation_id")
+            if _STRUCTLOG_VARS:
+                # One pass over structlog's context variables (not a copy of the
+                # whole context): job_id and correlation_id may be bound, as a
+                # job run binds them; anything else goes through the pipeline.
+                for var_name, var in list(_STRUCTLOG_VARS.items()):
+                    value = var.get()
+                    if value is Ellipsis:
+                        continue
+                    if var_name == _BOUND_JOB_ID:
+                        if job_id is None:
+                            job_id = value
+                    elif var_name == _BOUND_CORRELATION_ID:
+                        if cid is None:
+                            cid = value
+                    else:
+                        return False
             head = self._stages.get((state, stage), _MISSING)
             if head is _MISSING:
                 head = self._head(state, stage)
@@ -953,7 +961,8 @@ class StageLineWriter:
 
 STAGE_COMPLETED_EVENT = "stage completed"
 _MISSING: Any = object()
-_JOB_CONTEXT_KEYS = frozenset({"job_id", "correlation_id"})
+_BOUND_JOB_ID = f"{structlog.contextvars.STRUCTLOG_KEY_PREFIX}job_id"
+_BOUND_CORRELATION_ID = f"{structlog.contextvars.STRUCTLOG_KEY_PREFIX}correlation_id"
 
 
 def round_ms(seconds: float) -> float:
