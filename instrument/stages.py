@@ -133,7 +133,9 @@ class _WorkerLog:
     assembled logger and rebuild it when the structlog configuration objects
     change identity (``structlog.configure`` replaces them), so a later
     configuration is still honoured. The level check runs before any event
-    dict is built.
+    dict is built. ``levels`` is the stdlib logger's own level cache (which
+    logging clears in place on every level change); the timers read it to
+    skip the ``stage started`` call when DEBUG is known to be off.
     """
 
     __slots__ = ("_check", "_conf", "_context_class", "_factory", "_logger", "_name",
@@ -175,14 +177,6 @@ class _WorkerLog:
             check = self._check
             enabled = check is None or check(level)
         return self._logger if enabled else None
-
-    def debug_possible(self) -> bool:
-        """False only when DEBUG is known to be off: skip building a ``stage started`` call.
-
-        Reads the stdlib logger's level cache (``levels``; the timers inline
-        this check). When it does not know, :meth:`enabled` decides.
-        """
-        return self.levels.get(_DEBUG) is not False
 
     def _rebuild(self) -> None:
         conf = self._conf
@@ -353,55 +347,35 @@ def _failed(stage: _Stage, wall: float, cpu: float | None, exc: BaseException,
 
 
 @types.coroutine
-def _run_async_stage(stage: _Stage, func: Callable[..., Any], args: tuple[Any, ...],
-                     kwargs: dict[str, Any], mapper: ErrorCodeMapper | None, job_id: Any,
-                     measure_cpu: bool) -> Generator[Any, Any, Any]:
-    """Run one call of an async stage, reading the thread CPU clock around each of its steps.
+def _later_steps(step: Any, yielded: Any, cpu: list[float]) -> Generator[Any, Any, Any]:
+    """Drive an async stage on from its first suspension, adding each step's CPU to ``cpu[0]``.
 
-    The awaitable is driven step by step: what it yields (futures, trio traps...)
-    passes through to the event loop untouched, and what the loop sends or
-    throws goes back in, so results and cancellation behave exactly as with a
-    plain ``await``; only the time the stage's own code runs is CPU-counted.
+    ``step`` (a coroutine or an ``__await__`` iterator) has just yielded
+    ``yielded``. What it yields (futures, trio traps...) passes through to the
+    event loop untouched, and what the loop sends or throws goes back in, so
+    results and cancellation behave exactly as with a plain ``await``; only
+    the time the stage's own code runs is CPU-counted. Returns its result.
     """
-    if worker_log.debug_possible():
-        _started(stage, job_id)
-    cpu = 0.0
-    t0 = perf_counter()
-    try:
-        awaitable = func(*args, **kwargs)
-        if not measure_cpu:
-            result = yield from awaitable.__await__()
-        else:
-            step = awaitable if type(awaitable) is types.CoroutineType else awaitable.__await__()
-            send = step.send
-            value: Any = None
-            thrown: BaseException | None = None
-            while True:
-                c0 = thread_time()
-                try:
-                    yielded = send(value) if thrown is None else step.throw(thrown)
-                except StopIteration as stop:
-                    cpu += thread_time() - c0
-                    result = stop.value
-                    break
-                except BaseException:
-                    cpu += thread_time() - c0
-                    raise
-                cpu += thread_time() - c0
-                thrown = None
-                try:
-                    value = yield yielded
-                except GeneratorExit:
-                    step.close()
-                    raise
-                except BaseException as exc:
-                    thrown = exc
-                    value = None
-    except BaseException as exc:
-        _failed(stage, perf_counter() - t0, cpu if measure_cpu else None, exc, mapper, job_id)
-        raise
-    _succeeded(stage, perf_counter() - t0, cpu if measure_cpu else None, job_id)
-    return result
+    send = step.send
+    while True:
+        thrown: BaseException | None = None
+        try:
+            value = yield yielded
+        except GeneratorExit:
+            step.close()
+            raise
+        except BaseException as exc:
+            thrown, value = exc, None
+        c0 = thread_time()
+        try:
+            yielded = send(value) if thrown is None else step.throw(thrown)
+        except StopIteration as stop:
+            cpu[0] += thread_time() - c0
+            return stop.value
+        except BaseException:
+            cpu[0] += thread_time() - c0
+            raise
+        cpu[0] += thread_time() - c0
 
 
 # --------------------------------------------------------------------------- timer
@@ -453,13 +427,59 @@ class StageTimer:
         mapper, job_id, measure_cpu = self._error_code, self.job_id, self._cpu
         resolved: list[_Stage] = []
 
+        if inspect.iscoroutinefunction(func) and not measure_cpu:
+
+            @functools.wraps(func)
+            async def async_wall_stage(*args: Any, **kwargs: Any) -> Any:
+                stage = resolved[0] if resolved else _first(resolved, registry, name)
+                if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
+                    _started(stage, job_id)
+                t0 = perf_counter()
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    _failed(stage, perf_counter() - t0, None, exc, mapper, job_id)
+                    raise
+                _succeeded(stage, perf_counter() - t0, None, job_id)
+                return result
+
+            return async_wall_stage  # type: ignore[return-value]
+
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_stage(*args: Any, **kwargs: Any) -> Any:
+                # The first step runs here, between two CPU-clock reads; a stage
+                # that suspends is driven on by _later_steps, one read pair per
+                # step. (Most of an empty stage's cost was the extra generator.)
                 stage = resolved[0] if resolved else _first(resolved, registry, name)
-                return await _run_async_stage(stage, func, args, kwargs, mapper, job_id,
-                                              measure_cpu)
+                if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
+                    _started(stage, job_id)
+                cpu = 0.0
+                later: list[float] | None = None
+                t0 = perf_counter()
+                try:
+                    awaitable = func(*args, **kwargs)
+                    step = (awaitable if type(awaitable) is types.CoroutineType
+                            else awaitable.__await__())
+                    c0 = thread_time()
+                    try:
+                        yielded = step.send(None)
+                    except StopIteration as stop:
+                        cpu = thread_time() - c0
+                        result = stop.value
+                    except BaseException:
+                        cpu = thread_time() - c0
+                        raise
+                    else:
+                        later = [thread_time() - c0]
+                        result = await _later_steps(step, yielded, later)
+                except BaseException as exc:
+                    _failed(stage, perf_counter() - t0, cpu if later is None else later[0], exc,
+                            mapper, job_id)
+                    raise
+                _succeeded(stage, perf_counter() - t0, cpu if later is None else later[0], job_id)
+                return result
 
             return async_stage  # type: ignore[return-value]
 
@@ -468,7 +488,7 @@ class StageTimer:
             @functools.wraps(func)
             def wall_stage(*args: Any, **kwargs: Any) -> Any:
                 stage = resolved[0] if resolved else _first(resolved, registry, name)
-                if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+                if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
                     _started(stage, job_id)
                 t0 = perf_counter()
                 try:
@@ -484,7 +504,7 @@ class StageTimer:
         @functools.wraps(func)
         def sync_stage(*args: Any, **kwargs: Any) -> Any:
             stage = resolved[0] if resolved else _first(resolved, registry, name)
-            if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+            if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
                 _started(stage, job_id)
             t0 = perf_counter()
             c0 = thread_time()
@@ -502,7 +522,7 @@ class StageTimer:
 
     def __enter__(self) -> StageTimer:
         stage = _resolve(self._registry, self.stage)
-        if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+        if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
             _started(stage, self.job_id)
         if self._stage is not None:  # the same object re-entered (nested): keep the outer run
             if self._outer is None:
@@ -533,7 +553,7 @@ class StageTimer:
     # Same bodies as the sync pair (one call less each: this is a hot path).
     async def __aenter__(self) -> StageTimer:
         stage = _resolve(self._registry, self.stage)
-        if worker_log.levels.get(_DEBUG) is not False:  # inlined debug_possible()
+        if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
             _started(stage, self.job_id)
         if self._stage is not None:
             if self._outer is None:
