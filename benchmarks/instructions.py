@@ -1,0 +1,195 @@
+"""Instructions per request of the middleware entries, counted by callgrind.
+
+``python -m benchmarks.instructions [ENTRY ...]`` runs each entry of the shared
+harness (``../shared/bench/middleware_bench.py`` plus
+:mod:`benchmarks.middleware_plugin`) under ``valgrind --tool=callgrind``
+and prints the instructions one request costs, over bare Starlette and as a
+multiple of the hand-written prometheus-client middleware's. Unlike the
+timed benchmarks this is repeatable on a noisy machine (the same count
+twice, whatever else runs), so it is the tool for deciding whether a change
+to a hot path helps; the timed harness (``make bench``) stays the judge of
+the targets, since instructions are not cycles.
+
+Two drivers:
+
+* ``inprocess`` (default): the harness's own ASGI driver, sequential awaits;
+  the program runs ``--small`` and ``--large`` requests after a warm-up and
+  the difference is divided by ``large - small``, so start-up cancels out.
+* ``server``: the entry served by uvicorn (``--serve``) under callgrind,
+  counters zeroed after a warm-up (``callgrind_control -z``) and dumped after
+  ``--large`` requests from 10 keep-alive connections on 127.0.0.1 (the
+  client runs outside valgrind). This includes h11's header handling.
+
+Needs Debian's ``valgrind``; not part of ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
+PLUGIN = Path(__file__).resolve().parent / "middleware_plugin.py"
+DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all")
+
+# Run inside valgrind by the inprocess driver: N requests after a warm-up.
+_INPROCESS = """
+import asyncio, sys
+sys.path.insert(0, {harness_dir!r})
+import middleware_bench as mb
+mb.load_plugin({plugin!r})
+entry = mb.ENTRY_FACTORIES[{name!r}]()
+async def main(n):
+    for i in range(300):
+        await mb.asgi_request(entry.app, mb.request_path(i))
+    for i in range(n):
+        await mb.asgi_request(entry.app, mb.request_path(i))
+asyncio.run(main({n}))
+"""
+
+
+def _env() -> dict[str, str]:
+    # A fixed hash seed: dict layouts, and so the counts, repeat exactly.
+    path = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    return {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": path}
+
+
+def _collected(stderr: str) -> int:
+    match = re.search(r"Collected\s*:\s*(\d+)", stderr)
+    if match is None:
+        raise RuntimeError(f"no callgrind total in valgrind's output:\n{stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def inprocess(name: str, small: int, large: int) -> float:
+    """Instructions per request of ``name`` driven in process."""
+    totals = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (small, large):
+            code = _INPROCESS.format(harness_dir=str(HARNESS.parent), plugin=str(PLUGIN),
+                                     name=name, n=n)
+            proc = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.%p",
+                 sys.executable, "-c", code],
+                env=_env(), capture_output=True, text=True, timeout=1800, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+            totals.append(_collected(proc.stderr))
+    return (totals[1] - totals[0]) / (large - small)
+
+
+async def _client(port: int, total: int, conns: int) -> None:
+    async def one(n: int, first: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for i in range(n):
+            path = ("/", f"/items/{i % 1000}", "/error")[(first + i) % 3]
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+        writer.close()
+        await writer.wait_closed()
+
+    await asyncio.gather(*(one(total // conns, c) for c in range(conns)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def server(name: str, requests: int) -> float:
+    """Instructions per request of ``name`` served by uvicorn over loopback."""
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p",
+             sys.executable, str(HARNESS), "--serve", name, "--port", str(port),
+             "--plugin", str(PLUGIN)],
+            cwd=HARNESS.parent, env=_env(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"{name}: the server under valgrind did not start") from None
+                    time.sleep(0.5)
+            asyncio.run(_client(port, 300, 10))  # warm-up
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
+                           capture_output=True, timeout=120)
+            asyncio.run(_client(port, requests, 10))
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
+                           capture_output=True, timeout=120)
+            dumps = sorted(out.glob("cg.*.1"))
+            if not dumps:
+                raise RuntimeError(f"{name}: callgrind wrote no dump")
+            text = dumps[0].read_text(errors="replace")
+            match = re.search(r"^(?:summary|totals):\s*(\d+)", text, re.MULTILINE)
+            if match is None:
+                raise RuntimeError(f"{name}: no total in {dumps[0].name}")
+            return int(match.group(1)) / requests
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("entries", nargs="*", default=list(DEFAULT_ENTRIES),
+                    help="harness entries (bare and manual_prometheus_client are always added)")
+    ap.add_argument("--driver", choices=("inprocess", "server"), default="inprocess")
+    ap.add_argument("--small", type=int, default=500, help="inprocess: requests of the short run")
+    ap.add_argument("--large", type=int, default=3500,
+                    help="inprocess: requests of the long run; server: requests counted")
+    args = ap.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    if not HARNESS.exists():
+        print(f"the shared harness is not at {HARNESS}", file=sys.stderr)
+        return 2
+    names = list(dict.fromkeys(["bare", "manual_prometheus_client", *args.entries]))
+    counts: dict[str, float] = {}
+    for name in names:
+        print(f"  {args.driver}: {name}", file=sys.stderr, flush=True)
+        counts[name] = (inprocess(name, args.small, args.large) if args.driver == "inprocess"
+                        else server(name, args.large))
+    bare, manual = counts["bare"], counts["manual_prometheus_client"]
+    print(f"### Instructions per request ({args.driver}, callgrind, PYTHONHASHSEED=0)\n")
+    print("| entry | instructions / request | over bare | over bare ÷ hand-written |")
+    print("|---|---:|---:|---:|")
+    for name in names:
+        over = counts[name] - bare
+        ratio = f"{over / (manual - bare):.2f}x" if manual > bare else "-"
+        print(f"| {name} | {counts[name]:,.0f} | {over:+,.0f} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
