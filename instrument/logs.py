@@ -133,11 +133,15 @@ class TimestampRFC3339:
         """The current time, formatted."""
         now = self.clock()
         second = int(now) if now >= 0.0 else math.floor(now)
+        return self.prefix(second) + _MILLIS[int((now - second) * 1000.0)]
+
+    def prefix(self, second: int) -> str:
+        """``YYYY-MM-DDTHH:MM:SS`` of ``second`` (UTC), the part cached per second."""
         cached = self._cached
         if cached[0] != second:
             cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
             self._cached = cached  # one tuple: readers never see a torn pair
-        return cached[1] + _MILLIS[int((now - second) * 1000.0)]
+        return cached[1]
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         event_dict[self.key] = self.now()
@@ -604,6 +608,18 @@ def _structlog_context_bound() -> bool:
     return any(var.get() is not Ellipsis for var in list(variables.values()))
 
 
+def level_cache(logger: logging.Logger) -> dict[int, bool]:
+    """``logger``'s own ``isEnabledFor`` cache, or an empty dict if logging has none.
+
+    logging clears it in place on every level change (``setLevel``,
+    ``logging.disable``), so a hot path may read it directly: a hit is the
+    answer ``isEnabledFor`` would give for a logger not ``disabled``; a miss
+    means "ask ``isEnabledFor``", which fills it.
+    """
+    levels = getattr(logger, "_cache", None)
+    return levels if isinstance(levels, dict) else {}
+
+
 class _FastPathGate:
     """Whether a fast path may write its line itself, as the pipeline would.
 
@@ -613,16 +629,19 @@ class _FastPathGate:
     and filters as configured, structlog's processors as configured. The
     verdict holds for the second it was made in, for that state and for
     levels at or above the handler's; callers re-check when any of these
-    differ or the root logger's handler count changes.
+    differ or the root logger's handler count changes. ``prefix`` is that
+    second's timestamp prefix; ``levels`` is ``stdlib``'s level cache.
     """
 
-    __slots__ = ("min_level", "second", "state", "stdlib")
+    __slots__ = ("levels", "min_level", "prefix", "second", "state", "stdlib")
 
     def __init__(self, stdlib: logging.Logger) -> None:
         self.stdlib = stdlib
+        self.levels = level_cache(stdlib)
         self.state: _LoggingState | None = None
         self.second = -1
         self.min_level = logging.CRITICAL + 1
+        self.prefix = ""
 
     def check(self, state: _LoggingState, level: int, second: int) -> bool:
         """Check everything now; remember a positive verdict for ``second``."""
@@ -632,6 +651,7 @@ class _FastPathGate:
         parent = stdlib.parent
         ok = (
             state.fast_capable
+            and second > 0  # a clock before 1970 (tests): the timestamper floors, not truncates
             and len(handlers) == 1 and handlers[0] is handler and not _ROOT.filters
             and not stdlib.handlers and not stdlib.filters and stdlib.propagate
             and not stdlib.disabled
@@ -643,6 +663,7 @@ class _FastPathGate:
                  or _STRUCTLOG_CONFIG.default_processors is state.structlog_processors)
         )
         if ok:
+            self.prefix = state.timestamper.prefix(second)
             self.state, self.second, self.min_level = state, second, handler.level
         else:
             self.state = None
@@ -685,11 +706,8 @@ class AccessLogger:
         self._failures = failures
         self._event = event
         self._stdlib = logging.getLogger(logger_name)
-        # The stdlib logger's own level cache, which logging clears in place on
-        # every level change: a dict lookup instead of an isEnabledFor call.
-        levels = getattr(self._stdlib, "_cache", None)
-        self._levels: dict[int, bool] = levels if isinstance(levels, dict) else {}
         self._gate = _FastPathGate(self._stdlib)
+        self._levels = self._gate.levels
         self._lines: dict[tuple[str, str, int], RequestLine] = {}
 
     def log_request(self, method: str, path_template: str, status: int,
@@ -791,11 +809,7 @@ class AccessLogger:
                 ids = _trace_ids()
                 if ids is not None:
                     trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
-            cached = state.timestamper._cached
-            if cached[0] == second and now >= 0.0:
-                stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
-            else:
-                stamp = state.timestamper.now()
+            stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
             text = (f'{{"timestamp":"{stamp}{line.head}{cid_part},"latency_ms":{latency}'
                     f'{line.tail}{trace_part}}}')
             try:
@@ -852,9 +866,8 @@ class StageLineWriter:
 
     def __init__(self, logger_name: str) -> None:
         self._stdlib = logging.getLogger(logger_name)
-        levels = getattr(self._stdlib, "_cache", None)
-        self._levels: dict[int, bool] = levels if isinstance(levels, dict) else {}
         self._gate = _FastPathGate(self._stdlib)
+        self._levels = self._gate.levels
         # (state, stage name) -> the fixed text around the IDs, or None: no fast path
         self._stages: dict[tuple[_LoggingState, str], tuple[str, str] | None] = {}
         self._values: dict[str, str] = {}  # job ID -> its JSON piece, for _values_state
@@ -921,11 +934,7 @@ class StageLineWriter:
                 ids = _trace_ids()
                 if ids is not None:
                     trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
-            cached = state.timestamper._cached
-            if cached[0] == second and now >= 0.0:
-                stamp = cached[1] + _MILLIS[int((now - second) * 1000.0)]
-            else:
-                stamp = state.timestamper.now()
+            stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
             extra = ("" if cpu_seconds is None
                      else f',"extra":{{"cpu_ms":{round_ms(cpu_seconds)!r}}}')
             text = (f'{{"timestamp":"{stamp}{head[0]}{cid_part}{job_part}{head[1]}'

@@ -49,7 +49,7 @@ import structlog
 
 from instrument._metrics import NULL_CHILD
 from instrument._safety import FailureSink
-from instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, round_ms
+from instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, level_cache, round_ms
 from instrument.registry import MetricsRegistry, default_registry
 
 __all__ = [
@@ -188,9 +188,9 @@ class _WorkerLog:
         check = getattr(logger, "is_enabled_for", None)
         self._check = check if callable(check) else None
         stdlib = getattr(logger, "_logger", None)
-        levels = getattr(stdlib, "_cache", None) if isinstance(stdlib, logging.Logger) else None
         # (A logger disabled outright still drops the event itself, in logging.)
-        self.levels = levels if isinstance(levels, dict) and self._check is not None else {}
+        self.levels = (level_cache(stdlib) if isinstance(stdlib, logging.Logger)
+                       and self._check is not None else {})
         self._logger = logger
 
 
