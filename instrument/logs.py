@@ -608,6 +608,12 @@ def _structlog_context_bound() -> bool:
     return any(var.get() is not Ellipsis for var in list(variables.values()))
 
 
+def _trace_json() -> str:
+    """``,"trace_id":...,"span_id":...`` of the current span for a fast-path line, or ""."""
+    ids = _trace_ids()
+    return "" if ids is None else f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
+
+
 def level_cache(logger: logging.Logger) -> dict[int, bool]:
     """``logger``'s own ``isEnabledFor`` cache, or an empty dict if logging has none.
 
@@ -804,11 +810,7 @@ class AccessLogger:
             else:
                 cid_part = ',"correlation_id":' + _dumps(
                     state.redactor.redact_value("correlation_id", cid))
-            trace_part = ""
-            if _otel_current():
-                ids = _trace_ids()
-                if ids is not None:
-                    trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
+            trace_part = _trace_json() if _otel_current() else ""  # no call without a context
             stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
             text = (f'{{"timestamp":"{stamp}{line.head}{cid_part},"latency_ms":{latency}'
                     f'{line.tail}{trace_part}}}')
@@ -929,11 +931,7 @@ class StageLineWriter:
                 job_part = self._values.get(job_id) if type(job_id) is str else None
                 if job_part is None:
                     job_part = self._job_part(state, job_id)
-            trace_part = ""
-            if _otel_current():
-                ids = _trace_ids()
-                if ids is not None:
-                    trace_part = f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
+            trace_part = _trace_json() if _otel_current() else ""  # no call without a context
             stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
             extra = ("" if cpu_seconds is None
                      else f',"extra":{{"cpu_ms":{round_ms(cpu_seconds)!r}}}')
