@@ -287,6 +287,48 @@ class HistogramChild:
         return [_to_exemplar(e, self._sink) for e in raw]
 
 
+def paired_recorder(histogram: Any, counter: Any) -> Callable[[float, float], None]:
+    """``record(value, amount)``: ``histogram.observe(value)`` and ``counter.inc(amount)``.
+
+    One call for two series recorded together, such as a stage's wall and CPU
+    seconds. Two in-process series share one lock from then on (the counter
+    takes the histogram's), so both updates happen under one acquisition;
+    any other pair (multiprocess files, null children) gets the two calls.
+    Never raises: a failure is counted (cause ``paired_record``, or the two
+    calls' own causes).
+    """
+    if type(histogram) is not HistogramChild or type(counter) is not CounterChild:
+        observe, inc = histogram.observe, counter.inc
+
+        def record_each(value: float, amount: float) -> None:
+            observe(value)
+            inc(amount)
+
+        return record_each
+
+    lock = counter._lock = histogram._lock
+    bounds, counts, sink = histogram._bounds, histogram._counts, histogram._sink
+
+    def record(value: float, amount: float) -> None:
+        try:
+            if value != value:
+                raise ValueError("cannot observe NaN")
+            if not amount >= 0:
+                raise ValueError(f"counters only go up; got increment {amount!r}")
+            i = bisect_left(bounds, value)
+            lock.acquire()
+            try:
+                counts[i] += 1
+                histogram._sum += value
+                counter._value += amount
+            finally:
+                lock.release()
+        except Exception as exc:
+            sink.failure("paired_record", exc)
+
+    return record
+
+
 class _Timer:
     def __init__(self, child: Any) -> None:
         self._child = child

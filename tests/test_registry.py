@@ -234,6 +234,52 @@ def test_concurrent_increments_are_not_lost(registry):
     assert value(registry, "hits_total", k="x") == 80_000
 
 
+def test_paired_recorder_updates_both_series_and_shares_one_lock(registry):
+    from instrument._metrics import paired_recorder
+
+    hist = registry.histogram("pair_seconds", "Wall.", ["k"], buckets=[0.1, 1.0])
+    counter = registry.counter("pair_cpu_seconds_total", "CPU.", ["k"])
+    record = paired_recorder(hist.labels("x"), counter.labels("x"))
+    other = counter.labels("x")  # the same series, incremented the ordinary way meanwhile
+
+    def work():
+        for _ in range(5_000):
+            record(0.5, 0.25)
+            other.inc(1.0)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert value(registry, "pair_seconds_bucket", k="x", le="0.1") == 0
+    assert value(registry, "pair_seconds_bucket", k="x", le="1.0") == 20_000
+    assert value(registry, "pair_seconds_sum", k="x") == 10_000.0
+    assert value(registry, "pair_cpu_seconds_total", k="x") == 20_000 * 1.25  # nothing lost
+    record(float("nan"), 1.0)  # counted, not raised
+    record(0.5, -1.0)
+    assert value(registry, "pair_seconds_sum", k="x") == 10_000.0
+    assert value(registry, "promkit_instrumentation_errors_total",
+                 cause="paired_record:ValueError") == 2
+
+
+def test_paired_recorder_in_multiprocess_mode_writes_both_files(tmp_path, monkeypatch):
+    from prometheus_client import multiprocess
+
+    from instrument._metrics import paired_recorder
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    mp = MetricsRegistry(CollectorRegistry(), multiprocess=True)
+    record = paired_recorder(mp.histogram("job_stage_duration_seconds").labels("ocr"),
+                             mp.counter("job_stage_cpu_seconds_total").labels("ocr"))
+    record(0.2, 0.05)
+    record(0.4, 0.05)
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path=str(tmp_path))
+    assert merged.get_sample_value("job_stage_duration_seconds_count", {"stage": "ocr"}) == 2
+    assert merged.get_sample_value("job_stage_cpu_seconds_total", {"stage": "ocr"}) == 0.1
+
+
 def test_remove_drops_a_series(registry):
     g = registry.gauge("queue_depth")
     g.labels("a").set(1)

@@ -3,6 +3,9 @@
 import asyncio
 import inspect
 import logging
+import math
+import os
+import threading
 import time
 
 import pytest
@@ -104,6 +107,121 @@ def test_decorator_preserves_name_doc_and_signature(registry):
     assert inspect.iscoroutinefunction(awrapped)
     assert inspect.signature(awrapped) == inspect.signature(aocr)
     assert not inspect.iscoroutinefunction(wrapped)
+
+
+class FakeClocks:
+    """Stand-ins for the wall clock and the thread CPU clock of instrument.stages."""
+
+    def __init__(self):
+        self.wall, self.cpu, self.cpu_reads = 100.0, 5.0, 0
+
+    def perf_counter(self):
+        return self.wall
+
+    def thread_time(self):
+        self.cpu_reads += 1
+        return self.cpu
+
+    def run(self, seconds, on_cpu=True):
+        self.wall += seconds
+        if on_cpu:
+            self.cpu += seconds
+
+
+@pytest.fixture
+def clocks(monkeypatch):
+    from instrument import stages
+
+    fake = FakeClocks()
+    monkeypatch.setattr(stages, "perf_counter", fake.perf_counter)
+    monkeypatch.setattr(stages, "thread_time", fake.thread_time)
+    monkeypatch.setattr(stages._cpu_reading, "last", (-math.inf, 0.0))
+    return fake
+
+
+def test_a_stage_right_after_another_starts_from_its_cpu_reading(registry, clocks):
+    @stage_timer("ocr", registry=registry)
+    def ocr(cpu_seconds, sleep_seconds=0.0):
+        clocks.run(cpu_seconds)
+        clocks.run(sleep_seconds, on_cpu=False)
+
+    ocr(0.002, 0.001)
+    assert clocks.cpu_reads == 2
+    clocks.run(5e-6)  # the caller runs for 5 us, then the next stage starts: no reading
+    ocr(0.003)
+    assert clocks.cpu_reads == 3
+    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.005, abs=1e-12)
+    clocks.run(20e-6)  # 20 us later: beyond the window, read again
+    ocr(0.001)
+    assert clocks.cpu_reads == 5
+    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006, abs=1e-12)
+    # Preempted for the 8 us in between: that stage's CPU comes out short by them, never
+    # over, never below zero.
+    clocks.run(8e-6, on_cpu=False)
+    ocr(0.000010)
+    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006002, abs=1e-12)
+    clocks.run(8e-6, on_cpu=False)
+    ocr(0.000001)
+    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006002, abs=1e-12)
+    assert sample(registry, DURATION + "_count", stage="ocr") == 5
+
+
+async def test_async_stages_and_with_blocks_chain_their_readings_too(registry, clocks):
+    @stage_timer("fetch", registry=registry)
+    async def fetch():
+        clocks.run(0.001)
+        await asyncio.sleep(0)  # a second step
+        clocks.run(0.002)
+
+    await fetch()
+    with stage_timer("parse", registry=registry):
+        clocks.run(0.004)
+    async with stage_timer("store", registry=registry):
+        clocks.run(0.008)
+    # fetch: two readings around its first step and one at the end of its second (which
+    # starts from the reading before it, the loop's own time being not counted); parse
+    # and store: one each.
+    assert clocks.cpu_reads == 5
+    assert sample(registry, CPU, stage="fetch") == pytest.approx(0.003, abs=1e-12)
+    assert sample(registry, CPU, stage="parse") == pytest.approx(0.004, abs=1e-12)
+    assert sample(registry, CPU, stage="store") == pytest.approx(0.008, abs=1e-12)
+
+
+def test_cpu_readings_are_not_shared_between_threads(registry, clocks):
+    @stage_timer("ocr", registry=registry)
+    def ocr():
+        clocks.run(0.001)
+
+    ocr()
+    assert clocks.cpu_reads == 2
+    thread = threading.Thread(target=ocr)  # same instant, other thread: its own readings
+    thread.start()
+    thread.join()
+    assert clocks.cpu_reads == 4
+
+
+def test_a_forked_child_forgets_the_parents_cpu_reading():
+    from instrument import stages
+
+    with stage_timer("parent"):
+        pass
+    assert stages._cpu_reading.last[0] > 0
+    pid = os.fork()
+    if pid == 0:  # the child: exit status says whether the reading was forgotten
+        os._exit(0 if stages._cpu_reading.last[0] == -math.inf else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_cpu_of_back_to_back_stages_stays_within_their_wall_time(registry):
+    @stage_timer("tiny", registry=registry)
+    def tiny():
+        pass
+
+    for _ in range(2000):
+        tiny()
+    cpu = sample(registry, CPU, stage="tiny")
+    assert 0 <= cpu <= sample(registry, DURATION + "_sum", stage="tiny")
 
 
 def test_sync_failure_is_counted_and_the_same_exception_propagates(registry):
