@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
-PLUGIN = Path(__file__).resolve().parent / "middleware_plugin.py"
+PLUGIN = Path(os.environ.get("PK_PLUGIN", str(Path(__file__).resolve().parent / "middleware_plugin.py")))
 DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all")
 
 # Run inside valgrind by the inprocess driver: N requests after a warm-up.

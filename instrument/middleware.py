@@ -9,7 +9,7 @@ from typing import Any
 
 from instrument import correlation as _correlation
 from instrument import tracing as _tracing
-from instrument._metrics import ExemplarLabels, InProgressTokens
+from instrument._metrics import ExemplarLabels, InProgressTokens, http_request_recorder
 from instrument.logs import RequestLine, access_logger
 from instrument.registry import MetricsRegistry, default_registry
 
@@ -111,7 +111,9 @@ class HttpMetricsMiddleware:
         self._scan_headers = correlation or record_sizes
         # (method, route template, status) -> the label children of one request
         # shape (duration, request size, response size) and its log line
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, RequestLine | None]] = {}
+        # (method, template, status) -> (recorder of the request's series, log line or None)
+        self._children: dict[tuple[str, str, int], tuple[
+            Callable[[float, Any, int, int], None], RequestLine | None]] = {}
         self._active_tokens: dict[str, InProgressTokens] = {}
         self._templates: dict[tuple[int, str], str] = {}
 
@@ -218,17 +220,14 @@ class HttpMetricsMiddleware:
                 children = self._children.get((method, template, status))
                 if children is None:
                     children = self._new_children((method, template, status))
-                children[0].observe(duration, exemplar)
-                if self._record_sizes:
-                    # Like OpenTelemetry, the request size is recorded when it is known.
-                    if request_size >= 0:
-                        children[1].observe(request_size)
-                    children[2].observe(response_size)
-                if children[3] is not None:  # the request log line
+                # Duration, and sizes when recorded (the request's only when known,
+                # like OpenTelemetry): one call, one lock.
+                children[0](duration, exemplar, request_size, response_size)
+                if children[1] is not None:  # the request log line
                     if cid:  # validated or generated: a plain UUID
-                        self._access_log.log_line(children[3], duration, cid, True)
+                        self._access_log.log_line(children[1], duration, cid, True)
                     else:
-                        self._access_log.log_line(children[3], duration,
+                        self._access_log.log_line(children[1], duration,
                                                   _correlation.correlation_id_var.get(), False)
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
@@ -237,16 +236,18 @@ class HttpMetricsMiddleware:
             if token is not None:
                 _correlation.correlation_id_var.reset(token)
 
-    def _new_children(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, RequestLine | None]:
+    def _new_children(self, key: tuple[str, str, int]) -> tuple[
+            Callable[[float, Any, int, int], None], RequestLine | None]:
         method, template, status = key
         status_text = str(status) if status else "0"
         duration = self._duration.labels(method, template, status_text, _status_class(status))
         line = self._access_log.line(*key) if self._log_requests else None
         if self._record_sizes:
-            children = (duration, self._request_size.labels(method, template),
-                        self._response_size.labels(method, template), line)
+            record = http_request_recorder(duration, self._request_size.labels(method, template),
+                                           self._response_size.labels(method, template))
         else:
-            children = (duration, None, None, line)
+            record = http_request_recorder(duration)
+        children = (record, line)
         if len(self._children) < _TEMPLATE_CACHE_LIMIT:
             self._children[key] = children
         return children
