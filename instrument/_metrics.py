@@ -336,52 +336,34 @@ def http_request_recorder(duration: Any, request_size: Any = None,
     Observes ``seconds`` (with ``exemplar``, when not None) in ``duration``
     and, when the size series are given, the two sizes in theirs
     (``request_bytes < 0``: unknown, not recorded). The HTTP middleware calls
-    this once per request. In-process series are updated inline, the sizes
-    under the request-size series' lock (the one series shared by every status
-    of a route), which the other two take from then on: one acquisition for
-    the three updates. Other series (multiprocess files) get one call each.
-    Never raises.
+    this once per request. Three in-process series are updated inline under
+    the request-size series' lock (the one series shared by every status of
+    a route), which the other two take from then on: one acquisition for the
+    three updates. Otherwise (no sizes, multiprocess files) each series gets
+    its own call. Never raises.
     """
-    sizes = request_size is not None and response_size is not None
-    if type(duration) is not HistogramChild or (sizes and not (
-            type(request_size) is type(response_size) is HistogramChild)):
-        observe_duration = duration.observe
-        observe_request = request_size.observe if sizes else None
-        observe_response = response_size.observe if sizes else None
+    if request_size is None or response_size is None:
+        observe = duration.observe
+
+        def record_duration(seconds: float, exemplar: Any, request_bytes: int,
+                            response_bytes: int) -> None:
+            observe(seconds, exemplar)
+
+        return record_duration
+    if not (type(duration) is type(request_size) is type(response_size) is HistogramChild):
+        observe_duration, observe_request = duration.observe, request_size.observe
+        observe_response = response_size.observe
 
         def record_each(seconds: float, exemplar: Any, request_bytes: int,
                         response_bytes: int) -> None:
             observe_duration(seconds, exemplar)
-            if observe_response is not None and observe_request is not None:
-                if request_bytes >= 0:
-                    observe_request(request_bytes)
-                observe_response(response_bytes)
+            if request_bytes >= 0:
+                observe_request(request_bytes)
+            observe_response(response_bytes)
 
         return record_each
 
     d_bounds, d_counts, sink = duration._bounds, duration._counts, duration._sink
-    if not sizes:
-        lock = duration._lock
-
-        def record_duration(seconds: float, exemplar: Any, request_bytes: int,
-                            response_bytes: int) -> None:
-            try:
-                if seconds != seconds:
-                    raise ValueError("cannot observe NaN")
-                i = bisect_left(d_bounds, seconds)
-                lock.acquire()
-                try:
-                    d_counts[i] += 1
-                    duration._sum += seconds
-                finally:
-                    lock.release()
-                if exemplar is not None:
-                    duration._set_exemplar(i, exemplar, seconds)
-            except Exception as exc:
-                sink.failure("http_record", exc)
-
-        return record_duration
-
     lock = duration._lock = response_size._lock = request_size._lock
     q_bounds, q_counts = request_size._bounds, request_size._counts
     r_bounds, r_counts = response_size._bounds, response_size._counts
