@@ -165,6 +165,17 @@ def test_a_stage_right_after_another_starts_from_its_cpu_reading(registry, clock
     assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006002, abs=1e-12)
     assert sample(registry, DURATION + "_count", stage="ocr") == 5
 
+    @stage_timer("ocr", registry=registry)
+    def failing():
+        clocks.run(0.002)
+        raise Boom()
+
+    reads = clocks.cpu_reads
+    with pytest.raises(Boom):
+        failing()  # right after the last stage: a failure is timed the same way
+    assert clocks.cpu_reads == reads + 1
+    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.008002, abs=1e-12)
+
 
 async def test_async_stages_and_with_blocks_chain_their_readings_too(registry, clocks):
     @stage_timer("fetch", registry=registry)
