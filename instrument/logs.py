@@ -798,22 +798,28 @@ class AccessLogger:
                 self._log_slow(level, line.method, line.path_template, line.status,
                                latency_seconds, cid, sampled)
                 return
-            # What json.dumps(micros / 1000.0) gives, without a float repr (see _FRACTIONS).
-            if 0 <= micros < _EXACT_MICROS:
-                latency = f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
-            else:
-                latency = repr(micros / 1000.0)
-            if cid is None:
-                cid_part = ""
-            elif cid_is_plain or _plain_id(cid):
-                cid_part = f',"correlation_id":"{cid}"'
-            else:
-                cid_part = ',"correlation_id":' + _dumps(
-                    state.redactor.redact_value("correlation_id", cid))
             trace_part = _trace_json() if _otel_current() else ""  # no call without a context
-            stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
-            text = (f'{{"timestamp":"{stamp}{line.head}{cid_part},"latency_ms":{latency}'
-                    f'{line.tail}{trace_part}}}')
+            millis = _MILLIS[int((now - second) * 1000.0)]
+            # The latency is what json.dumps(micros / 1000.0) gives, without a float
+            # repr (see _FRACTIONS). The usual line is built as one string.
+            if cid_is_plain and cid is not None and 0 <= micros < _EXACT_MICROS:
+                text = (f'{{"timestamp":"{gate.prefix}{millis}{line.head},"correlation_id":'
+                        f'"{cid}","latency_ms":{micros // 1000}{_FRACTIONS[micros % 1000]}'
+                        f'{line.tail}{trace_part}}}')
+            else:
+                if 0 <= micros < _EXACT_MICROS:
+                    latency = f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
+                else:
+                    latency = repr(micros / 1000.0)
+                if cid is None:
+                    cid_part = ""
+                elif cid_is_plain or _plain_id(cid):
+                    cid_part = f',"correlation_id":"{cid}"'
+                else:
+                    cid_part = ',"correlation_id":' + _dumps(
+                        state.redactor.redact_value("correlation_id", cid))
+                text = (f'{{"timestamp":"{gate.prefix}{millis}{line.head}{cid_part}'
+                        f',"latency_ms":{latency}{line.tail}{trace_part}}}')
             try:
                 state.write_line(text)
             except Exception as exc:  # the only sink failed (several: the handler counts)

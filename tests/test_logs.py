@@ -19,7 +19,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from instrument import MetricsRegistry, logs
-from instrument.correlation import bind_correlation_id, correlation_id_var
+from instrument.correlation import bind_correlation_id, correlation_id_var, valid_correlation_id
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FIXED_TIME = 1795381387.123456  # 2026-11-22T21:03:07.123Z
@@ -519,8 +519,10 @@ def test_access_fast_path_writes_exactly_the_pipeline_line(request, traced, monk
         access = logs.access_logger()
         span = active_span(0x5EED, 0xB0B) if traced else _nothing()
         with span:
+            # A validated UUID, as the middleware passes it, takes the one-string branch.
+            is_uuid = isinstance(request[4], str) and valid_correlation_id(request[4]) == request[4]
             with fast_path_only(monkeypatch) as original:
-                access.log_request(*request)
+                access.log_request(*request, correlation_id_is_uuid=is_uuid)
             monkeypatch.setattr(logs.AccessLogger, "_log_slow", original)
             (fast,) = own.lines
             own.lines.clear()
