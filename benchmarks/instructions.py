@@ -20,7 +20,9 @@ Two drivers:
   ``--large`` requests from 10 keep-alive connections on 127.0.0.1 (the
   client runs outside valgrind). This includes h11's header handling.
 
-Needs Debian's ``valgrind``; not part of ``make bench``.
+Needs Debian's ``valgrind``; not part of ``make bench``. ``PK_PLUGIN=FILE``
+loads another plugin file instead of :mod:`benchmarks.middleware_plugin`
+(entries of your own, e.g. the middleware with one feature off).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
-PLUGIN = Path(os.environ.get("PK_PLUGIN", str(Path(__file__).resolve().parent / "middleware_plugin.py")))
+# PK_PLUGIN: another plugin file (e.g. variants of the promkit entries) instead of ours.
+PLUGIN = Path(os.environ.get("PK_PLUGIN", "") or Path(__file__).resolve().parent
+              / "middleware_plugin.py")
 DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all")
 
 # Run inside valgrind by the inprocess driver: N requests after a warm-up.
