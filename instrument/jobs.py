@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import inspect
 import math
 import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import datetime, timezone
 from time import perf_counter
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -72,6 +74,8 @@ JOB_ID_FIELD = "job_id"
 CREATED_AT_FIELD = "created_at"
 JOB_TYPE_FIELD = "job_type"
 QUEUE_FIELD = "queue"
+_PAYLOAD_FIELDS = (CREATED_AT_FIELD, JOB_ID_FIELD, _correlation.CORRELATION_ID_FIELD,
+                   JOB_TYPE_FIELD, QUEUE_FIELD)
 
 STATUS_QUEUED = "queued"
 STATUS_RUNNING = "running"
@@ -84,6 +88,8 @@ NO_ERROR = "none"
 """``error_code`` of jobs that succeeded."""
 
 UNKNOWN_JOB_TYPE = "unknown"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _MAX_JOB_ID_LENGTH = 128
 
@@ -275,6 +281,66 @@ class JobTracker:
         """
         return JobRun(self, payload, job_type=job_type, worker_type=worker_type)
 
+    def job(self, job_type: str | None = None) -> Callable[[F], F]:
+        """Decorate a task function of a queue library: every call is one job run.
+
+        For workers whose library calls the function with the job's keyword
+        arguments (RQ, Celery, arq): the producer passes the payload stamped
+        by :meth:`created` as those keyword arguments --
+        ``queue.enqueue(fn, kwargs=tracker.created({...}, "fn"))`` (RQ),
+        ``task.apply_async(kwargs=tracker.created({...}, "fn"))`` (Celery),
+        ``pool.enqueue_job("fn", **tracker.created({...}, "fn"))`` (arq). The
+        decorated function takes promkit's fields (``created_at``,
+        ``job_id``, ``correlation_id``, ``job_type``, ``queue``) out of them,
+        except those the function names as parameters, and calls the
+        function with the rest inside :meth:`run`. ``job_type`` overrides the
+        payload's; without either, the function's name. Sync or async. The
+        decorated function's signature lists the fields it takes out as
+        keyword-only parameters (argument checks such as Celery's read it).
+        """
+
+        def decorate(func: F) -> F:
+            if not callable(func):
+                raise TypeError(f"tracker.job() decorates a function, not {func!r}")
+            if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+                raise TypeError(f"tracker.job() cannot decorate generator function "
+                                f"{func.__qualname__!r}: its body runs as it is iterated")
+            try:
+                signature: inspect.Signature | None = inspect.signature(func)
+            except (TypeError, ValueError):  # a builtin without a signature
+                signature = None
+            own = set(signature.parameters) if signature is not None else set()
+            taken = tuple(field for field in _PAYLOAD_FIELDS if field not in own)
+            default_type = getattr(func, "__name__", None) or UNKNOWN_JOB_TYPE
+
+            def split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+                payload = {field: kwargs[field] for field in _PAYLOAD_FIELDS if field in kwargs}
+                for field in taken:
+                    kwargs.pop(field, None)
+                kind = job_type if job_type is not None else (
+                    None if JOB_TYPE_FIELD in payload else default_type)
+                return payload, kind
+
+            if inspect.iscoroutinefunction(func):
+
+                @functools.wraps(func)
+                async def async_job(*args: Any, **kwargs: Any) -> Any:
+                    payload, kind = split(kwargs)
+                    async with self.run(payload, job_type=kind):
+                        return await func(*args, **kwargs)
+
+                return _with_fields(async_job, signature, taken)  # type: ignore[return-value]
+
+            @functools.wraps(func)
+            def sync_job(*args: Any, **kwargs: Any) -> Any:
+                payload, kind = split(kwargs)
+                with self.run(payload, job_type=kind):
+                    return func(*args, **kwargs)
+
+            return _with_fields(sync_job, signature, taken)  # type: ignore[return-value]
+
+        return decorate
+
     def started(self, payload: Mapping[str, Any], *, job_type: str | None = None,
                 worker_type: str | None = None) -> JobRun:
         """Record that the job in ``payload`` starts now; finish it with the returned run.
@@ -326,6 +392,25 @@ class JobTracker:
         """Count a lookup in ``cache`` as a hit or a miss."""
         self.registry.counter("cache_requests_total").labels(
             cache, "hit" if hit else "miss").inc()
+
+
+def _with_fields(wrapper: Callable[..., Any], signature: inspect.Signature | None,
+                 fields: tuple[str, ...]) -> Callable[..., Any]:
+    """``wrapper`` whose signature also lists ``fields`` (keyword-only, default None).
+
+    So that a library checking call arguments against the signature (Celery
+    does) accepts the payload's fields.
+    """
+    if signature is None:
+        return wrapper
+    params = list(signature.parameters.values())
+    tail = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    head = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    added = [inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=None)
+             for field in fields]
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*head, *added, *tail])
+    return wrapper
 
 
 def _get(payload: object, key: str) -> Any:

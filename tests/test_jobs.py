@@ -1,6 +1,7 @@
 """Job lifecycle: payload stamping, runs across processes, outcomes, bad payloads."""
 
 import asyncio
+import inspect
 import json
 import logging
 import multiprocessing
@@ -185,6 +186,51 @@ def test_fail_inside_a_block_without_an_exception(tracker, registry):
         run.fail("unreadable")
     assert sample(registry, "jobs_finished_total", queue="tts", job_type="ocr",
                   outcome="failure", error_code="unreadable") == 1
+
+
+async def test_job_decorator_takes_the_payload_fields_out_of_the_kwargs(tracker, registry):
+    seen = []
+
+    @tracker.job()
+    async def transcribe(ctx, seconds):  # arq's shape: ctx first, then the job's kwargs
+        seen.append((ctx, seconds, correlation.get_correlation_id()))
+        return seconds * 2
+
+    with correlation.bind_correlation_id() as cid:
+        payload = tracker.created({"seconds": 4}, "transcribe")
+    assert await transcribe({"job_try": 1}, **payload) == 8
+    assert seen == [({"job_try": 1}, 4, cid)]
+    assert sample(registry, "jobs_finished_total", queue="tts", job_type="transcribe",
+                  outcome="success", error_code="none") == 1
+
+    @tracker.job("resize")
+    def resize(width, queue):  # names `queue`: passed through, the rest taken out
+        return (width, queue)
+
+    assert resize(**tracker.created({"width": 3}, "other")) == (3, "tts")
+    assert sample(registry, "jobs_finished_total", queue="tts", job_type="resize",
+                  outcome="success", error_code="none") == 1
+
+    @tracker.job()
+    def no_payload(x):  # called without a producer's stamp: runs, wait unknown (counted)
+        return x
+
+    assert no_payload(x=1) == 1
+    assert sample(registry, "jobs_finished_total", queue="tts", job_type="no_payload",
+                  outcome="success", error_code="none") == 1
+
+    # Argument checks that read the signature (Celery's) accept the payload's fields.
+    assert str(inspect.signature(resize)) == (
+        "(width, queue, *, created_at=None, job_id=None, correlation_id=None, job_type=None)")
+    assert list(inspect.signature(transcribe).parameters) == [
+        "ctx", "seconds", "created_at", "job_id", "correlation_id", "job_type", "queue"]
+    inspect.signature(resize).bind(**tracker.created({"width": 1}, "resize"))
+
+    def generator():
+        yield 1
+
+    with pytest.raises(TypeError, match="generator function"):
+        tracker.job()(generator)
 
 
 def test_cold_start_is_counted_once_per_process(tracker, registry):
