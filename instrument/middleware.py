@@ -109,8 +109,6 @@ class HttpMetricsMiddleware:
         self._access_log = access_logger(reg.failures)
         self._log_requests = log_requests
         self._scan_headers = correlation or record_sizes
-        # (method, route template, status) -> the label children of one request
-        # shape (duration, request size, response size) and its log line
         # (method, template, status) -> (recorder of the request's series, log line or None)
         self._children: dict[tuple[str, str, int], tuple[
             Callable[[float, Any, int, int], None], RequestLine | None]] = {}

@@ -304,8 +304,8 @@ class _LastCpuReading(threading.local):
 
     Reading the thread CPU clock is a system call (the vDSO does not serve
     it): 0.2-0.6 us, as much as the rest of a stage timer. Stages often follow
-    one another closely (the stages of a job, nested stages, the steps of async
-    stages on one loop), so a stage that starts within ``_CHAIN_WINDOW`` of the
+    one another closely (stages run back to back, the steps of async stages
+    on one loop), so a stage that starts within ``_CHAIN_WINDOW`` of the
     thread's last reading takes as its start that reading plus the wall time
     since: exact while the thread ran in between. Had it been preempted or
     blocked there, the stage's CPU comes out short by that pause (10 us at
@@ -622,36 +622,12 @@ class StageTimer:
         else:
             _failed(stage, wall, cpu, exc, self._error_code, self.job_id)
 
-    # Same bodies as the sync pair (one call less each: this is a hot path).
     async def __aenter__(self) -> StageTimer:
-        stage = _resolve(self._registry, self.stage)
-        if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
-            _started(stage, self.job_id)
-        if self._stage is not None:
-            if self._outer is None:
-                self._outer = []
-            self._outer.append((self._stage, self._t0, self._c0))
-        self._stage = stage
-        self._t0 = t0 = perf_counter()
-        self._c0 = _cpu_at(t0) if self._cpu else 0.0
-        return self
+        return self.__enter__()
 
     async def __aexit__(self, typ: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        t1 = perf_counter()
-        cpu = _cpu_since(self._c0, t1) if self._cpu else None
-        stage = self._stage
-        if stage is None:
-            return
-        wall = t1 - self._t0
-        if self._outer:
-            self._stage, self._t0, self._c0 = self._outer.pop()
-        else:
-            self._stage = None
-        if exc is None:
-            _succeeded(stage, wall, cpu, self.job_id)
-        else:
-            _failed(stage, wall, cpu, exc, self._error_code, self.job_id)
+        self.__exit__(typ, exc, tb)
 
     def __repr__(self) -> str:
         return f"<StageTimer {self.stage!r}>"

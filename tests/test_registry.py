@@ -15,6 +15,15 @@ def value(registry: MetricsRegistry, name: str, **labels: str) -> float | None:
     return registry.collector_registry.get_sample_value(name, labels)
 
 
+def run_in_threads(work, n):
+    """Run ``work`` in ``n`` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_catalog_metric_by_name_and_get_or_create(registry):
     h = registry.histogram("http_server_request_duration_seconds")
     assert registry.histogram("http_server_request_duration_seconds") is h
@@ -195,11 +204,7 @@ def test_in_progress_tokens_add_to_the_gauge_and_are_shared_per_series(registry)
             tokens.append(None)
             tokens.pop()
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(work, 4)
     assert value(registry, "jobs_in_flight", job_type="ocr") == 3
 
 
@@ -226,11 +231,7 @@ def test_concurrent_increments_are_not_lost(registry):
         for _ in range(20_000):
             child.inc()
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(work, 4)
     assert value(registry, "hits_total", k="x") == 80_000
 
 
@@ -247,11 +248,7 @@ def test_paired_recorder_updates_both_series_and_shares_one_lock(registry):
             record(0.5, 0.25)
             other.inc(1.0)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(work, 4)
     assert value(registry, "pair_seconds_bucket", k="x", le="0.1") == 0
     assert value(registry, "pair_seconds_bucket", k="x", le="1.0") == 20_000
     assert value(registry, "pair_seconds_sum", k="x") == 10_000.0
