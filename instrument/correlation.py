@@ -50,22 +50,30 @@ _UUID = re.compile(
 # fork, where a child would otherwise repeat its parent's IDs) and appends a
 # 48-bit sequence scrambled by a random odd multiplier (a bijection mod 2**48,
 # so no repeats for 2**48 IDs). The result is a well-formed version-4 UUID.
+# IDs are made _BATCH at a time and handed out by list.pop(): the per-request
+# cost is then one C call, and the arithmetic and formatting run in a warm loop
+# instead of cold between two requests of a busy server (~1.7 us there).
+# list.pop/extend are atomic, and each batch takes its own block of the
+# sequence, so threads refilling at once still never share an ID.
 _MASK48 = (1 << 48) - 1
+_BATCH = 64
 _prefix = ""
 _multiplier = 1
 _offset = 0
-_sequence = itertools.count()
+_blocks = itertools.count()
+_pool: list[str] = []
 
 
 def _reseed() -> None:
-    global _prefix, _multiplier, _offset, _sequence
+    global _prefix, _multiplier, _offset, _blocks
     rng = random.Random(os.urandom(32))
     _prefix = "%08x-%04x-4%03x-%04x-" % (
         rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), 0x8000 | rng.getrandbits(14)
     )
     _multiplier = rng.getrandbits(48) | 1
     _offset = rng.getrandbits(48)
-    _sequence = itertools.count()
+    _blocks = itertools.count()
+    _pool.clear()  # the parent's unused IDs: its own requests may still take them
 
 
 _reseed()
@@ -73,9 +81,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reseed)
 
 
+def _refill() -> str:
+    start = next(_blocks) * _BATCH
+    prefix, multiplier, offset = _prefix, _multiplier, _offset
+    # Reversed, so pop() hands them out in sequence order.
+    batch = [prefix + "%012x" % ((n * multiplier + offset) & _MASK48)
+             for n in range(start + _BATCH - 1, start - 1, -1)]
+    cid = batch.pop()
+    _pool.extend(batch)
+    return cid
+
+
 def new_correlation_id() -> str:
     """A fresh version-4 UUID string (lowercase, with dashes), unique per process."""
-    return _prefix + "%012x" % ((next(_sequence) * _multiplier + _offset) & _MASK48)
+    try:
+        return _pool.pop()
+    except IndexError:
+        return _refill()
 
 
 def valid_correlation_id(value: object) -> str | None:

@@ -1,8 +1,11 @@
 """Correlation IDs: validation, generation, binding, carrying across boundaries."""
 
 import asyncio
+import os
+import threading
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +18,44 @@ def test_new_ids_are_unique_version4_uuids():
     for cid in list(ids)[:200]:
         parsed = uuid.UUID(cid)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == cid
+
+
+def test_new_ids_stay_unique_across_threads_refilling_at_once():
+    # IDs are handed out from batches; threads that empty the pool together
+    # each make a batch of their own, from separate blocks of the sequence.
+    results: list[list[str]] = [[] for _ in range(4)]
+
+    def take(out: list[str]) -> None:
+        for _ in range(5_000):
+            out.append(corr.new_correlation_id())
+
+    threads = [threading.Thread(target=take, args=(out,)) for out in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [cid for out in results for cid in out]
+    assert len(set(everything)) == len(everything) == 20_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_repeats_its_parents_ids():
+    corr.new_correlation_id()  # the parent holds a part-used batch
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report a few IDs, then leave without running pytest's exit
+        os.close(read_end)
+        os.write(write_end, "\n".join(corr.new_correlation_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_ids = set(pipe.read().split("\n"))
+    os.waitpid(pid, 0)
+    parent_ids = {corr.new_correlation_id() for _ in range(200)}
+    assert len(child_ids) == 100
+    assert not child_ids & parent_ids
+    # A fresh random prefix, not just other sequence numbers.
+    assert {cid[:24] for cid in child_ids}.isdisjoint({cid[:24] for cid in parent_ids})
 
 
 def test_valid_uuid_is_accepted_and_normalised():
