@@ -1,11 +1,13 @@
-"""Shared pieces: the synthetic series, statistics and markdown tables."""
+"""Shared pieces: the synthetic series, statistics, markdown tables, server processes."""
 
 from __future__ import annotations
 
 import math
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -168,3 +170,22 @@ def environment() -> str:
             f"{os.cpu_count()} CPUs, loadavg {load}; promkit {v('promkit')}, "
             f"prometheus_client {v('prometheus_client')}, starlette {v('starlette')}, "
             f"uvicorn {v('uvicorn')}, h11 {v('h11')}, anyio {v('anyio')}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (a server started next binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """SIGTERM ``proc`` and wait up to ``timeout`` s; SIGKILL it if it is still there."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks._common import free_port
 from instrument.catalog import STANDARD_CATALOG, MetricSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,13 +86,6 @@ class Measured:
         return (self.chunks_bytes + self.index_bytes) / self.samples
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -141,7 +134,7 @@ def measure(seconds: float, scrape_interval: str = "1s") -> Measured:
         prom: subprocess.Popen[bytes] | None = None
         try:
             _wait(f"http://127.0.0.1:{port_of['demo-api']}/metrics", 90)
-            port = _free_port()
+            port = free_port()
             (work / "prometheus.yml").write_text(json.dumps({
                 "global": {"scrape_interval": scrape_interval}, "scrape_configs": scrape_configs,
             }))

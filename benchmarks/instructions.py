@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._common import free_port, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
 # PK_PLUGIN: another plugin file (e.g. variants of the promkit entries) instead of ours.
@@ -110,16 +112,9 @@ async def _client(port: int, total: int, conns: int) -> None:
     await asyncio.gather(*(one(total // conns, c) for c in range(conns)))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def server(name: str, requests: int) -> float:
     """Instructions per request of ``name`` served by uvicorn over loopback."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         proc = subprocess.Popen(
@@ -154,12 +149,7 @@ def server(name: str, requests: int) -> float:
                 raise RuntimeError(f"{name}: no total in {dumps[0].name}")
             return int(match.group(1)) / requests
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 60)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +22,15 @@ from typing import Any
 
 import httpx
 
-from benchmarks._common import compare_samples, fmt_ms, median, table, verdict
+from benchmarks._common import (
+    compare_samples,
+    fmt_ms,
+    free_port,
+    median,
+    stop_process,
+    table,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = {"promkit": "benchmarks._stall_app:promkit_app",
@@ -32,12 +38,6 @@ APPS = {"promkit": "benchmarks._stall_app:promkit_app",
 LABEL = {"promkit": "promkit metrics_app", "prometheus_client": "make_asgi_app"}
 MODES = ("none", "1s", "stress")
 MODE_LABEL = {"none": "no scrapes", "1s": "1 scrape/s", "stress": "back to back"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(series: int) -> dict[str, str]:
@@ -50,7 +50,7 @@ def _env(series: int) -> dict[str, str]:
 
 def start_server(target: str, series: int) -> tuple[subprocess.Popen[bytes], int]:
     for _ in range(5):
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1", "--http", "h11", "--loop", "asyncio",
                "--lifespan", "off", "--log-level", "warning", "--no-access-log"]
@@ -62,19 +62,8 @@ def start_server(target: str, series: int) -> tuple[subprocess.Popen[bytes], int
                     return proc, port
             except httpx.HTTPError:
                 time.sleep(0.2)
-        stop_server(proc)  # the port was taken or the app failed: try again
+        stop_process(proc, 5)  # the port was taken or the app failed: try again
     raise RuntimeError(f"could not start uvicorn for {target}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
 
 
 def run_phase(port: int, mode: str, duration: float, conns: int, warmup: float) -> dict[str, Any]:
@@ -126,7 +115,7 @@ def run(series: int, rounds: int, duration: float, conns: int,
                           f"{res['client_cpu']:.0%}", file=sys.stderr)
     finally:
         for proc in procs.values():
-            stop_server(proc)
+            stop_process(proc, 5)
     return _report(results, series, rounds, duration, conns, check)
 
 
