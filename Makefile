@@ -33,8 +33,8 @@ test-unit: venv
 	$(BIN)/python -m pytest -m "not integration"
 
 lint: venv
-	$(BIN)/ruff check instrument exporters tests benchmarks demo
-	$(BIN)/mypy
+	$(BIN)/ruff check promkit instrument exporters tests benchmarks demo scripts
+	./scripts/typecheck.sh
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 

@@ -28,8 +28,8 @@ def _series() -> int:
 
 
 def promkit_app() -> Starlette:
-    from exporters import metrics_app
-    from instrument import MetricsRegistry
+    from promkit.exporters import metrics_app
+    from promkit.instrument import MetricsRegistry
 
     registry = MetricsRegistry(CollectorRegistry(), multiprocess=False)
     build_promkit(_series(), registry)

@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks._common import free_port
-from instrument.catalog import STANDARD_CATALOG, MetricSpec
+from promkit.instrument.catalog import STANDARD_CATALOG, MetricSpec
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS_PER_DAY = 100_000
@@ -110,10 +110,11 @@ def _wait(url: str, timeout: float) -> None:
 
 def measure(seconds: float, scrape_interval: str = "1s") -> Measured:
     """Scrape the demo for ``seconds``, persist the head, read the block's stats."""
-    from instrument.generate import load_config
-    from instrument.generate.config import DEFAULT_CONFIG_PATH, parse_duration
+    from demo.settings import CONFIG_PATH as DEMO_CONFIG
+    from promkit.tools.generate import load_config
+    from promkit.tools.generate.config import parse_duration
 
-    config = load_config(DEFAULT_CONFIG_PATH)
+    config = load_config(DEMO_CONFIG)
     port_of = {"demo-api": DEMO_PORTS["DEMO_API_PORT"],
                "demo-worker": DEMO_PORTS["DEMO_WORKER_METRICS_PORT"],
                "demo-queues": DEMO_PORTS["DEMO_QUEUE_EXPORTER_PORT"]}

@@ -2,7 +2,7 @@
 
 Loaded with ``--plugin benchmarks/middleware_plugin.py``; ``python -m benchmarks
 --only middleware`` does that for you. Two configurations of
-:class:`instrument.HttpMetricsMiddleware`, both with route templating:
+:class:`promkit.HttpMetricsMiddleware`, both with route templating:
 
 * ``promkit_all``: every feature on: duration, in-flight, request/response
   sizes, correlation ID (bound, returned in a header), exemplars, and the
@@ -16,15 +16,15 @@ from middleware_bench import Entry, make_starlette, register  # type: ignore[imp
 from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 
-from instrument import MetricsRegistry
-from instrument.middleware import HttpMetricsMiddleware
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.middleware import HttpMetricsMiddleware
 
 
 def _null_logging() -> None:
     # The request log line is produced in full and written to a sink that
     # discards it, so formatting is measured and terminal I/O is not.
     try:
-        from instrument.logs import configure_logging
+        from promkit.instrument.logs import configure_logging
     except ImportError:  # logging not available: the entry says so in its config
         return
     configure_logging(service="bench", stream=None)

@@ -41,7 +41,7 @@ def write_series(series: int) -> None:
     from prometheus_client import CollectorRegistry
 
     from benchmarks._common import build_promkit
-    from instrument import MetricsRegistry
+    from promkit.instrument import MetricsRegistry
 
     registry = MetricsRegistry(CollectorRegistry(), multiprocess=True)
     build_promkit(series, registry, gauge_mode="sum")
@@ -64,7 +64,7 @@ def run(processes: int, series: int, reps: int) -> tuple[str, dict[str, Any]]:
     from prometheus_client.exposition import generate_latest as pc_text
     from prometheus_client.openmetrics.exposition import generate_latest as pc_om
 
-    from exporters import multiprocess_exposition
+    from promkit.exporters import multiprocess_exposition
 
     saved = os.environ.get(MP_ENV)
     with tempfile.TemporaryDirectory(prefix="promkit-bench-mp-") as path:

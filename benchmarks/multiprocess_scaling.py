@@ -53,7 +53,7 @@ def measure(processes: int, series: int, reps: int) -> dict[str, Any]:
     from prometheus_client import multiprocess as pc_mp
     from prometheus_client.exposition import generate_latest
 
-    from exporters import multiprocess_exposition
+    from promkit.exporters import multiprocess_exposition
 
     saved = os.environ.get(MP_ENV)
     with tempfile.TemporaryDirectory(prefix="promkit-bench-mpscale-") as path:

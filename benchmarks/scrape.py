@@ -28,8 +28,8 @@ from benchmarks._common import (
     table,
     verdict,
 )
-from exporters._exposition import foreign_exposition, render_openmetrics, render_text
-from instrument import MetricsRegistry
+from promkit.exporters._exposition import foreign_exposition, render_openmetrics, render_text
+from promkit.instrument import MetricsRegistry
 
 
 def promkit_body(registry: MetricsRegistry, openmetrics: bool) -> bytes:

@@ -45,7 +45,7 @@ SETUPS = ("INFO", "WARNING")
 
 def _build(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[int], float]]:
     """Entries ``name -> run(n) -> seconds`` for n calls (loop overhead included on both sides)."""
-    from instrument import STANDARD_CATALOG, stage_timer
+    from promkit.instrument import STANDARD_CATALOG, stage_timer
 
     buckets = STANDARD_CATALOG.get("job_stage_duration_seconds").buckets
     hist = Histogram("bench_stage_seconds", "Hand-written stage timer.", ["stage"],
@@ -142,7 +142,7 @@ def _build(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[int], float]]
 
     def unchained(run: Callable[[int], float]) -> Callable[[int], float]:
         # Stages far apart: every start reads the CPU clock (no window to chain in).
-        from instrument import stages
+        from promkit.instrument import stages
 
         def wrapped(n: int) -> float:
             saved, stages._CHAIN_WINDOW = stages._CHAIN_WINDOW, 0.0
@@ -186,9 +186,9 @@ def _line_entries() -> dict[str, Callable[[int], float]]:
     """The cost of one log line: the stage completion event vs the access-log fast path."""
     import structlog
 
-    from instrument.correlation import correlation_id_var, new_correlation_id
-    from instrument.logs import access_logger
-    from instrument.stages import stage_lines, worker_log
+    from promkit.instrument.correlation import correlation_id_var, new_correlation_id
+    from promkit.instrument.logs import access_logger
+    from promkit.instrument.stages import stage_lines, worker_log
 
     access = access_logger()
     cid = new_correlation_id()
@@ -235,13 +235,13 @@ def _line_entries() -> dict[str, Callable[[int], float]]:
 
 
 def _configure(level: str) -> None:
-    from instrument.logs import configure_logging
+    from promkit.instrument.logs import configure_logging
 
     configure_logging(service="bench-stages", level=level, stream=None)
 
 
 def run(n: int, reps: int) -> tuple[str, dict[str, Any]]:
-    from instrument.logs import reset_logging
+    from promkit.instrument.logs import reset_logging
 
     loop = asyncio.new_event_loop()
     root = logging.getLogger()

@@ -30,8 +30,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from demo import pricing, settings
 from demo.pricing import LLM_MODEL, LLM_PROVIDER
-from exporters import metrics_app
-from instrument import (
+from promkit.exporters import metrics_app
+from promkit.instrument import (
     HttpMetricsMiddleware,
     ResourceSampler,
     configure_logging,
@@ -41,8 +41,8 @@ from instrument import (
     record_llm_tokens,
     record_retry,
 )
-from instrument.queues import enqueue_async
-from instrument.usage import record_llm_duration
+from promkit.instrument.queues import enqueue_async
+from promkit.instrument.usage import record_llm_duration
 
 log = structlog.get_logger("demo.api")
 registry = default_registry()

@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from demo import settings
-from instrument import configure_logging
-from instrument.correlation import CORRELATION_HEADER, extract
+from promkit.instrument import configure_logging
+from promkit.instrument.correlation import CORRELATION_HEADER, extract
 
 log = structlog.get_logger("demo.receiver")
 KEEP = int(os.environ.get("DEMO_RECEIVER_KEEP", "200"))

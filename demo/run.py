@@ -265,28 +265,14 @@ def wait_ready(part: Part, check: Callable[[], bool], timeout: float = READY_TIM
 
 
 def _promkit(*args: str) -> list[str]:
-    return [sys.executable, "-m", "instrument.cli", *args]
+    return [sys.executable, "-m", "promkit", *args]
 
 
-def has_subcommand(name: str, env: dict[str, str]) -> bool:
-    result = subprocess.run(_promkit(name, "--help"), capture_output=True, env=env,
-                            cwd=settings.REPO_ROOT, timeout=60)
-    return result.returncode == 0
-
-
-def generate(out: Path, config: Path | None, env: dict[str, str]) -> Path:
+def generate(out: Path, config: Path, env: dict[str, str]) -> Path:
     """Run ``promkit generate``; returns the directory holding prometheus.yml."""
-    if not has_subcommand("generate", env):
-        raise DemoError(
-            "`promkit generate` (the rules and config generator, instrument/generate) is not "
-            "there yet, so there is no Prometheus or Alertmanager config to run.\n"
-            "The demo does not hand-write one. Run `python -m demo.run --no-prometheus` to "
-            "start the services alone.")
     if out.exists():
         shutil.rmtree(out)
-    argv = _promkit("generate", "--out", str(out))
-    if config is not None:
-        argv[-2:-2] = ["--config", str(config)]
+    argv = _promkit("generate", "--config", str(config), "--out", str(out))
     result = subprocess.run(argv, capture_output=True, text=True, env=env,
                             cwd=settings.REPO_ROOT, timeout=120)
     if result.returncode != 0:
@@ -443,7 +429,7 @@ def child_env(run_dir: Path) -> dict[str, str]:
 @dataclass
 class Options:
     duration: float
-    config: Path | None
+    config: Path
     prometheus: bool
     traffic: bool
     load: bool = True
@@ -502,10 +488,8 @@ class Demo:
             say("generating the Prometheus and Alertmanager configs (promkit generate)")
             gen_dir = generate(self.run_dir / "generated", self.options.config, self.env)
             if self.options.alert_for or self.options.scrape_interval:
-                from instrument.generate import DEFAULT_CONFIG_PATH
-
                 derived = fast_config(
-                    self.options.config or DEFAULT_CONFIG_PATH, self.run_dir / "promkit.fast.yaml",
+                    self.options.config, self.run_dir / "promkit.fast.yaml",
                     alert_names(gen_dir / "rules"), alert_for=self.options.alert_for,
                     scrape_interval=self.options.scrape_interval)
                 gen_dir = generate(self.run_dir / "generated", derived, self.env)
@@ -561,7 +545,7 @@ class Demo:
             "serve", "--port", str(settings.port("queue_exporter")),
             "--redis-url", settings.redis_url(), "--redis-queue", settings.QUEUE_SPEC),
             lambda: _http_ok(f"http://127.0.0.1:{settings.port('queue_exporter')}/metrics"),
-            marker="instrument.cli serve")
+            marker="promkit serve")
         say(f"all {len(self.sup.parts)} processes ready in {time.monotonic() - t0:.1f}s")
 
     def _start(self, name: str, argv: list[str], ready: Callable[[], bool],
@@ -581,15 +565,12 @@ class Demo:
             "SQLite, WebSocket)")
         if not self.options.load:
             return
-        if not has_subcommand("load", self.env):
-            say("`promkit load` is not there yet: the built-in loop drives all the traffic")
-            return
         # A short, gentle ramp on top: where does the demo break? Bounded in time.
         seconds = min(self.options.duration or 120.0, 120.0)
         self.load = self.sup.start("load", _promkit(
             "load", "--url", self.api_url, "--users-start", "1", "--users-max", "8",
             "--step-seconds", str(max(seconds / 5, 2.0)), "--max-seconds", str(seconds),
-            "--think-seconds", "0.2"), marker="instrument.cli load")
+            "--think-seconds", "0.2"), marker="promkit load")
         self.load.expected_exit = True
         say(f"`promkit load` ramps 1 -> 8 users for up to {seconds:.0f}s (summary in "
             f"{os.path.relpath(self.load.log_path)})")
@@ -757,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
                         help="run this long, stop everything, exit 0 only if every part came "
                              "up and every target was scraped (default 0: until Ctrl-C)")
-    parser.add_argument("--config", type=Path, metavar="FILE",
+    parser.add_argument("--config", type=Path, metavar="FILE", default=settings.CONFIG_PATH,
                         help="project config for `promkit generate` (default: its own, "
                              "demo/promkit.yaml)")
     parser.add_argument("--no-prometheus", action="store_true",

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_PATH = REPO_ROOT / "demo" / "promkit.yaml"
+"""The demo's project config: ``promkit generate --config`` of the demo stack."""
 
 # name -> (environment variable, default port). The defaults are the demo's
 # fixed ports: the generated prometheus.yml and alertmanager.yml use them.

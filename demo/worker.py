@@ -24,8 +24,8 @@ import redis
 import structlog
 
 from demo import pricing, settings
-from exporters import start_metrics_server
-from instrument import (
+from promkit.exporters import start_metrics_server
+from promkit.instrument import (
     JobTracker,
     ResourceSampler,
     configure_logging,
@@ -38,7 +38,7 @@ from instrument import (
     stage_timer,
     work,
 )
-from instrument.queues import Job
+from promkit.instrument.queues import Job
 
 log = structlog.get_logger("demo.worker")
 faults = settings.FaultReader(settings.faults_path())

@@ -2,25 +2,32 @@
 
 ``metrics_app`` is the ``/metrics`` ASGI endpoint (Prometheus text,
 OpenMetrics with exemplars, JSON snapshot, gzip, optional bearer token);
-multiprocess aggregation for gunicorn/uvicorn workers lives beside it.
+multiprocess aggregation for gunicorn/uvicorn workers, the standalone server,
+the Pushgateway client and the Redis queue collector live beside it.
 """
 
-from exporters._asgi import MetricsApp, choose_format, metrics_app
-from exporters._exposition import (
+from promkit.exporters._asgi import MetricsApp, choose_format, metrics_app
+from promkit.exporters._exposition import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
     render_json,
     render_openmetrics,
     render_text,
 )
-from exporters._multiprocess import (
+from promkit.exporters._multiprocess import (
     cleanup_dead_processes,
     mark_process_dead,
     multiprocess_exposition,
     multiprocess_json,
 )
-from exporters._push import PushError, push_metrics
-from exporters._server import MetricsServer, ServerLimits, serve_metrics, start_metrics_server
+from promkit.exporters._push import PushError, push_metrics
+from promkit.exporters._redis_collector import QueueReading, RedisQueueCollector
+from promkit.exporters._server import (
+    MetricsServer,
+    ServerLimits,
+    serve_metrics,
+    start_metrics_server,
+)
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
@@ -28,6 +35,8 @@ __all__ = [
     "MetricsApp",
     "MetricsServer",
     "PushError",
+    "QueueReading",
+    "RedisQueueCollector",
     "ServerLimits",
     "choose_format",
     "cleanup_dead_processes",

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import anyio
 import anyio.to_thread
 
-from exporters._exposition import (
+from promkit.exporters._exposition import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
     DEFAULT_CHUNK_SERIES,
@@ -23,8 +23,8 @@ from exporters._exposition import (
     render_openmetrics,
     render_text,
 )
-from exporters._multiprocess import multiprocess_exposition, multiprocess_json
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.exporters._multiprocess import multiprocess_exposition, multiprocess_json
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["MetricsApp", "metrics_app"]
 

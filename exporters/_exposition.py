@@ -21,8 +21,8 @@ from prometheus_client import exposition as _pc_text
 from prometheus_client.openmetrics import exposition as _pc_om
 from prometheus_client.samples import Exemplar
 
-from instrument._metrics import Counter, Gauge, Histogram, MetricBase, exposition_state
-from instrument.registry import MetricsRegistry, created_series_enabled
+from promkit.instrument._metrics import Counter, Gauge, Histogram, MetricBase, exposition_state
+from promkit.instrument.registry import MetricsRegistry, created_series_enabled
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",

@@ -34,9 +34,9 @@ from prometheus_client import multiprocess as _pc_mp
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as _pc_om
 
-from instrument import _mp_exemplars
-from instrument.catalog import STANDARD_CATALOG, Catalog, MetricSpec
-from instrument.registry import MetricsRegistry, multiprocess_dir
+from promkit.instrument import _mp_exemplars
+from promkit.instrument.catalog import STANDARD_CATALOG, Catalog, MetricSpec
+from promkit.instrument.registry import MetricsRegistry, multiprocess_dir
 
 __all__ = [
     "cleanup_dead_processes",
@@ -134,7 +134,7 @@ def cleanup_dead_processes(path: str | None = None) -> list[int]:
 
     Runs before every multiprocess scrape. Zombie processes count as dead.
     Exemplar files of dead processes are removed too once they are an hour old
-    (:data:`instrument._mp_exemplars.MAX_AGE_SECONDS`).
+    (:data:`promkit.instrument._mp_exemplars.MAX_AGE_SECONDS`).
     """
     path = _require_dir(path)
     return _cleanup(path, _db_files(path))

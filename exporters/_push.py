@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import delete_from_gateway, push_to_gateway, pushadd_to_gateway
 
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["PushError", "PushMethod", "push_metrics"]
 

@@ -4,7 +4,7 @@ It speaks just enough HTTP/1.1 for Prometheus scrapes, curl and browsers:
 request line and headers are parsed with limits (oversized or malformed
 requests are answered 400/414/431 and the connection closed), reads have
 timeouts, keep-alive is supported, and ``/metrics`` is served by a
-:class:`~exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
+:class:`~promkit.exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
 inside a request is answered 500 and logged; it never stops the server.
 """
 
@@ -22,8 +22,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from exporters._asgi import Message, MetricsApp
-from instrument.registry import MetricsRegistry
+from promkit.exporters._asgi import Message, MetricsApp
+from promkit.instrument.registry import MetricsRegistry
 
 __all__ = ["MetricsServer", "ServerLimits", "serve_metrics", "start_metrics_server"]
 

@@ -6,18 +6,17 @@ resource sampler and queue collectors build on it. Correlation IDs, logging
 and tracing tie the measurements of one request or job together.
 """
 
-from instrument._metrics import OVERFLOW_VALUE, Counter, Gauge, Histogram
-from instrument._version import __version__
-from instrument.catalog import STANDARD_CATALOG, Catalog, CatalogError, MetricSpec
-from instrument.correlation import (
+from promkit.instrument._metrics import OVERFLOW_VALUE, Counter, Gauge, Histogram
+from promkit.instrument.catalog import STANDARD_CATALOG, Catalog, CatalogError, MetricSpec
+from promkit.instrument.correlation import (
     bind_correlation_id,
     ensure_correlation_id,
     get_correlation_id,
     new_correlation_id,
 )
-from instrument.external import ExternalCall, external_call, instrument_httpx, record_retry
-from instrument.jobs import JobRun, JobTracker
-from instrument.logs import (
+from promkit.instrument.external import ExternalCall, external_call, instrument_httpx, record_retry
+from promkit.instrument.jobs import JobRun, JobTracker
+from promkit.instrument.logs import (
     TimestampRFC3339,
     add_correlation_context,
     add_trace_context,
@@ -27,20 +26,19 @@ from instrument.logs import (
     render_json_line,
     sample_events,
 )
-from instrument.middleware import HttpMetricsMiddleware
-from instrument.queues import (
+from promkit.instrument.middleware import HttpMetricsMiddleware
+from promkit.instrument.queues import (
     QueueSpec,
-    RedisQueueCollector,
     dequeue,
     enqueue,
     send_webhook,
     work,
 )
-from instrument.registry import MetricsRegistry, default_registry
-from instrument.resources import ResourceSampler
-from instrument.stages import StageTimer, set_error_code_mapper, stage_timer
-from instrument.tracing import current_trace_ids, start_span, tracing_active
-from instrument.usage import (
+from promkit.instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument.resources import ResourceSampler
+from promkit.instrument.stages import StageTimer, set_error_code_mapper, stage_timer
+from promkit.instrument.tracing import current_trace_ids, start_span, tracing_active
+from promkit.instrument.usage import (
     PriceTable,
     record_cpu_seconds,
     record_llm_tokens,
@@ -64,11 +62,9 @@ __all__ = [
     "MetricsRegistry",
     "PriceTable",
     "QueueSpec",
-    "RedisQueueCollector",
     "ResourceSampler",
     "StageTimer",
     "TimestampRFC3339",
-    "__version__",
     "add_correlation_context",
     "add_trace_context",
     "bind_correlation_id",

@@ -13,7 +13,7 @@ Two kinds of rules, both applied at every nesting depth (dicts, lists, tuples):
   and ``password=...``-style pairs are replaced by a ``[redacted:<kind>]``
   marker.
 
-This module is private; the public names are re-exported by ``instrument.logs``.
+This module is private; the public names are re-exported by ``promkit.instrument.logs``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A sink has one method, ``write_line(line)``; the line has no trailing newline.
 Sinks may raise (a full disk, a closed pipe): the logging handler in
-``instrument.logs`` catches, counts and reports that once, so the app never
-sees it. Private; ``NullSink`` is re-exported by ``instrument.logs``.
+``promkit.instrument.logs`` catches, counts and reports that once, so the app never
+sees it. Private; ``NullSink`` is re-exported by ``promkit.instrument.logs``.
 """
 
 from __future__ import annotations

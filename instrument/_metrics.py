@@ -23,10 +23,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
-from instrument.catalog import MetricSpec
+from promkit.instrument.catalog import MetricSpec
 
 if TYPE_CHECKING:
-    from instrument._safety import FailureSink
+    from promkit.instrument._safety import FailureSink
 
 __all__ = ["OVERFLOW_VALUE", "Counter", "Gauge", "Histogram", "MetricBase"]
 
@@ -477,7 +477,7 @@ class MultiprocessCounterChild(CounterChild):
             self._sink.failure("counter_inc", exc)
 
     def _track_exemplars(self) -> Any:
-        from instrument._mp_exemplars import process_store
+        from promkit.instrument._mp_exemplars import process_store
 
         store = process_store(self._sink)
         pairs = tuple(sorted(zip(self._xspec.labels, self.labelvalues)))
@@ -589,7 +589,7 @@ class MultiprocessHistogramChild(HistogramChild):
             store.mark_dirty()
 
     def _track_exemplars(self) -> Any:
-        from instrument._mp_exemplars import process_store
+        from promkit.instrument._mp_exemplars import process_store
 
         store = process_store(self._sink)
         spec = self._xspec

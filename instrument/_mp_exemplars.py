@@ -46,11 +46,11 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.samples import Exemplar
 
-from instrument._metrics import RawExemplar, _to_exemplar
-from instrument.registry import multiprocess_dir
+from promkit.instrument._metrics import RawExemplar, _to_exemplar
+from promkit.instrument.registry import multiprocess_dir
 
 if TYPE_CHECKING:
-    from instrument._safety import FailureSink
+    from promkit.instrument._safety import FailureSink
 
 __all__ = [
     "FILE_PREFIX",
@@ -231,7 +231,7 @@ class ExemplarStore:
     def _entry(self, key: SampleKey, raw: RawExemplar) -> list[Any] | None:
         sink = self.sink
         if sink is None:
-            from instrument._safety import FailureSink
+            from promkit.instrument._safety import FailureSink
 
             sink = self.sink = FailureSink()
         exemplar = _to_exemplar(raw, sink)  # counts and logs an oversized label set

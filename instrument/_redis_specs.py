@@ -3,7 +3,7 @@
 A spec is written ``TYPE:KEY`` with optional ``?option=value&...``:
 
 - ``list:jobs`` -- a list; the oldest item is at the right end (producers
-  ``LPUSH``, workers ``BRPOP``), as :func:`instrument.queues.enqueue` does.
+  ``LPUSH``, workers ``BRPOP``), as :func:`promkit.instrument.queues.enqueue` does.
   Options: ``end=left|right`` (the end holding the oldest item),
   ``age=FIELD|none`` (the JSON field holding the enqueue time, default
   ``created_at``; ``none`` reports no age).

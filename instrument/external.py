@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import structlog
 
-from instrument._metrics import Counter, Histogram
-from instrument.correlation import CORRELATION_HEADER, correlation_id_var, inject
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument._metrics import Counter, Histogram
+from promkit.instrument.correlation import CORRELATION_HEADER, correlation_id_var, inject
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 if TYPE_CHECKING:
     import httpx

@@ -48,9 +48,9 @@ from typing import Any, TypeVar
 
 import structlog
 
-from instrument import correlation as _correlation
-from instrument.registry import MetricsRegistry, default_registry
-from instrument.stages import ErrorCodeMapper, error_code_for, worker_log
+from promkit.instrument import correlation as _correlation
+from promkit.instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument.stages import ErrorCodeMapper, error_code_for, worker_log
 
 __all__ = [
     "CREATED_AT_FIELD",
@@ -196,7 +196,7 @@ class JobTracker:
     ``queue`` labels the jobs this tracker creates (and runs whose payload
     does not name a queue). ``worker_type`` labels cold starts.
     ``error_code`` maps a failing job's exception to its error code; by
-    default the global mapper of :func:`instrument.stages.set_error_code_mapper`,
+    default the global mapper of :func:`promkit.instrument.stages.set_error_code_mapper`,
     else the exception's class name.
     """
 

@@ -37,7 +37,7 @@ from opentelemetry import context as _otel_context
 from opentelemetry import trace as _otel_trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from instrument._logs_pii import (
+from promkit.instrument._logs_pii import (
     DEFAULT_HASH_KEYS,
     DEFAULT_PII_KEY_SUFFIXES,
     DEFAULT_PII_KEYS,
@@ -47,9 +47,9 @@ from instrument._logs_pii import (
     redact_pii,
     redact_text,
 )
-from instrument._logs_sinks import LineSink, NullSink, RotatingFileSink, StreamSink
-from instrument._safety import FailureSink
-from instrument.correlation import correlation_id_var
+from promkit.instrument._logs_sinks import LineSink, NullSink, RotatingFileSink, StreamSink
+from promkit.instrument._safety import FailureSink
+from promkit.instrument.correlation import correlation_id_var
 
 __all__ = [
     "ACCESS_EVENT",
@@ -155,7 +155,7 @@ def add_correlation_context(
 ) -> EventDict:
     """Processor: add the current correlation ID and the structlog contextvars.
 
-    ``correlation_id`` comes from :data:`instrument.correlation.correlation_id_var`
+    ``correlation_id`` comes from :data:`promkit.instrument.correlation.correlation_id_var`
     (set by the middleware, ``bind_correlation_id`` or a worker that restored
     it); values bound with ``structlog.contextvars.bind_contextvars`` (``job_id``,
     ``stage``...) are merged in too. Values passed to the log call win over
@@ -489,7 +489,7 @@ def configure_logging(
     replaces the previous setup.
     """
     if failures is None:
-        from instrument.registry import default_registry
+        from promkit.instrument.registry import default_registry
 
         failures = default_registry().failures
     sinks = _make_sinks(stream, file, file_max_bytes, file_backups)
@@ -857,7 +857,7 @@ class AccessLogger:
 
 
 class StageLineWriter:
-    """The ``stage completed`` line of :mod:`instrument.stages`, written directly.
+    """The ``stage completed`` line of :mod:`promkit.instrument.stages`, written directly.
 
     :meth:`completed` writes what the structlog pipeline would for
     ``log.info("stage completed", stage=..., latency_ms=..., cpu_ms=...,

@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from time import perf_counter
 from typing import Any
 
-from instrument import correlation as _correlation
-from instrument import tracing as _tracing
-from instrument._metrics import ExemplarLabels, InProgressTokens, http_request_recorder
-from instrument.logs import RequestLine, access_logger
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument import correlation as _correlation
+from promkit.instrument import tracing as _tracing
+from promkit.instrument._metrics import ExemplarLabels, InProgressTokens, http_request_recorder
+from promkit.instrument.logs import RequestLine, access_logger
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["OTHER_METHOD", "UNMATCHED_ROUTE", "HttpMetricsMiddleware"]
 
@@ -50,7 +50,7 @@ class HttpMetricsMiddleware:
 
     The correlation ID comes from the ``X-Correlation-ID`` (or
     ``X-Request-ID``) header when it is a valid UUID, else a new UUID4; it is
-    bound in :data:`instrument.correlation.correlation_id_var` for the
+    bound in :data:`promkit.instrument.correlation.correlation_id_var` for the
     request and returned in the response header. Histograms get it as an
     exemplar.
     """

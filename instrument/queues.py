@@ -1,23 +1,20 @@
-"""Redis queues: depth and age at scrape time, producer and worker helpers, webhooks.
+"""Redis queues: producer and worker helpers, webhooks, one correlation ID through them.
 
-Three parts, one correlation ID through all of them:
-
-- :class:`RedisQueueCollector` reports ``queue_depth``,
-  ``queue_oldest_item_age_seconds``, ``queue_stream_pending``,
-  ``queue_stream_lag`` and ``queue_up`` for Redis lists, streams and sorted
-  sets, read when Prometheus scrapes, within a timeout (``promkit serve
-  --redis-url URL --redis-queue SPEC`` runs it as a standalone exporter).
 - :func:`enqueue` / :func:`dequeue` / :func:`work` (and the ``*_async``
   variants for ``redis.asyncio``) move JSON job payloads through a Redis list
   or stream. The producer stamps ``job_id``, ``created_at`` (epoch seconds),
   ``job_type``, ``queue`` and ``correlation_id`` with
-  :meth:`instrument.jobs.JobTracker.created` and records the queue depth at
+  :meth:`promkit.instrument.jobs.JobTracker.created` and records the queue depth at
   enqueue; the worker restores the correlation ID (contextvar, structlog
   contextvars, current span attribute) and runs the job under
-  :meth:`~instrument.jobs.JobTracker.run` (queue wait, run time, outcome).
+  :meth:`~promkit.instrument.jobs.JobTracker.run` (queue wait, run time, outcome).
 - :func:`send_webhook` posts a JSON body with the correlation ID in the
   ``X-Correlation-ID`` header and a ``correlation_id`` field, recorded as an
   external call; the body is never logged.
+
+The queues' depth and age at scrape time come from
+:class:`promkit.exporters.RedisQueueCollector`, which reads the same
+:class:`QueueSpec`.
 
 Queues are named by a :class:`QueueSpec` or a plain key (a list whose oldest
 item is at the right: ``LPUSH`` to enqueue, ``BRPOP`` to dequeue). Stream
@@ -37,18 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from instrument._redis_collector import QueueReading, RedisQueueCollector
-from instrument._redis_specs import QueueKind, QueueSpec, QueueSpecError, parse_queue_spec
-from instrument.correlation import (
+from promkit.instrument._redis_specs import QueueKind, QueueSpec, QueueSpecError, parse_queue_spec
+from promkit.instrument.correlation import (
     CORRELATION_HEADER,
     CORRELATION_ID_FIELD,
     correlation_id_var,
     extract,
     new_correlation_id,
 )
-from instrument.jobs import JobTracker
-from instrument.registry import MetricsRegistry, default_registry
-from instrument.tracing import annotate_current_span
+from promkit.instrument.jobs import JobTracker
+from promkit.instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument.tracing import annotate_current_span
 
 if TYPE_CHECKING:
     import httpx
@@ -59,10 +55,8 @@ __all__ = [
     "STREAM_PAYLOAD_FIELD",
     "Job",
     "QueueKind",
-    "QueueReading",
     "QueueSpec",
     "QueueSpecError",
-    "RedisQueueCollector",
     "dequeue",
     "dequeue_async",
     "enqueue",
@@ -122,7 +116,7 @@ def enqueue(client: redis.Redis, queue: QueueSpec | str, payload: MutableMapping
     """Stamp ``payload`` and push it onto a Redis list or stream; returns the stamped payload.
 
     The stamps come from ``tracker.created(payload, job_type)`` (a
-    :class:`~instrument.jobs.JobTracker` for this queue when not given):
+    :class:`~promkit.instrument.jobs.JobTracker` for this queue when not given):
     ``job_id`` (kept if set), ``created_at``, ``job_type``, ``queue`` and the
     ``correlation_id`` (the payload's if valid, else the current one, else a
     new one), and ``jobs_created_total{queue, job_type}`` is counted. The
@@ -179,7 +173,7 @@ class Job:
     ``payload`` is the decoded JSON object; ``entry_id`` and ``group`` are set
     for stream jobs (acknowledge with :meth:`ack` / :meth:`ack_async`).
     Use :meth:`bound` (or :meth:`run`, which also records the job's life with
-    a :class:`~instrument.jobs.JobTracker`) to restore the producer's
+    a :class:`~promkit.instrument.jobs.JobTracker`) to restore the producer's
     correlation ID while handling it.
     """
 
@@ -207,7 +201,7 @@ class Job:
     def bound(self) -> Iterator[str]:
         """Bind the job's correlation ID for the block; yields it.
 
-        Sets :data:`~instrument.correlation.correlation_id_var` (a new ID when
+        Sets :data:`~promkit.instrument.correlation.correlation_id_var` (a new ID when
         the payload has no valid one), binds ``correlation_id`` and ``job_id``
         in structlog's contextvars (so plain structlog setups log them too)
         and sets the correlation attribute on the current span if one is
@@ -429,7 +423,7 @@ def _webhook_request(body: Mapping[str, Any], headers: Mapping[str, str] | None
 
 def _external_call(service: str, operation: str, registry: MetricsRegistry | None) -> Any:
     try:
-        from instrument.external import external_call
+        from promkit.instrument.external import external_call
     except ImportError:  # pragma: no cover - external calls not available
         return contextlib.nullcontext(None)
     return external_call(service, operation, registry=registry)
@@ -445,7 +439,7 @@ def send_webhook(url: str, body: Mapping[str, Any], *, client: httpx.Client | No
     The current correlation ID (or the body's own valid ``correlation_id``;
     a new one when there is neither) goes in the ``X-Correlation-ID`` header
     and the body's ``correlation_id`` field. The call is recorded by
-    :func:`instrument.external.external_call` as ``service``/``operation``
+    :func:`promkit.instrument.external.external_call` as ``service``/``operation``
     (outcome from the status: 429 and 5xx are errors, timeouts are
     timeouts). Transport errors and timeouts raise (after being counted);
     an HTTP error status is returned for the caller to judge. Neither the

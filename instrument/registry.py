@@ -14,9 +14,15 @@ import prometheus_client.metrics as _pc_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client import values as _pc_values
 
-from instrument._metrics import Counter, Gauge, Histogram, MetricBase
-from instrument._safety import FailureSink
-from instrument.catalog import STANDARD_CATALOG, Catalog, CatalogError, MetricKind, MetricSpec
+from promkit.instrument._metrics import Counter, Gauge, Histogram, MetricBase
+from promkit.instrument._safety import FailureSink
+from promkit.instrument.catalog import (
+    STANDARD_CATALOG,
+    Catalog,
+    CatalogError,
+    MetricKind,
+    MetricSpec,
+)
 
 __all__ = ["MetricsRegistry", "clean_label_value", "default_registry"]
 
@@ -115,7 +121,7 @@ class MetricsRegistry:
     ["channel"])`` defines a new one (added to this registry's catalog with
     the same validation). Asking again for the same name with the same
     definition returns the same metric; a different definition raises
-    :class:`~instrument.catalog.CatalogError` naming both.
+    :class:`~promkit.instrument.catalog.CatalogError` naming both.
 
     Metrics are registered as collectors in ``collector_registry``
     (prometheus-client's default ``REGISTRY`` unless given), so existing

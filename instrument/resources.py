@@ -24,8 +24,8 @@ does not stop the others.
 In multiprocess mode every process runs its own sampler. The process gauges
 use ``multiprocess_mode="liveall"``: the merged scrape shows one series per
 live process, labelled ``pid``, and a dead process's series disappear when its
-live-gauge files are removed (``exporters.cleanup_dead_processes``, which every
-multiprocess scrape runs, or ``exporters.mark_process_dead``). The CPU counter
+live-gauge files are removed (``promkit.exporters.cleanup_dead_processes``, which every
+multiprocess scrape runs, or ``promkit.exporters.mark_process_dead``). The CPU counter
 and the lag histogram are summed over all processes, dead ones included.
 """
 
@@ -41,8 +41,8 @@ from types import TracebackType
 import psutil
 import structlog
 
-from instrument._metrics import Counter, Gauge, Histogram
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument._metrics import Counter, Gauge, Histogram
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["ResourceSampler"]
 

@@ -51,10 +51,10 @@ from typing import Any, TypeVar
 
 import structlog
 
-from instrument._metrics import NULL_CHILD, paired_recorder
-from instrument._safety import FailureSink
-from instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, level_cache, round_ms
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument._metrics import NULL_CHILD, paired_recorder
+from promkit.instrument._safety import FailureSink
+from promkit.instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, level_cache, round_ms
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = [
     "ErrorCodeMapper",
@@ -451,7 +451,7 @@ class StageTimer:
     defaults to the process-wide one. ``error_code`` maps an escaping
     exception to its error code (see :func:`set_error_code_mapper`).
     ``job_id`` is added to the log lines; inside
-    :meth:`instrument.jobs.JobTracker.run` it is already bound for logs.
+    :meth:`promkit.instrument.jobs.JobTracker.run` it is already bound for logs.
     ``cpu=False`` skips the thread CPU clock (a system call per read, 0.1-1 us
     depending on kernel and virtualisation) and ``job_stage_cpu_seconds_total``.
 

@@ -12,7 +12,7 @@ and calls ``trace.set_tracer_provider``). What promkit adds:
 
 Nothing here raises into the application: a failure inside the adapter (a
 broken span processor, an odd exception ``__str__``) is handed to a
-:class:`~instrument._safety.FailureSink` and the application carries on. An
+:class:`~promkit.instrument._safety.FailureSink` and the application carries on. An
 exception raised *by the application* inside :func:`start_span` is recorded
 on the span and re-raised unchanged.
 """
@@ -43,9 +43,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from instrument._safety import FailureSink
-from instrument._version import __version__
-from instrument.correlation import correlation_id_var
+from promkit._version import __version__
+from promkit.instrument._safety import FailureSink
+from promkit.instrument.correlation import correlation_id_var
 
 __all__ = [
     "CORRELATION_ATTRIBUTE",

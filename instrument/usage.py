@@ -29,8 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from instrument._metrics import Counter, Gauge, Histogram
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument._metrics import Counter, Gauge, Histogram
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = [
     "BudgetForecast",

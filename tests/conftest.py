@@ -6,7 +6,7 @@ import inspect
 import pytest
 from prometheus_client import CollectorRegistry
 
-from instrument import MetricsRegistry
+from promkit.instrument import MetricsRegistry
 
 
 @pytest.fixture

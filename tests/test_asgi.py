@@ -16,9 +16,9 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-import exporters._asgi as asgi_module
-from exporters import choose_format, metrics_app
-from instrument import MetricsRegistry
+import promkit.exporters._asgi as asgi_module
+from promkit.exporters import choose_format, metrics_app
+from promkit.instrument import MetricsRegistry
 
 pytestmark = pytest.mark.anyio
 

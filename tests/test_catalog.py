@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from instrument.catalog import (
+from promkit.instrument.catalog import (
     HTTP_BUCKETS,
     STANDARD_CATALOG,
     Catalog,

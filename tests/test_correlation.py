@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instrument import correlation as corr
+from promkit.instrument import correlation as corr
 
 
 def test_new_ids_are_unique_version4_uuids():

@@ -16,6 +16,8 @@ import pytest
 yaml = pytest.importorskip("yaml")
 
 from demo import settings  # noqa: E402
+from demo.settings import CONFIG_PATH as DEMO_CONFIG  # noqa: E402
+from promkit.tools.generate import generate, load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -152,10 +154,7 @@ def test_volume_sources_exist_or_are_generated(services: dict[str, dict[str, Any
 
 def test_generated_mounts_are_what_promkit_generate_writes(
         services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
-    generate = pytest.importorskip("instrument.generate")
-    if not hasattr(generate, "generate"):
-        pytest.skip("instrument.generate has no generate() yet")
-    generate.generate(generate.load_config(generate.DEFAULT_CONFIG_PATH), tmp_path)
+    generate(load_config(DEMO_CONFIG), tmp_path)
     mounted = {Path(s).as_posix().removeprefix("./") for _n, s in _volume_sources(services)}
     missing_grafana = []
     for rel, writer in GENERATED.items():
@@ -171,10 +170,7 @@ def test_generated_mounts_are_what_promkit_generate_writes(
 def test_alertmanager_url_files_are_mounted(services: dict[str, dict[str, Any]],
                                             tmp_path: Path) -> None:
     """Every url_file the generated alertmanager.yml names is mounted from the repo."""
-    generate = pytest.importorskip("instrument.generate")
-    if not hasattr(generate, "generate"):
-        pytest.skip("instrument.generate has no generate() yet")
-    generate.generate(generate.load_config(generate.DEFAULT_CONFIG_PATH), tmp_path)
+    generate(load_config(DEMO_CONFIG), tmp_path)
     config = yaml.safe_load((tmp_path / "prometheus" / "alertmanager.yml").read_text())
     wanted = {entry[key] for receiver in config.get("receivers", [])
               for integration in receiver.values() if isinstance(integration, list)

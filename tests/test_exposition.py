@@ -17,10 +17,10 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporters import render_json, render_openmetrics, render_text
-from exporters._exposition import foreign_exposition
-from instrument import MetricsRegistry
-from instrument.catalog import STANDARD_CATALOG
+from promkit.exporters import render_json, render_openmetrics, render_text
+from promkit.exporters._exposition import foreign_exposition
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.catalog import STANDARD_CATALOG
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 AWKWARD_VALUES = [

@@ -14,9 +14,9 @@ import pytest
 import structlog
 import uvicorn
 
-from instrument import MetricsRegistry
-from instrument.correlation import CORRELATION_HEADER, bind_correlation_id
-from instrument.external import (
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.correlation import CORRELATION_HEADER, bind_correlation_id
+from promkit.instrument.external import (
     AsyncInstrumentedTransport,
     InstrumentedTransport,
     default_classify,

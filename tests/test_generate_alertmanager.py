@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from instrument.generate.alertmanager import (
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.tools.generate.alertmanager import (
     ALERTMANAGER_PATH,
     SEVERITY_TIMING,
     AlertmanagerError,
@@ -25,7 +26,7 @@ from instrument.generate.alertmanager import (
     write_alertmanager,
     write_runtime_alertmanager,
 )
-from instrument.generate.config import DEFAULT_CONFIG_PATH, Config, config_from_mapping, load_config
+from promkit.tools.generate.config import Config, config_from_mapping, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "https://discord.example/api/webhooks/1/s3cr3t-t0ken"
@@ -67,11 +68,11 @@ def _all_types_config(tmp_path: Path) -> Config:
 
 
 def _demo_config() -> Config:
-    return load_config(DEFAULT_CONFIG_PATH)
+    return load_config(DEMO_CONFIG)
 
 
 def _alert_rules(config: Config) -> list[dict[str, Any]]:
-    rules = pytest.importorskip("instrument.generate.rules")
+    rules = pytest.importorskip("promkit.tools.generate.rules")
     return list(rules.alert_rules(config))
 
 

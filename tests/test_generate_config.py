@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from instrument.generate.config import (
-    DEFAULT_CONFIG_PATH,
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.tools.generate.config import (
     Config,
     ConfigError,
     config_from_mapping,
@@ -35,7 +35,7 @@ def _error(tmp_path: Path, text: str) -> ConfigError:
 
 
 def test_demo_config_loads() -> None:
-    config = load_config(DEFAULT_CONFIG_PATH)
+    config = load_config(DEMO_CONFIG)
     assert config.service == "demo"
     assert [t.job for t in config.targets] == ["demo-api", "demo-worker", "demo-queues"]
     assert config.slos[1].threshold_seconds == 0.2
@@ -160,9 +160,9 @@ def test_python_config(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.service == "svc" and config.slos[0].threshold_seconds == 0.3
     # A Config object round-trips through validation.
-    path.write_text("from instrument.generate.config import load_config\n"
-                    f"CONFIG = load_config({str(DEFAULT_CONFIG_PATH)!r})\n")
-    assert load_config(path) == load_config(DEFAULT_CONFIG_PATH)
+    path.write_text("from promkit.tools.generate.config import load_config\n"
+                    f"CONFIG = load_config({str(DEMO_CONFIG)!r})\n")
+    assert load_config(path) == load_config(DEMO_CONFIG)
     path.write_text("X = 1\n")
     with pytest.raises(ConfigError, match="must define CONFIG"):
         load_config(path)

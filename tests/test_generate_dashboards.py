@@ -11,14 +11,15 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from instrument.catalog import STANDARD_CATALOG
-from instrument.generate import DEFAULT_CONFIG_PATH, generate, load_config
-from instrument.generate._grafana_check import dashboard_queries, promql_metric_names
-from instrument.generate.config import Config, config_from_mapping
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.instrument.catalog import STANDARD_CATALOG
+from promkit.tools.generate import generate, load_config
+from promkit.tools.generate._grafana_check import dashboard_queries, promql_metric_names
+from promkit.tools.generate.config import Config, config_from_mapping
 
 pytest.importorskip("grafana_foundation_sdk", reason="needs promkit[dashboards] (Python >= 3.11)")
 
-from instrument.generate import _grafana_sdk, dashboards
+from promkit.tools.generate import _grafana_sdk, dashboards
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "grafana"
@@ -28,7 +29,7 @@ SCHEMA_VERSION = 39
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return load_config(DEFAULT_CONFIG_PATH)
+    return load_config(DEMO_CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +235,7 @@ def test_latency_panels_enable_exemplars(boards: dict[str, dict[str, Any]]) -> N
 
 def test_every_alert_links_to_a_panel(config: Config,
                                       boards: dict[str, dict[str, Any]]) -> None:
-    from instrument.generate.rules import alert_rules
+    from promkit.tools.generate.rules import alert_rules
 
     by_uid = {b["uid"]: b for b in boards.values()}
     for name in sorted({rule["alert"] for rule in alert_rules(config)}):
@@ -279,24 +280,3 @@ def test_slo_windows_follow_the_config() -> None:
     slos = json.loads(dashboards.dashboard_files(config)["slos.json"])
     exprs = [q.expr for q in dashboard_queries(slos)]
     assert any("slo:sli_error:ratio_rate30d" in e and 'slo=~"avail"' in e for e in exprs)
-
-
-# -- without the SDK ------------------------------------------------------------------------
-
-
-def test_missing_sdk_is_a_clear_error_after_the_rest_is_written(
-        config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    from instrument import cli
-
-    monkeypatch.setattr(_grafana_sdk, "sdk_available", lambda: False)
-    with pytest.raises(dashboards.DashboardsUnavailable, match=r"promkit\[dashboards\]"):
-        generate(config, tmp_path / "api")
-    assert (tmp_path / "api/prometheus/rules/recording.yml").exists()
-    assert not (tmp_path / "api/grafana").exists()
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["generate", "--out", str(tmp_path / "cli")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "grafana-foundation-sdk" in err and "pip install 'promkit[dashboards]'" in err
-    assert "Traceback" not in err

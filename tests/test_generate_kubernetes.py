@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from instrument.generate._yaml import dump_yaml
-from instrument.generate.config import DEFAULT_CONFIG_PATH, Config, config_from_mapping, load_config
-from instrument.generate.kubernetes import (
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.tools.generate._yaml import dump_yaml
+from promkit.tools.generate.config import Config, config_from_mapping, load_config
+from promkit.tools.generate.kubernetes import (
     API_VERSION,
     DEFAULT_RELEASE,
     KUBERNETES_DIR,
@@ -32,11 +33,11 @@ _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _demo() -> Config:
-    return load_config(DEFAULT_CONFIG_PATH)
+    return load_config(DEMO_CONFIG)
 
 
 def _demo_groups(config: Config) -> list[dict[str, Any]]:
-    rules = pytest.importorskip("instrument.generate.rules")
+    rules = pytest.importorskip("promkit.tools.generate.rules")
     return [g for groups in rules.all_rule_groups(config).values() for g in groups]
 
 

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from instrument.catalog import STANDARD_CATALOG
-from instrument.generate import DEFAULT_CONFIG_PATH, generate, load_config
-from instrument.generate.rules import ALERTS, alert_rules, all_rule_groups
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.instrument.catalog import STANDARD_CATALOG
+from promkit.tools.generate import generate, load_config
+from promkit.tools.generate.rules import ALERTS, alert_rules, all_rule_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -26,7 +27,7 @@ PROMETHEUS_BUILTINS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_dur
 
 
 def _config() -> Any:
-    return load_config(DEFAULT_CONFIG_PATH)
+    return load_config(DEMO_CONFIG)
 
 
 # -- drift ---------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def test_every_alert_has_a_fire_and_a_quiet_case() -> None:
 def test_alert_for_override_and_unknown_alert() -> None:
     from dataclasses import replace
 
-    from instrument.generate import ConfigError
+    from promkit.tools.generate import ConfigError
 
     config = replace(_config(), alert_for={"HTTPErrorRatioHigh": "5s"})
     rule = next(r for r in alert_rules(config) if r["alert"] == "HTTPErrorRatioHigh")

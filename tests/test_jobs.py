@@ -11,9 +11,9 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from instrument import MetricsRegistry, correlation, jobs
-from instrument.jobs import JobTracker
-from instrument.stages import stage_timer
+from promkit.instrument import MetricsRegistry, correlation, jobs
+from promkit.instrument.jobs import JobTracker
+from promkit.instrument.stages import stage_timer
 
 
 class Boom(Exception):

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from instrument.loadgen import (
+from promkit.tools.loadgen import (
     DEMO_FLOWS,
     FlowError,
     LoadConfig,
@@ -249,7 +249,7 @@ def test_bad_limits(kwargs: dict[str, Any]) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "instrument.cli", "load", *args],
+    return subprocess.run([sys.executable, "-m", "promkit", "load", *args],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -18,8 +18,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from instrument import MetricsRegistry, logs
-from instrument.correlation import bind_correlation_id, correlation_id_var, valid_correlation_id
+from promkit.instrument import MetricsRegistry, logs
+from promkit.instrument.correlation import (
+    bind_correlation_id,
+    correlation_id_var,
+    valid_correlation_id,
+)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FIXED_TIME = 1795381387.123456  # 2026-11-22T21:03:07.123Z
@@ -729,7 +733,7 @@ def test_httpx_request_lines_with_webhook_urls_are_not_logged_by_default():
     import io
     import logging as _logging
 
-    from instrument.logs import configure_logging, reset_logging
+    from promkit.instrument.logs import configure_logging, reset_logging
 
     out = io.StringIO()
     configure_logging("svc", stream=out)

@@ -12,9 +12,9 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from exporters import metrics_app
-from instrument import correlation
-from instrument.middleware import OTHER_METHOD, UNMATCHED_ROUTE, HttpMetricsMiddleware
+from promkit.exporters import metrics_app
+from promkit.instrument import correlation
+from promkit.instrument.middleware import OTHER_METHOD, UNMATCHED_ROUTE, HttpMetricsMiddleware
 
 DURATION = "http_server_request_duration_seconds"
 

@@ -21,17 +21,17 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporters._multiprocess import (
+from promkit.exporters._multiprocess import (
     cleanup_dead_processes,
     mark_process_dead,
     multiprocess_exposition,
     multiprocess_json,
 )
-from instrument import MetricsRegistry
-from instrument import _mp_exemplars as mpx
-from instrument._metrics import MultiprocessCounterChild, MultiprocessHistogramChild
-from instrument._safety import FailureSink
-from instrument.catalog import MetricSpec
+from promkit.instrument import MetricsRegistry
+from promkit.instrument import _mp_exemplars as mpx
+from promkit.instrument._metrics import MultiprocessCounterChild, MultiprocessHistogramChild
+from promkit.instrument._safety import FailureSink
+from promkit.instrument.catalog import MetricSpec
 
 BOUNDS = [0.1, 1.0]
 HIST = MetricSpec(name="work_seconds", kind="histogram", help="Work.", labels=("route",),
@@ -281,7 +281,7 @@ def test_merge_keeps_the_newest_exemplar_per_sample_across_files(tmp_path):
 _WRITER = textwrap.dedent("""
     import sys
     from prometheus_client import CollectorRegistry
-    from instrument import MetricsRegistry
+    from promkit.instrument import MetricsRegistry
     r = MetricsRegistry(CollectorRegistry())
     h = r.histogram("work_seconds", "Work.", ["route"], buckets=[0.1, 1.0], unit="seconds")
     c = r.counter("jobs_done_total", "Jobs.", ["kind"])

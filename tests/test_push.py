@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters import PushError, push_metrics
-from instrument import MetricsRegistry
+from promkit.exporters import PushError, push_metrics
+from promkit.instrument import MetricsRegistry
 
 PUSHGATEWAY = "prometheus-pushgateway"
 

@@ -12,19 +12,19 @@ import httpx
 import pytest
 import structlog
 
-from instrument import MetricsRegistry
-from instrument.catalog import CatalogError
-from instrument.correlation import (
+from promkit.exporters import RedisQueueCollector
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.catalog import CatalogError
+from promkit.instrument.correlation import (
     CORRELATION_HEADER,
     bind_correlation_id,
     get_correlation_id,
     valid_correlation_id,
 )
-from instrument.queues import (
+from promkit.instrument.queues import (
     Job,
     QueueSpec,
     QueueSpecError,
-    RedisQueueCollector,
     dequeue,
     enqueue,
     parse_queue_spec,
@@ -152,7 +152,7 @@ def test_collector_from_a_client_copies_only_connection_settings() -> None:
     import redis
     import redis.asyncio
 
-    from instrument._redis_collector import dedicated_client
+    from promkit.exporters._redis_collector import dedicated_client
 
     for source in (redis.Redis(host="127.0.0.1", port=1234, db=3, password="pw"),
                    redis.asyncio.Redis(host="127.0.0.1", port=1234, db=3, password="pw")):
@@ -407,7 +407,7 @@ def test_webhook_keeps_the_bodys_valid_correlation_id(registry: MetricsRegistry)
 def test_serve_rejects_bad_redis_options(argv: list[str], message: str,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from instrument.cli import main
+    from promkit.tools.cli import main
 
     monkeypatch.delenv("PROMKIT_REDIS_URL", raising=False)
     with pytest.raises(SystemExit) as info:

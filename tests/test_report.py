@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from instrument.report import ReportError, Thresholds, generate
-from instrument.report._prom import parse_instant, parse_range
-from instrument.report.html import render_html, svg_line_chart
-from instrument.report.model import SCHEMA, Report, build_report, linear_fit
-from instrument.report.post import build_payload, detect_format, post_report
-from instrument.report.queries import Collected, Window, instant_queries, parse_duration
-from instrument.report.render import fmt, render_json, render_markdown, render_text
+from promkit.tools.report import ReportError, Thresholds, generate
+from promkit.tools.report._prom import parse_instant, parse_range
+from promkit.tools.report.html import render_html, svg_line_chart
+from promkit.tools.report.model import SCHEMA, Report, build_report, linear_fit
+from promkit.tools.report.post import build_payload, detect_format, post_report
+from promkit.tools.report.queries import Collected, Window, instant_queries, parse_duration
+from promkit.tools.report.render import fmt, render_json, render_markdown, render_text
 
 END = datetime(2026, 11, 16, 12, 0, tzinfo=timezone.utc).timestamp()  # mid-month
 WINDOW = Window(since="1h", seconds=3600, end=END)
@@ -332,7 +332,7 @@ def test_post_always_sends(receiver: tuple[str, list[Any]]) -> None:
     first, second = (json.loads(body) for _, _, body in received)
     assert first["title"].startswith("✓ nominal") and first["issues"] == 0
     assert second["text"].startswith("*⚠")
-    from instrument.report.post import PostError
+    from promkit.tools.report.post import PostError
 
     with pytest.raises(PostError, match="answered 500"):
         post_report(report(), url + "/broken")
@@ -348,7 +348,7 @@ def test_generate_unreachable() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "instrument.cli", "report", *args],
+    return subprocess.run([sys.executable, "-m", "promkit", "report", *args],
                           capture_output=True, text=True, timeout=60)
 
 

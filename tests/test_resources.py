@@ -17,8 +17,8 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters import cleanup_dead_processes, multiprocess_exposition
-from instrument.resources import ResourceSampler
+from promkit.exporters import cleanup_dead_processes, multiprocess_exposition
+from promkit.instrument.resources import ResourceSampler
 
 
 def sample(registry, name: str, **labels: str) -> float | None:
@@ -207,8 +207,8 @@ async def test_async_context_manager(registry):
 WORKER = textwrap.dedent("""
     import sys
     from prometheus_client import CollectorRegistry
-    from instrument.registry import MetricsRegistry
-    from instrument.resources import ResourceSampler
+    from promkit.instrument.registry import MetricsRegistry
+    from promkit.instrument.resources import ResourceSampler
 
     registry = MetricsRegistry(CollectorRegistry())
     assert registry.multiprocess

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from exporters import MetricsServer, ServerLimits, serve_metrics, start_metrics_server
-from instrument import MetricsRegistry
+from promkit.exporters import MetricsServer, ServerLimits, serve_metrics, start_metrics_server
+from promkit.instrument import MetricsRegistry
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -12,8 +12,8 @@ import pytest
 import structlog
 from structlog.testing import LogCapture
 
-from instrument import correlation
-from instrument.stages import (
+from promkit.instrument import correlation
+from promkit.instrument.stages import (
     error_code_for,
     get_error_code_mapper,
     set_error_code_mapper,
@@ -110,7 +110,7 @@ def test_decorator_preserves_name_doc_and_signature(registry):
 
 
 class FakeClocks:
-    """Stand-ins for the wall clock and the thread CPU clock of instrument.stages."""
+    """Stand-ins for the wall clock and the thread CPU clock of promkit.instrument.stages."""
 
     def __init__(self):
         self.wall, self.cpu, self.cpu_reads = 100.0, 5.0, 0
@@ -130,7 +130,7 @@ class FakeClocks:
 
 @pytest.fixture
 def clocks(monkeypatch):
-    from instrument import stages
+    from promkit.instrument import stages
 
     fake = FakeClocks()
     monkeypatch.setattr(stages, "perf_counter", fake.perf_counter)
@@ -212,7 +212,7 @@ def test_cpu_readings_are_not_shared_between_threads(registry, clocks):
 
 
 def test_a_forked_child_forgets_the_parents_cpu_reading():
-    from instrument import stages
+    from promkit.instrument import stages
 
     with stage_timer("parent"):
         pass
@@ -305,7 +305,7 @@ def test_one_timer_object_nested_keeps_both_runs(registry):
 
 
 def test_default_registry_is_used_when_none_given():
-    from instrument.registry import default_registry
+    from promkit.instrument.registry import default_registry
 
     @stage_timer("promkit_test_default_stage")
     def work():

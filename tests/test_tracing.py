@@ -1,4 +1,4 @@
-"""instrument.tracing: the OpenTelemetry adapter, with and without an SDK.
+"""promkit.instrument.tracing: the OpenTelemetry adapter, with and without an SDK.
 
 The global tracer provider can be set only once per process, and other tests
 expect none, so these tests pass a provider explicitly; the global case runs
@@ -22,9 +22,9 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from instrument._safety import FailureSink
-from instrument.correlation import bind_correlation_id, new_correlation_id
-from instrument.tracing import (
+from promkit.instrument._safety import FailureSink
+from promkit.instrument.correlation import bind_correlation_id, new_correlation_id
+from promkit.instrument.tracing import (
     CORRELATION_ATTRIBUTE,
     annotate_current_span,
     current_trace_ids,
@@ -377,8 +377,8 @@ GLOBAL_SCRIPT = textwrap.dedent("""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from instrument import tracing
-    from instrument.correlation import bind_correlation_id
+    from promkit.instrument import tracing
+    from promkit.instrument.correlation import bind_correlation_id
 
     assert tracing.tracing_active() is False
     assert tracing.tracing_active() is False  # cached verdict
@@ -420,7 +420,7 @@ def test_provider_named_by_the_environment_is_found(tmp_path):
     script = textwrap.dedent("""
         import os
         os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
-        from instrument import tracing
+        from promkit.instrument import tracing
         assert tracing.tracing_active() is True
         with tracing.start_span("x") as span:
             assert span.is_recording()

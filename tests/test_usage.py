@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from instrument.usage import (
+from promkit.instrument.usage import (
     PriceError,
     PriceTable,
     budget_forecast,

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from exporters import metrics_app
-from instrument import (
+from promkit.exporters import metrics_app
+from promkit.instrument import (
     HttpMetricsMiddleware,
     JobTracker,
     PriceTable,
@@ -40,7 +40,7 @@ from instrument import (
     set_monthly_budgets,
     stage_timer,
 )
-from instrument.usage import record_llm_duration
+from promkit.instrument.usage import record_llm_duration
 
 set_error_code_mapper(lambda exc: "OcrTimeout" if isinstance(exc, TimeoutError) else None)
 registry = default_registry()

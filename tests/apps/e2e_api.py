@@ -7,7 +7,7 @@ optionally ``E2E_QUEUE`` (the list key, default ``e2e_jobs``).
   ``GET /``          readiness
   ``GET /ping``      a non-queue endpoint: 200 whatever Redis does
   ``POST /jobs``     enqueues ``{"n": ...}`` from the JSON body with
-                     ``instrument.queues.enqueue_async`` (the request's
+                     ``promkit.instrument.queues.enqueue_async`` (the request's
                      correlation ID goes into the payload); 202 with ``job_id``
                      and ``correlation_id``; 503 ``{"error": "queue unavailable"}``
                      when Redis cannot be reached (logged, never a crash)
@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from exporters import metrics_app
-from instrument import HttpMetricsMiddleware, configure_logging, get_correlation_id
-from instrument.queues import RedisQueueCollector, enqueue_async
+from promkit.exporters import RedisQueueCollector, metrics_app
+from promkit.instrument import HttpMetricsMiddleware, configure_logging, get_correlation_id
+from promkit.instrument.queues import enqueue_async
 
 REDIS_URL = os.environ["E2E_REDIS_URL"]
 QUEUE = os.environ.get("E2E_QUEUE", "e2e_jobs")

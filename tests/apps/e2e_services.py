@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from instrument import HttpMetricsMiddleware, configure_logging
+from promkit.instrument import HttpMetricsMiddleware, configure_logging
 
 
 def _configure(service: str) -> None:

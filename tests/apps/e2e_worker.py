@@ -3,7 +3,7 @@
 ``python -m e2e_worker --redis-url URL --metrics-port PORT --external-url URL
 --webhook-url URL --log-file PATH [--queue e2e_jobs] [--timeout 0.5]``
 
-Pops jobs from the Redis list with ``instrument.queues.work`` (each job runs
+Pops jobs from the Redis list with ``promkit.instrument.queues.work`` (each job runs
 inside ``Job.run()``: the producer's correlation ID restored, queue wait / run /
 total latency recorded by ``JobTracker``), runs three ``@stage_timer`` stages
 and posts a webhook with ``send_webhook``:
@@ -14,7 +14,7 @@ and posts a webhook with ``send_webhook``:
 * ``digest`` -- a little CPU work (SHA-256 rounds);
 * ``store`` -- ``SET e2e:result:<job_id>`` in Redis.
 
-Serves its metrics with ``exporters.start_metrics_server`` on ``--metrics-port``
+Serves its metrics with ``promkit.exporters.start_metrics_server`` on ``--metrics-port``
 and JSON-logs to ``--log-file`` only. SIGTERM/SIGINT stop the loop after the
 current job. When Redis goes away the loop logs ``queue unavailable`` and
 retries every 0.5 s instead of dying, so the metrics stay scrapeable.
@@ -32,9 +32,9 @@ import httpx
 import redis
 import structlog
 
-from exporters import start_metrics_server
-from instrument import configure_logging, instrument_httpx, record_retry, stage_timer
-from instrument.queues import Job, send_webhook, work
+from promkit.exporters import start_metrics_server
+from promkit.instrument import configure_logging, instrument_httpx, record_retry, stage_timer
+from promkit.instrument.queues import Job, send_webhook, work
 
 
 def main(argv: list[str] | None = None) -> int:

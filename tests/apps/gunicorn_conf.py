@@ -9,7 +9,7 @@ import glob
 import os
 from typing import Any
 
-from exporters import mark_process_dead
+from promkit.exporters import mark_process_dead
 
 
 def on_starting(server: Any) -> None:

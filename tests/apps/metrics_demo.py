@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from exporters import metrics_app
-from instrument import default_registry
+from promkit.exporters import metrics_app
+from promkit.instrument import default_registry
 
 registry = default_registry()
 

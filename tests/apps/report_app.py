@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from exporters import metrics_app
-from instrument import HttpMetricsMiddleware, external_call, stage_timer
-from instrument.resources import ResourceSampler
-from instrument.stages import set_error_code_mapper
+from promkit.exporters import metrics_app
+from promkit.instrument import HttpMetricsMiddleware, external_call, stage_timer
+from promkit.instrument.resources import ResourceSampler
+from promkit.instrument.stages import set_error_code_mapper
 
 _calls = itertools.count(1)
 set_error_code_mapper(lambda exc: "OcrTimeout" if isinstance(exc, TimeoutError) else None)

@@ -6,9 +6,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from instrument import MetricsRegistry
-from instrument.correlation import get_correlation_id
-from instrument.jobs import JobTracker
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.correlation import get_correlation_id
+from promkit.instrument.jobs import JobTracker
 
 REGISTRY = MetricsRegistry(CollectorRegistry())
 tracker = JobTracker(REGISTRY, queue="pdf")

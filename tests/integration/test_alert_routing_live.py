@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from instrument.generate.alertmanager import write_runtime_alertmanager
-from instrument.generate.config import Config, config_from_mapping
+from promkit.tools.generate.alertmanager import write_runtime_alertmanager
+from promkit.tools.generate.config import Config, config_from_mapping
 
 from ._servers import AlertmanagerServer, PrometheusServer
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from instrument.generate import DEFAULT_CONFIG_PATH, generate, load_config
-from instrument.generate._grafana_check import Query, dashboard_queries, substitute
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.tools.generate import generate, load_config
+from promkit.tools.generate._grafana_check import Query, dashboard_queries, substitute
 
 from ._servers import AppServer, PrometheusAPIError, PrometheusServer
 
@@ -80,7 +81,7 @@ def test_every_dashboard_query_returns_series(
         tmp_path: Path, prometheus: Callable[..., PrometheusServer],
         uvicorn_app: Callable[..., AppServer]) -> None:
     started = time.monotonic()
-    config = load_config(DEFAULT_CONFIG_PATH)
+    config = load_config(DEMO_CONFIG)
     out = tmp_path / "generated"
     generate(config, out)
     boards = [json.loads(p.read_text(encoding="utf-8"))

@@ -63,7 +63,7 @@ def _ports() -> dict[str, int]:
 
 
 def _has_generator() -> bool:
-    result = subprocess.run([sys.executable, "-m", "instrument.cli", "generate", "--help"],
+    result = subprocess.run([sys.executable, "-m", "promkit", "generate", "--help"],
                             capture_output=True, cwd=ROOT, timeout=60)
     return result.returncode == 0
 

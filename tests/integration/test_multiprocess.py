@@ -20,7 +20,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporters._multiprocess import (
+from promkit.exporters._multiprocess import (
     cleanup_dead_processes,
     multiprocess_exposition,
     multiprocess_json,
@@ -217,7 +217,7 @@ def test_uvicorn_workers_clean_up_a_killed_worker_at_scrape_time(uvicorn_app, mu
 
 _WRITER = textwrap.dedent("""
     from prometheus_client import CollectorRegistry
-    from instrument import MetricsRegistry
+    from promkit.instrument import MetricsRegistry
     r = MetricsRegistry(CollectorRegistry())
     r.counter("jobs_done_total", "Jobs done.").inc(5)
     r.gauge("jobs_running", "Jobs running.", multiprocess_mode="livesum").set(2)

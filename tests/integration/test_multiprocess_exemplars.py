@@ -36,8 +36,8 @@ APP_SOURCE = textwrap.dedent('''
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from exporters import metrics_app
-    from instrument import HttpMetricsMiddleware, default_registry
+    from promkit.exporters import metrics_app
+    from promkit.instrument import HttpMetricsMiddleware, default_registry
 
     registry = default_registry()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from instrument.correlation import bind_correlation_id
+from promkit.instrument.correlation import bind_correlation_id
 
 from ._servers import RedisServer
 

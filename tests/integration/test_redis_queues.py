@@ -15,11 +15,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporters import start_metrics_server
-from instrument import MetricsRegistry
-from instrument.correlation import bind_correlation_id, get_correlation_id
-from instrument.queues import (
-    RedisQueueCollector,
+from promkit.exporters import RedisQueueCollector, start_metrics_server
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.correlation import bind_correlation_id, get_correlation_id
+from promkit.instrument.queues import (
     dequeue,
     dequeue_async,
     enqueue,
@@ -213,7 +212,7 @@ def test_promkit_serve_redis_queue_scraped_by_prometheus(
         enqueue(client, "jobs", {"n": n}, job_type="t", registry=MetricsRegistry(
             CollectorRegistry()))
     port = free_port()
-    argv = [sys.executable, "-m", "instrument.cli", "serve", "--port", str(port),
+    argv = [sys.executable, "-m", "promkit", "serve", "--port", str(port),
             "--redis-url", redis_server.url, "--redis-queue", "list:jobs",
             "--redis-queue", "stream:events:workers"]
     env: dict[str, Any] = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}

@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from instrument.generate._yaml import dump_yaml
-from instrument.generate.config import config_from_mapping
-from instrument.generate.remote_write import AgentOptions, agent_config, write_agent
-from instrument.generate.rules import all_rule_groups
+from promkit.tools.generate._yaml import dump_yaml
+from promkit.tools.generate.config import config_from_mapping
+from promkit.tools.generate.remote_write import AgentOptions, agent_config, write_agent
+from promkit.tools.generate.rules import all_rule_groups
 
 from ._servers import AppServer, ManagedProcess, PrometheusServer, free_port, wait_http_ready
 from .conftest import require_binary

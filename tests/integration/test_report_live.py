@@ -24,7 +24,7 @@ import pytest
 
 from ._servers import AppServer, PrometheusServer, free_port
 
-REPORT = [sys.executable, "-m", "instrument.cli", "report"]
+REPORT = [sys.executable, "-m", "promkit", "report"]
 ERRORS = 'sum(http_server_request_duration_seconds_count{http_response_status_class="5xx"})'
 
 

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from instrument.generate import generate
-from instrument.generate.config import DEFAULT_CONFIG_PATH, config_from_mapping, load_config
-from instrument.generate.prometheus_config import prometheus_config
+from demo.settings import CONFIG_PATH as DEMO_CONFIG
+from promkit.tools.generate import generate
+from promkit.tools.generate.config import config_from_mapping, load_config
+from promkit.tools.generate.prometheus_config import prometheus_config
 
 
 def _drive(app: Any, stop: threading.Event) -> None:
@@ -27,7 +28,7 @@ def test_generated_rules_load_evaluate_and_fire(
         tmp_path: Path, prometheus: Callable[..., Any], uvicorn_app: Callable[..., Any]) -> None:
     started = time.monotonic()
     app = uvicorn_app("report_app:app", ready_path="/ok")
-    demo = load_config(DEFAULT_CONFIG_PATH)
+    demo = load_config(DEMO_CONFIG)
     config = config_from_mapping({
         "service": "live",
         "scrape_interval": "1s",

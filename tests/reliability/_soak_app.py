@@ -13,8 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from exporters import metrics_app
-from instrument import HttpMetricsMiddleware, configure_logging, default_registry, get_logger
+from promkit.exporters import metrics_app
+from promkit.instrument import (
+    HttpMetricsMiddleware,
+    configure_logging,
+    default_registry,
+    get_logger,
+)
 
 registry = default_registry()
 configure_logging("soak", stream=None, file=os.environ.get("SOAK_LOG_FILE") or None,

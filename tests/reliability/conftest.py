@@ -153,7 +153,7 @@ def promtool_check(expositions: Iterable[str], *, allowed_lints: tuple[str, ...]
 @pytest.fixture
 def clean_logging() -> Iterator[None]:
     """Undo configure_logging after the test."""
-    from instrument.logs import reset_logging
+    from promkit.instrument.logs import reset_logging
 
     try:
         yield
@@ -219,7 +219,7 @@ def no_pytest_log_capture() -> Iterator[None]:
     """
     import logging
 
-    from instrument.logs import _JsonLinesHandler
+    from promkit.instrument.logs import _JsonLinesHandler
 
     root = logging.getLogger()
     removed = [h for h in root.handlers if not isinstance(h, _JsonLinesHandler)]

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from instrument import HttpMetricsMiddleware, MetricsRegistry
-from instrument._metrics import OVERFLOW_VALUE
-from instrument.logs import NullSink, configure_logging
+from promkit.instrument import HttpMetricsMiddleware, MetricsRegistry
+from promkit.instrument._metrics import OVERFLOW_VALUE
+from promkit.instrument.logs import NullSink, configure_logging
 
 from .conftest import no_pytest_log_capture, record, rss_after_gc, size
 

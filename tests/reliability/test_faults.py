@@ -36,10 +36,10 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from exporters import metrics_app
-from instrument import HttpMetricsMiddleware, MetricsRegistry, ResourceSampler
-from instrument.logs import configure_logging, get_logger
-from instrument.queues import RedisQueueCollector, enqueue, send_webhook
+from promkit.exporters import RedisQueueCollector, metrics_app
+from promkit.instrument import HttpMetricsMiddleware, MetricsRegistry, ResourceSampler
+from promkit.instrument.logs import configure_logging, get_logger
+from promkit.instrument.queues import enqueue, send_webhook
 
 from .conftest import add, asgi_call, wait_for
 
@@ -315,7 +315,7 @@ def test_full_disk_under_the_log_file(tmp_path: Path, clean_logging: None,
     stream = io.StringIO()
     with tiny_filesystem(tmp_path / "full") as mounted:
         if not mounted:  # no root: a file object that raises ENOSPC like a full disk
-            from instrument import _logs_sinks
+            from promkit.instrument import _logs_sinks
 
             class Full(io.StringIO):
                 def flush(self) -> None:
@@ -330,7 +330,7 @@ def test_full_disk_under_the_log_file(tmp_path: Path, clean_logging: None,
         log = get_logger("disk")
         for i in range(1500):
             log.info("order_placed", n=i, note="x" * 100)
-        from instrument.logs import access_logger
+        from promkit.instrument.logs import access_logger
 
         access = access_logger(registry.failures)
         for i in range(200):

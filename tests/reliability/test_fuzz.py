@@ -28,13 +28,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from exporters import metrics_app
-from instrument import HttpMetricsMiddleware, MetricsRegistry
-from instrument.catalog import CatalogError
-from instrument.correlation import valid_correlation_id
-from instrument.logs import configure_logging
-from instrument.middleware import KNOWN_METHODS, OTHER_METHOD, UNMATCHED_ROUTE
-from instrument.registry import clean_label_value
+from promkit.exporters import metrics_app
+from promkit.instrument import HttpMetricsMiddleware, MetricsRegistry
+from promkit.instrument.catalog import CatalogError
+from promkit.instrument.correlation import valid_correlation_id
+from promkit.instrument.logs import configure_logging
+from promkit.instrument.middleware import KNOWN_METHODS, OTHER_METHOD, UNMATCHED_ROUTE
+from promkit.instrument.registry import clean_label_value
 
 from .conftest import add, asgi_call, promtool_check, size
 

@@ -13,7 +13,7 @@ import logging
 import random
 import string
 
-from instrument.logs import access_logger, configure_logging, get_logger
+from promkit.instrument.logs import access_logger, configure_logging, get_logger
 
 from .conftest import no_pytest_log_capture, record, size
 

@@ -18,11 +18,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from starlette.responses import PlainTextResponse
 
-from exporters import metrics_app
-from instrument import HttpMetricsMiddleware, MetricsRegistry
-from instrument.correlation import valid_correlation_id
-from instrument.logs import configure_logging
-from instrument.queues import RedisQueueCollector, send_webhook
+from promkit.exporters import RedisQueueCollector, metrics_app
+from promkit.instrument import HttpMetricsMiddleware, MetricsRegistry
+from promkit.instrument.correlation import valid_correlation_id
+from promkit.instrument.logs import configure_logging
+from promkit.instrument.queues import send_webhook
 
 from .conftest import add, asgi_call, record
 
@@ -144,9 +144,9 @@ def test_no_secret_in_logs_or_metrics(loop: asyncio.AbstractEventLoop, clean_log
 
 def _generate_available() -> str | None:
     try:
-        import instrument.generate  # noqa: F401
+        import promkit.tools.generate  # noqa: F401
     except Exception as exc:
-        return f"instrument.generate is not importable ({type(exc).__name__}: {exc})"
+        return f"promkit.tools.generate is not importable ({type(exc).__name__}: {exc})"
     return None
 
 
@@ -169,7 +169,7 @@ def test_no_secret_in_generated_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ,
            "PROMKIT_TEST_DISCORD_URL": f"https://discord.com/api/webhooks/1/{ENV_SECRET}"}
-    proc = subprocess.run([sys.executable, "-m", "instrument.cli", "generate", "--config",
+    proc = subprocess.run([sys.executable, "-m", "promkit", "generate", "--config",
                            str(config), "--out", str(out)], capture_output=True, text=True,
                           env=env, timeout=120, check=False)
     if proc.returncode != 0:

@@ -11,14 +11,14 @@ variables ``$route``, ``$stage`` and ``$instance`` are regexes (All = ``.*``).
 
 from __future__ import annotations
 
-from instrument.generate._grafana_model import (
+from promkit.tools.generate._grafana_model import (
     DashboardSpec,
     PanelSpec,
     RowSpec,
     TargetSpec,
     VariableSpec,
 )
-from instrument.generate.config import Config, format_duration, parse_duration
+from promkit.tools.generate.config import Config, format_duration, parse_duration
 
 __all__ = ["ALERT_PANELS", "dashboard_specs"]
 

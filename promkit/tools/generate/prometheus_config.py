@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from instrument.generate.config import Config
+from promkit.tools.generate.config import Config
 
 __all__ = ["RULE_FILES", "base_config", "prometheus_config", "scrape_configs"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from instrument.catalog import STANDARD_CATALOG
+from promkit.instrument.catalog import STANDARD_CATALOG
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -41,8 +41,9 @@ __all__ = [
     "parse_duration",
 ]
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "demo" / "promkit.yaml"
-"""The demo's config, the default of ``promkit generate`` (in a source checkout)."""
+DEFAULT_CONFIG_PATH = Path("promkit.yaml")
+"""The default config of ``promkit generate``: ``promkit.yaml`` in the current directory
+(``promkit init`` writes a starting one)."""
 
 SLO_TYPES = ("availability", "latency", "job_success", "auth_success")
 RECEIVER_TYPES = ("webhook", "ntfy", "discord", "slack")

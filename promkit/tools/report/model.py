@@ -1,6 +1,6 @@
 """The report model: the five questions answered from what Prometheus said.
 
-:func:`build_report` is pure: it takes a :class:`~instrument.report.queries.Collected`
+:func:`build_report` is pure: it takes a :class:`~promkit.tools.report.queries.Collected`
 (the answers to the named queries) and thresholds, and returns a
 :class:`Report`, whose :meth:`Report.to_dict` is the versioned JSON schema
 documented in docs/report.md. Units are base units (seconds, bytes, ratios
@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from instrument.report._prom import Sample
-from instrument.report.queries import Collected, parse_duration, range_queries
-from instrument.usage import budget_forecast, month_elapsed_fraction, projected_month_end
+from promkit.instrument.usage import budget_forecast, month_elapsed_fraction, projected_month_end
+from promkit.tools.report._prom import Sample
+from promkit.tools.report.queries import Collected, parse_duration, range_queries
 
 __all__ = [
     "SCHEMA",
@@ -290,7 +290,7 @@ def _slos_from_raw(c: Collected, t: Thresholds) -> list[dict[str, Any]]:
 
 
 def _slos_from_rules(c: Collected) -> list[dict[str, Any]]:
-    """SLOs from the generated SLO recording rules (instrument/generate): per ``slo`` label,
+    """SLOs from the generated SLO recording rules (promkit/tools/generate): per ``slo`` label,
     ``slo:error_budget_remaining:ratio``, ``slo:objective:ratio`` and the SLI as one minus
     the longest-window ``slo:sli_error:ratio_rate<window>``. These cover each SLO's own
     window (e.g. 7d), not the report's."""

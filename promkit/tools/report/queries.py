@@ -1,7 +1,7 @@
 """The PromQL behind ``promkit report``, and collecting the answers.
 
 Every query is named; :func:`collect` runs them and returns a
-:class:`Collected` keyed by those names, which :mod:`instrument.report.model`
+:class:`Collected` keyed by those names, which :mod:`promkit.tools.report.model`
 turns into the report. Unit tests build a :class:`Collected` from canned API
 answers, so the analysis never needs a live server.
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from instrument.report._prom import PrometheusClient, PrometheusError, Sample, Series
-from instrument.usage import month_bounds
+from promkit.instrument.usage import month_bounds
+from promkit.tools.report._prom import PrometheusClient, PrometheusError, Sample, Series
 
 __all__ = [
     "Collected",

@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from instrument.generate._grafana_model import DashboardSpec, layout
-from instrument.generate._grafana_panels import ALERT_PANELS, dashboard_specs
-from instrument.generate._grafana_sdk import (
+from promkit.tools.generate._grafana_model import DashboardSpec, layout
+from promkit.tools.generate._grafana_panels import ALERT_PANELS, dashboard_specs
+from promkit.tools.generate._grafana_sdk import (
     SDK_REQUIREMENT,
     DashboardsUnavailable,
     render,
     require_sdk,
     sdk_available,
 )
-from instrument.generate._yaml import dump_yaml
-from instrument.generate.config import Config
+from promkit.tools.generate._yaml import dump_yaml
+from promkit.tools.generate.config import Config
 
 __all__ = [
     "ALERT_PANELS",
@@ -145,7 +145,7 @@ def write_dashboards(config: Config, out_dir: str | Path) -> list[Path]:
     Raises :class:`DashboardsUnavailable` (nothing written) when
     grafana-foundation-sdk is not installed.
     """
-    from instrument.generate import source_name
+    from promkit.tools.generate import source_name
 
     require_sdk(source_name(config))
     out = Path(out_dir) / "grafana"

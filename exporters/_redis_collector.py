@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from instrument._redis_specs import QueueSpec, QueueSpecError, parse_queue_spec
-from instrument.catalog import CatalogError
-from instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument.catalog import CatalogError
+from promkit.instrument.queues import QueueSpec, QueueSpecError, parse_queue_spec
+from promkit.instrument.registry import MetricsRegistry, default_registry
 
 if TYPE_CHECKING:
     import redis

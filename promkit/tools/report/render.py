@@ -1,9 +1,9 @@
 """Renderers: terminal text, Markdown and JSON, from one document outline.
 
-:func:`outline` turns a :class:`~instrument.report.model.Report` into blocks
+:func:`outline` turns a :class:`~promkit.tools.report.model.Report` into blocks
 (headings, paragraphs, tables, the issue list); :func:`render_text` and
 :func:`render_markdown` lay the same blocks out for a terminal or for
-Markdown, and the HTML renderer (:mod:`instrument.report.html`) adds the
+Markdown, and the HTML renderer (:mod:`promkit.tools.report.html`) adds the
 charts. :func:`render_json` is the versioned schema for scripts and agents.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from instrument.report.model import Issue, Report
+from promkit.tools.report.model import Issue, Report
 
 __all__ = [
     "Block",

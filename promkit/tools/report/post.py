@@ -15,8 +15,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from instrument.report.model import Report
-from instrument.report.render import digest
+from promkit.tools.report.model import Report
+from promkit.tools.report.render import digest
 
 __all__ = ["FORMATS", "PostError", "build_payload", "detect_format", "post_report"]
 

@@ -4,9 +4,9 @@
 4. What does it cost? 5. What will it need?
 
 :func:`generate` queries a Prometheus server and returns a
-:class:`~instrument.report.model.Report`; the renderers turn it into terminal
+:class:`~promkit.tools.report.model.Report`; the renderers turn it into terminal
 text, Markdown, JSON (schema ``promkit.report/v1``, see docs/report.md) or a
-self-contained HTML page, and :func:`~instrument.report.post.post_report`
+self-contained HTML page, and :func:`~promkit.tools.report.post.post_report`
 sends the digest to a webhook.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 
-from instrument.report._prom import PrometheusClient, PrometheusError
-from instrument.report.model import SCHEMA, Issue, Report, Thresholds, build_report
-from instrument.report.queries import Collected, Window, collect, parse_duration
+from promkit.tools.report._prom import PrometheusClient, PrometheusError
+from promkit.tools.report.model import SCHEMA, Issue, Report, Thresholds, build_report
+from promkit.tools.report.queries import Collected, Window, collect, parse_duration
 
 __all__ = [
     "SCHEMA",

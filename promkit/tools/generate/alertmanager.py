@@ -1,7 +1,7 @@
 """Alertmanager config as code: routes by service and severity, receivers, inhibition.
 
 :func:`alertmanager_config` builds the config (a plain dict) from a project
-:class:`~instrument.generate.config.Config`; :func:`write_alertmanager` writes
+:class:`~promkit.tools.generate.config.Config`; :func:`write_alertmanager` writes
 it to ``<out>/prometheus/alertmanager.yml``. The output is deterministic and
 never holds a secret:
 
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from instrument.generate.config import Config, Receiver, Route
+from promkit.tools.generate.config import Config, Receiver, Route
 
 __all__ = [
     "ALERTMANAGER_PATH",
@@ -101,7 +101,7 @@ class AlertmanagerError(ValueError):
 
 def _source(config: Config) -> str:
     """The config's name as generated headers show it (relative, so output is portable)."""
-    import instrument.generate as package
+    import promkit.tools.generate as package
 
     name = getattr(package, "source_name", None)
     return str(name(config)) if callable(name) else config.source
@@ -258,7 +258,7 @@ def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | 
     instead of the per-severity defaults (tests use ``0s``/``1s``).
     """
     if rules is None:
-        from instrument.generate.rules import alert_rules
+        from promkit.tools.generate.rules import alert_rules
 
         rules = alert_rules(config)
     default = _default_receiver(config)
@@ -297,21 +297,21 @@ def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | 
 
 
 def _dump(data: Mapping[str, Any]) -> str:
-    from instrument.generate._yaml import dump_yaml
+    from promkit.tools.generate._yaml import dump_yaml
 
     return dump_yaml(dict(data))
 
 
 def render_alertmanager(config: Config, **kwargs: Any) -> str:
     """``alertmanager.yml`` text: a header comment, then :func:`alertmanager_config`."""
-    from instrument.generate._yaml import generated_header
+    from promkit.tools.generate._yaml import generated_header
 
     secrets_dir = kwargs.get("secrets_dir", DEFAULT_SECRETS_DIR)
     header = [generated_header("the Alertmanager config (routes, inhibition, receivers)",
                                _source(config)).rstrip("\n")]
     header += [
         "# Alertmanager >= 0.26 reads it as is; 0.25 (Debian bookworm) needs a runtime copy",
-        "# with the URLs inlined: instrument.generate.alertmanager.write_runtime_alertmanager.",
+        "# with the URLs inlined: promkit.tools.generate.alertmanager.write_runtime_alertmanager.",
         "# No secret is written here: URLs come from files (see docs/alerting.md).",
     ]
     for receiver in config.receivers:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from instrument.generate.config import Config
-from instrument.generate.prometheus_config import RULE_FILES, base_config, scrape_configs
+from promkit.tools.generate.config import Config
+from promkit.tools.generate.prometheus_config import RULE_FILES, base_config, scrape_configs
 
 __all__ = [
     "AGENT_DIR",
@@ -180,8 +180,8 @@ def _header(what: str, source: str, run: str) -> str:
 
 def write_agent(config: Config, out_dir: str | Path, options: AgentOptions) -> list[Path]:
     """Write agent.yml, central.yml and federation.yml under ``out_dir/prometheus/agent/``."""
-    from instrument.generate import source_name
-    from instrument.generate._yaml import dump_yaml
+    from promkit.tools.generate import source_name
+    from promkit.tools.generate._yaml import dump_yaml
 
     source = source_name(config)
     directory = Path(out_dir) / AGENT_DIR

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from instrument.generate._grafana_model import DashboardSpec, PanelSpec, Placed, layout
-from instrument.generate.config import ConfigError
+from promkit.tools.generate._grafana_model import DashboardSpec, PanelSpec, Placed, layout
+from promkit.tools.generate.config import ConfigError
 
 __all__ = ["SDK_REQUIREMENT", "DashboardsUnavailable", "render", "require_sdk", "sdk_available"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instrument.generate.config import Config
+from promkit.tools.generate.config import Config
 
 __all__ = [
     "API_VERSION",
@@ -69,7 +69,7 @@ COMPONENTS: tuple[Component, ...] = (
 
 def _source(config: Config) -> str:
     """The config's name as generated headers show it (relative, so output is portable)."""
-    import instrument.generate as package
+    import promkit.tools.generate as package
 
     name = getattr(package, "source_name", None)
     return str(name(config)) if callable(name) else config.source
@@ -148,7 +148,7 @@ def write_kubernetes(config: Config, out_dir: str | Path,
     Files there that this generator no longer produces are removed, so a renamed
     component leaves nothing stale behind.
     """
-    from instrument.generate._yaml import dump_yaml, generated_header
+    from promkit.tools.generate._yaml import dump_yaml, generated_header
 
     directory = Path(out_dir) / KUBERNETES_DIR
     directory.mkdir(parents=True, exist_ok=True)

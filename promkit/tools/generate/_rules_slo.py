@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from instrument.generate.config import Config, SLOSpec, format_duration, parse_duration
+from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
 
 __all__ = ["BURN_WINDOWS", "SLI_WINDOWS", "slo_groups"]
 
@@ -44,7 +44,7 @@ def _bucket_le(value: float) -> str:
 
 def sli_sources(config: Config, slo: SLOSpec) -> tuple[str, str, str]:
     """(events per second, bad events per second, the selector ``absent()`` watches)."""
-    from instrument.generate.rules import sel
+    from promkit.tools.generate.rules import sel
 
     c = config
 
@@ -83,7 +83,7 @@ def _windows(slo: SLOSpec) -> list[str]:
 
 
 def slo_groups(config: Config) -> list[dict[str, Any]]:
-    from instrument.generate.rules import alert, num
+    from promkit.tools.generate.rules import alert, num
 
     c = config
     groups: list[dict[str, Any]] = []

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from instrument.generate._rules_slo import BURN_WINDOWS, slo_groups
-from instrument.generate.config import Config, ConfigError
+from promkit.tools.generate._rules_slo import BURN_WINDOWS, slo_groups
+from promkit.tools.generate.config import Config, ConfigError
 
 __all__ = [
     "ALERTS",
@@ -239,7 +239,10 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
         "description": description or _fmt(info.description, config),
         "runbook": f"{config.runbook_base}/{name}.md",
     }
-    from instrument.generate.dashboards import ALERT_PANELS, alert_panel_url  # no cycle at import
+    from promkit.tools.generate.dashboards import (  # no cycle at import
+        ALERT_PANELS,
+        alert_panel_url,
+    )
 
     if name in ALERT_PANELS:
         rule["annotations"]["dashboard"] = alert_panel_url(config, name, config.grafana_url)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from instrument.report.model import Report
-from instrument.report.render import Block, fmt, outline
+from promkit.tools.report.model import Report
+from promkit.tools.report.render import Block, fmt, outline
 
 __all__ = ["render_html", "svg_line_chart"]
 

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from instrument.catalog import STANDARD_CATALOG
-from instrument.generate._rules_slo import BURN_WINDOWS, HTTP_COUNT, _bucket_le
-from instrument.generate.config import Config, SLOSpec, format_duration, parse_duration
-from instrument.generate.rules import ALERTS, num
+from promkit.instrument.catalog import STANDARD_CATALOG
+from promkit.tools.generate._rules_slo import BURN_WINDOWS, HTTP_COUNT, _bucket_le
+from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
+from promkit.tools.generate.rules import ALERTS, num
 
 __all__ = ["rule_test_files"]
 

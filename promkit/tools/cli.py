@@ -19,10 +19,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from instrument._version import __version__
+from promkit._version import __version__
 
 if TYPE_CHECKING:
-    from instrument.queues import RedisQueueCollector
+    from promkit.exporters import RedisQueueCollector
+    from promkit.tools.generate import Config
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -123,7 +124,7 @@ def _read_token(path: str | None) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from exporters._server import serve_metrics
+    from promkit.exporters import serve_metrics
 
     token = _read_token(args.token_file)
     queues = _redis_queues(args)
@@ -168,7 +169,7 @@ def _redis_queues(args: argparse.Namespace) -> RedisQueueCollector | None:
         raise UsageError(f"--redis-queue needs --redis-url URL (or {REDIS_URL_ENV})")
     if not 0 < args.redis_timeout <= 30:
         raise UsageError(f"--redis-timeout must be in (0, 30] seconds, not {args.redis_timeout}")
-    from instrument.registry import default_registry, multiprocess_dir
+    from promkit.instrument.registry import default_registry, multiprocess_dir
 
     if multiprocess_dir() is not None:
         raise UsageError("--redis-queue cannot be served with PROMETHEUS_MULTIPROC_DIR set "
@@ -179,7 +180,8 @@ def _redis_queues(args: argparse.Namespace) -> RedisQueueCollector | None:
     except ImportError:
         raise UsageError("--redis-queue needs the redis package: pip install 'promkit[redis]'"
                          ) from None
-    from instrument.queues import QueueSpecError, RedisQueueCollector
+    from promkit.exporters import RedisQueueCollector
+    from promkit.instrument.queues import QueueSpecError
 
     try:
         return RedisQueueCollector(url, args.redis_queue, timeout=args.redis_timeout,
@@ -242,10 +244,10 @@ def _add_report(subparsers: Subparsers) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from instrument.report import ReportError, generate
-    from instrument.report.html import render_html
-    from instrument.report.post import PostError, post_report
-    from instrument.report.render import render_json, render_markdown, render_text
+    from promkit.tools.report import ReportError, generate
+    from promkit.tools.report.html import render_html
+    from promkit.tools.report.post import PostError, post_report
+    from promkit.tools.report.render import render_json, render_markdown, render_text
 
     if not 0 < args.timeout <= 300:
         raise UsageError(f"--timeout must be in (0, 300] seconds, not {args.timeout}")
@@ -283,38 +285,102 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- promkit init --------------------------------------------------------------------------
+
+
+def _add_init(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "init",
+        help="write a commented starting promkit.yaml in the current directory",
+        allow_abbrev=False,
+        description=(
+            "Write a commented promkit.yaml (service, scrape targets, thresholds, SLOs, "
+            "receivers) that `promkit generate` reads as it is. An existing file is never "
+            "overwritten."
+        ),
+    )
+    parser.add_argument("--service", metavar="NAME",
+                        help="the service's name (default: the current directory's name)")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="where to write it (default: ./promkit.yaml)")
+    parser.set_defaults(handler=_init)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from promkit.tools.generate import DEFAULT_CONFIG_PATH, ConfigError
+    from promkit.tools.init import default_service_name, write_starter_config
+
+    path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
+    service = args.service if args.service is not None else default_service_name(Path.cwd())
+    try:
+        write_starter_config(path, service)
+    except FileExistsError:
+        raise UsageError(f"{path} exists already; not overwriting it") from None
+    except ConfigError as exc:
+        raise UsageError(f"--service {service!r}: {exc.problem}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"promkit: wrote {path} (service {service!r}); edit it, then run "
+          f"`promkit generate`", flush=True)
+    return 0
+
+
 # -- promkit generate ----------------------------------------------------------------------
 
 
 def _add_generate(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "generate",
-        help="write Prometheus config, rules, promtool tests (and more) from a project config",
+        help="write Prometheus config, rules, promtool tests and dashboards from promkit.yaml",
         allow_abbrev=False,
         description=(
-            "Write DIR/prometheus/ (prometheus.yml, rules/*.yml, tests/*.yml, alertmanager.yml), "
-            "the Kubernetes manifests and docs/alerts.md from the metric catalog and a project "
-            "config (YAML, or a Python file defining CONFIG). The output is deterministic."
+            "Write DIR/prometheus/ (prometheus.yml, rules/*.yml, tests/*.yml, alertmanager.yml, "
+            "kubernetes/*.yaml), DIR/docs/alerts.md and DIR/grafana/ (dashboards, with the "
+            "dashboards extra) from the metric catalog and a project config (YAML, or a Python "
+            "file defining CONFIG). The output is deterministic."
         ),
     )
     parser.add_argument("--config", metavar="FILE", default=None,
-                        help="project config (default: demo/promkit.yaml of the repository)")
+                        help="project config (default: ./promkit.yaml; `promkit init` writes one)")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="directory to write into (default: the repository root)")
+                        help="directory to write into (default: the current directory)")
+    parser.add_argument("--no-dashboards", action="store_true",
+                        help="do not write the Grafana dashboards")
     parser.set_defaults(handler=_generate)
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from instrument.generate import DEFAULT_CONFIG_PATH, ConfigError, generate, load_config
+def _project_config(option: str | None) -> Config:
+    """The config of ``--config``, else ./promkit.yaml; a missing default names `promkit init`."""
+    from promkit.tools.generate import DEFAULT_CONFIG_PATH, ConfigError, load_config
 
-    config_path = args.config or DEFAULT_CONFIG_PATH
-    out = args.out or DEFAULT_CONFIG_PATH.parents[1]
+    if option is None and not DEFAULT_CONFIG_PATH.exists():
+        raise UsageError(f"no {DEFAULT_CONFIG_PATH} here: run `promkit init` to write one, "
+                         "or pass --config FILE")
     try:
-        config = load_config(config_path)
-        written = generate(config, out)
+        return load_config(option or DEFAULT_CONFIG_PATH)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    print(f"promkit: generated {len(written)} files under {out} from {config_path}", flush=True)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from promkit.tools.generate import ConfigError, generate, sdk_available
+    from promkit.tools.generate._grafana_sdk import SDK_REQUIREMENT
+
+    config = _project_config(args.config)
+    out = args.out or "."
+    dashboards = not args.no_dashboards and sdk_available()
+    try:
+        written = generate(config, out, dashboards=dashboards)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"promkit: generated {len(written)} files under {out} from {config.source}",
+          flush=True)
+    if not args.no_dashboards and not dashboards:
+        print("promkit: Grafana dashboards skipped: they need grafana-foundation-sdk "
+              f"(Python >= 3.11): pip install 'promkit[dashboards]' (pins {SDK_REQUIREMENT}), "
+              "or pass --no-dashboards", flush=True)
     return 0
 
 
@@ -335,12 +401,12 @@ def _add_generate_agent(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument("--config", metavar="FILE", default=None,
-                        help="project config (default: demo/promkit.yaml of the repository)")
+                        help="project config (default: ./promkit.yaml)")
     parser.add_argument("--remote-write-url", metavar="URL", required=True,
                         help="the central store's write endpoint, e.g. "
                              "http://central:9090/api/v1/write")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="directory to write into (default: the repository root)")
+                        help="directory to write into (default: the current directory)")
     parser.add_argument("--cluster", default="local",
                         help="value of the cluster external label (default: %(default)s)")
     parser.add_argument("--replica", default="0",
@@ -365,8 +431,8 @@ def _add_generate_agent(subparsers: Subparsers) -> None:
 
 
 def _generate_agent(args: argparse.Namespace) -> int:
-    from instrument.generate import DEFAULT_CONFIG_PATH, ConfigError, load_config
-    from instrument.generate.remote_write import AgentOptions, write_agent
+    from promkit.tools.generate import ConfigError
+    from promkit.tools.generate.remote_write import AgentOptions, write_agent
 
     headers: dict[str, str] = {}
     for item in args.header:
@@ -381,16 +447,18 @@ def _generate_agent(args: argparse.Namespace) -> int:
         drop_metrics=args.drop_metrics, keep_metrics=args.keep_metrics,
         federate_from=tuple(args.federate_from),
     )
-    config_path = args.config or DEFAULT_CONFIG_PATH
-    out = args.out or DEFAULT_CONFIG_PATH.parents[1]
     try:
         options.validate()
-        config = load_config(config_path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    config = _project_config(args.config)
+    out = args.out or "."
+    try:
         written = write_agent(config, out, options)
     except (ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     print(f"promkit: generated {len(written)} files under {out}/prometheus/agent "
-          f"from {config_path}", flush=True)
+          f"from {config.source}", flush=True)
     return 0
 
 
@@ -450,7 +518,7 @@ def _add_load(subparsers: Subparsers) -> None:
 def _load(args: argparse.Namespace) -> int:
     import json
 
-    from instrument.loadgen import LoadConfig, LoadError, check_loopback, load_flows, run_cli
+    from promkit.tools.loadgen import LoadConfig, LoadError, check_loopback, load_flows, run_cli
 
     try:
         url = check_loopback(args.url, allow_remote=args.allow_remote)
@@ -476,14 +544,14 @@ def _load(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        from instrument.loadgen import render_summary
+        from promkit.tools.loadgen import render_summary
 
         sys.stdout.write(render_summary(result))
     return 0
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
-    _add_serve, _add_report, _add_generate, _add_generate_agent, _add_load,
+    _add_init, _add_generate, _add_generate_agent, _add_serve, _add_report, _add_load,
 ]
 """The functions that add each subcommand's parser (each sets ``handler``)."""
 

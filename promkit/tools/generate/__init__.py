@@ -1,0 +1,84 @@
+"""Generators: everything ``promkit generate`` writes, from the catalog and a project config.
+
+``generate(config, out_dir)`` writes under ``out_dir`` (see :mod:`.config` for the
+config)::
+
+    prometheus/prometheus.yml
+    prometheus/rules/{recording,alerts,slo}.yml
+    prometheus/tests/*_test.yml      (promtool test rules)
+    prometheus/alertmanager.yml
+    prometheus/kubernetes/*.yaml     (Prometheus Operator objects)
+    docs/alerts.md
+    grafana/dashboards/*.json, grafana/provisioning/   (with grafana-foundation-sdk)
+
+Output is deterministic: the same config gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from promkit.tools.generate._grafana_sdk import sdk_available
+from promkit.tools.generate._yaml import dump_yaml, generated_header
+from promkit.tools.generate.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+
+__all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "generate", "load_config",
+           "sdk_available", "source_name"]
+
+
+def source_name(config: Config) -> str:
+    """The config's path as generated headers show it: relative to cwd, else its name."""
+    path = Path(config.source)
+    if not path.is_absolute() and not path.exists():
+        return config.source
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _write(path: Path, text: str, written: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    written.append(path)
+
+
+def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True) -> list[Path]:
+    """Write every generated file under ``out_dir``; returns the paths written.
+
+    ``dashboards=False`` leaves out the Grafana dashboards (which need
+    grafana-foundation-sdk: see :func:`sdk_available`).
+    """
+    from promkit.tools.generate._rule_tests import rule_test_files
+    from promkit.tools.generate.alertmanager import write_alertmanager
+    from promkit.tools.generate.dashboards import write_dashboards
+    from promkit.tools.generate.kubernetes import write_kubernetes
+    from promkit.tools.generate.prometheus_config import prometheus_config
+    from promkit.tools.generate.rules import alerts_markdown, all_rule_groups
+
+    out = Path(out_dir)
+    source = source_name(config)
+    written: list[Path] = []
+    rule_files = all_rule_groups(config)
+    prom = out / "prometheus"
+    _write(prom / "prometheus.yml",
+           generated_header("Prometheus scrape, rule and Alertmanager config", source)
+           + dump_yaml(prometheus_config(config)), written)
+    for name, groups in rule_files.items():
+        what = {"recording.yml": "recording rules (see docs/rules.md)",
+                "alerts.yml": "alerting rules (see docs/alerts.md)",
+                "slo.yml": "SLO recording rules and multiwindow burn-rate alerts"}[name]
+        _write(prom / "rules" / name, generated_header(what, source)
+               + dump_yaml({"groups": groups}), written)
+    for name, body in rule_test_files(config).items():
+        _write(prom / "tests" / name,
+               generated_header("promtool unit tests (promtool test rules)", source)
+               + dump_yaml(body), written)
+    _write(out / "docs" / "alerts.md", alerts_markdown(config, source), written)
+    all_groups = [group for groups in rule_files.values() for group in groups]
+    written.append(write_alertmanager(config, out))
+    written += write_kubernetes(config, out, all_groups)
+    if dashboards:  # raises DashboardsUnavailable without the SDK
+        written += write_dashboards(config, out)
+    return written
