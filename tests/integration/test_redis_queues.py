@@ -34,6 +34,7 @@ from ._servers import (
     RedisServer,
     free_port,
     wait_http_ready,
+    wait_until,
 )
 
 pytest.importorskip("redis")
@@ -147,25 +148,38 @@ def test_stopped_redis_scrape_answers_fast_with_up_0(redis_server: RedisServer,
 
 def test_debug_sleep_scrape_answers_fast_over_http(debug_redis: RedisServer,
                                                    registry: MetricsRegistry) -> None:
+    import redis
+
     client = debug_redis.client()
     enqueue(client, "jobs", {}, job_type="t", registry=registry)
     RedisQueueCollector(debug_redis.url, ["list:jobs"], registry=registry, timeout=0.5)
+    probe = redis.Redis.from_url(debug_redis.url, socket_timeout=0.05)
+
+    def redis_is_asleep() -> bool:
+        try:
+            probe.ping()
+        except redis.TimeoutError:
+            return True
+        return False
+
     with start_metrics_server(0, registry=registry) as server:
         assert 'queue_up{queue="jobs"} 1.0' in httpx.get(server.url).text
         sleeper = threading.Thread(
-            target=lambda: debug_redis.client().execute_command("DEBUG", "SLEEP", "2"))
+            target=lambda: debug_redis.client().execute_command("DEBUG", "SLEEP", "5"))
         sleeper.start()
-        time.sleep(0.1)
         try:
+            wait_until(redis_is_asleep, timeout=5, interval=0.01, what="Redis in DEBUG SLEEP")
             for _ in range(3):
                 started = time.perf_counter()
                 response = httpx.get(server.url, timeout=5)
                 elapsed = time.perf_counter() - started
+                assert sleeper.is_alive(), "Redis woke before the scrapes were done"
                 assert response.status_code == 200
                 assert 'queue_up{queue="jobs"} 0.0' in response.text
                 assert elapsed < 1.0, elapsed
         finally:
             sleeper.join()
+            probe.close()
         # Redis is back: the next scrape reads again
         assert 'queue_up{queue="jobs"} 1.0' in httpx.get(server.url).text
 
