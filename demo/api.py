@@ -30,14 +30,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from demo import pricing, settings
 from demo.pricing import LLM_MODEL, LLM_PROVIDER
-from promkit.exporters import metrics_app
-from promkit.instrument import (
+from promkit import (
     HttpMetricsMiddleware,
     ResourceSampler,
     configure_logging,
     default_registry,
     get_correlation_id,
     instrument_httpx,
+    metrics_app,
     record_llm_tokens,
     record_retry,
 )

@@ -7,7 +7,7 @@ Prices are exported as ``usage_unit_price`` and budgets as
 
 from __future__ import annotations
 
-from promkit.instrument import PriceTable, set_monthly_budgets
+from promkit import PriceTable, set_monthly_budgets
 
 LLM_PROVIDER = "fakeai"
 LLM_MODEL = "fake-small"

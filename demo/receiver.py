@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from demo import settings
-from promkit.instrument import configure_logging
+from promkit import configure_logging
 from promkit.instrument.correlation import CORRELATION_HEADER, extract
 
 log = structlog.get_logger("demo.receiver")

@@ -24,8 +24,7 @@ import redis
 import structlog
 
 from demo import pricing, settings
-from promkit.exporters import start_metrics_server
-from promkit.instrument import (
+from promkit import (
     JobTracker,
     ResourceSampler,
     configure_logging,
@@ -36,6 +35,7 @@ from promkit.instrument import (
     send_webhook,
     set_error_code_mapper,
     stage_timer,
+    start_metrics_server,
     work,
 )
 from promkit.instrument.queues import Job
