@@ -129,7 +129,7 @@ def test_the_public_api_serves_a_plain_asgi_app_and_its_metrics(
         assert 'stage="hello"' in body
 
 
-def test_init_and_generate_write_only_into_the_users_directory(
+def test_the_tools_write_only_into_the_users_directory(
         installed: Installed, user_dir: Path) -> None:
     work, home = user_dir / "work", user_dir / "home"
     env = _clean_env(home)
@@ -148,6 +148,13 @@ def test_init_and_generate_write_only_into_the_users_directory(
     # The plain install has no dashboards extra: everything else, and a note saying how.
     assert not any(p.startswith("grafana/") for p in written)
     assert "pip install 'promkit[dashboards]'" in generate.stdout
+
+    # The report's modules and httpx load from the wheel: an unreachable Prometheus is
+    # one clear line.
+    report = _run([installed.promkit, "report", "--prometheus", "http://127.0.0.1:1",
+                   "--timeout", "2"], cwd=work, env=env, timeout=60)
+    assert report.returncode == 2
+    assert report.stderr.startswith("promkit: error: cannot reach Prometheus at ")
 
     assert _files(installed.venv) == before, "promkit wrote into its own venv"
     assert list(home.iterdir()) == [], "promkit wrote into HOME"
