@@ -92,6 +92,16 @@ def test_python_base_image_pinned() -> None:
         assert (ROOT / copied).exists(), f"Dockerfile copies {copied}, which does not exist"
 
 
+def test_the_dockerfile_copies_every_folder_of_the_package() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    dockerfile = (ROOT / "demo" / "Dockerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY\s+(\S+)\s", dockerfile, flags=re.MULTILINE))
+    package_dirs = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+                       ["tool"]["setuptools"]["package-dir"].values())
+    assert package_dirs == {"promkit", "instrument", "exporters"}
+    assert package_dirs <= copied
+
+
 def test_demo_services_build_from_the_dockerfile(services: dict[str, dict[str, Any]]) -> None:
     for name in DEMO_SERVICES:
         build = services[name].get("build")
