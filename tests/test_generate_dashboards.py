@@ -19,7 +19,7 @@ from promkit.tools.generate.config import Config, config_from_mapping
 
 pytest.importorskip("grafana_foundation_sdk", reason="needs promkit[dashboards] (Python >= 3.11)")
 
-from promkit.tools.generate import _grafana_sdk, dashboards
+from promkit.tools.generate import dashboards
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "grafana"
