@@ -48,15 +48,18 @@ $(FLOORS_STAMP): pyproject.toml scripts/floors.py | $(STAMP)
 
 floors: $(FLOORS_STAMP)
 
+# Unit tests only, and not those that run a tool on committed files (the main suite does).
+FLOORS_PYTEST := $(FLOORS)/bin/python -m pytest -m "not integration and not tool_only" -q -p no:cacheprovider
+
 test: venv debs floors
 	$(BIN)/python -m pytest
-	$(FLOORS)/bin/python -m pytest -m "not integration" -q -p no:cacheprovider
+	$(FLOORS_PYTEST)
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not integration"
 
 test-floors: floors
-	$(FLOORS)/bin/python -m pytest -m "not integration" -q -p no:cacheprovider
+	$(FLOORS_PYTEST)
 
 lint: venv
 	$(BIN)/ruff check promkit instrument exporters tests benchmarks demo scripts

@@ -182,6 +182,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.tool_only  # prometheus/ as committed
 def test_promtool_check_config_and_rules() -> None:
     promtool = _promtool()
     result = _run(promtool, "check", "config", str(PROM / "prometheus.yml"))
@@ -191,6 +192,7 @@ def test_promtool_check_config_and_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.tool_only  # prometheus/ as committed
 def test_promtool_test_rules() -> None:
     promtool = _promtool()
     files = sorted((PROM / "tests").glob("*_test.yml"))
