@@ -6,11 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv debs test test-unit lint bench reliability demo demo-stop clean
+.PHONY: help venv debs floors test test-unit test-floors lint bench reliability demo demo-stop clean
 
 help:
 	@echo "make demo   - run the demo stack on loopback (DURATION=60: bounded; make demo-stop)"
-	@echo "make test   - install what is missing, then run the whole test suite"
+	@echo "make test   - install what is missing, then run the whole test suite, then the"
+	@echo "              unit tests again on Python 3.10 with every dependency at its floor"
+	@echo "make test-floors - only that floors run (.venv-floors)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks, printed as tables"
 	@echo "make reliability - fuzz, cardinality, faults, soak, PII at full size; writes docs/reliability.md"
@@ -26,11 +28,38 @@ venv: $(STAMP)
 debs:
 	./scripts/ensure-debs.sh chromium
 
-test: venv debs
+# The floors: the unit tests on the oldest Python promkit supports (requires-python)
+# with every dependency pinned to its declared floor (scripts/floors.py writes the
+# constraints from pyproject.toml; it needs tomllib, so the main venv runs it).
+FLOORS       := .venv-floors
+FLOORS_STAMP := $(FLOORS)/.installed-stamp
+# pyenv's 3.10 first (its python3.10 shim fails unless 3.10 is selected), else a
+# python3.10 that really runs; or FLOORS_PYTHON=/path/to/python3.10.
+PYENV_310     := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10))
+FLOORS_PYTHON ?= $(or $(PYENV_310),$(shell python3.10 -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo python3.10))
+
+$(FLOORS_STAMP): pyproject.toml scripts/floors.py | $(STAMP)
+	$(if $(FLOORS_PYTHON),,$(error no Python 3.10 for the floors run: pyenv install 3.10, or set FLOORS_PYTHON))
+	rm -rf $(FLOORS)
+	$(FLOORS_PYTHON) -m venv $(FLOORS)
+	$(BIN)/python scripts/floors.py test > $(FLOORS)/constraints.txt
+	$(FLOORS)/bin/pip install -q -c $(FLOORS)/constraints.txt -e '.[test]'
+	touch $@
+
+floors: $(FLOORS_STAMP)
+
+# Unit tests only, and not those that run a tool on committed files (the main suite does).
+FLOORS_PYTEST := $(FLOORS)/bin/python -m pytest -m "not integration and not tool_only" -q -p no:cacheprovider
+
+test: venv debs floors
 	$(BIN)/python -m pytest
+	$(FLOORS_PYTEST)
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not integration"
+
+test-floors: floors
+	$(FLOORS_PYTEST)
 
 lint: venv
 	$(BIN)/ruff check promkit instrument exporters tests benchmarks demo scripts
@@ -71,4 +100,4 @@ demo-stop:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m demo.run --stop
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(FLOORS) build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info

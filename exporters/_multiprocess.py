@@ -161,6 +161,23 @@ def _merge(files: list[str]) -> list[Metric]:
     return list(_pc_merge(good, accumulate=True))
 
 
+def _grouped_by_labels(samples: list[Any]) -> list[Any]:
+    """``samples`` with each label set's together (a histogram's by labels without
+    ``le``), in the order they first appear; the order within a set is kept.
+
+    OpenMetrics wants a metric's samples grouped so; prometheus-client merges them
+    so from 0.24 on (this changes nothing there) but before lists the ``_sum`` of
+    every label set ahead of all the buckets, which strict parsers reject.
+    """
+    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
+    for sample in samples:
+        key = tuple(sorted(item for item in sample.labels.items() if item[0] != "le"))
+        groups.setdefault(key, []).append(sample)
+    if len(groups) <= 1:
+        return samples
+    return [sample for group in groups.values() for sample in group]
+
+
 def _spec_for(family: Metric, catalog: Catalog) -> MetricSpec | None:
     name = family.name + "_total" if family.type == "counter" else family.name
     return catalog.get(name)
@@ -195,6 +212,7 @@ def collect_multiprocess(registry: MetricsRegistry | None = None, *,
     families = _merge(files)
     catalog = _catalog(registry)
     for family in families:
+        family.samples = _grouped_by_labels(family.samples)
         spec = _spec_for(family, catalog)
         if spec is not None and spec.unit and family.name.endswith("_" + spec.unit):
             family.unit = spec.unit

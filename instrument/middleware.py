@@ -203,7 +203,8 @@ class HttpMetricsMiddleware:
             try:
                 route = scope.get("route")
                 if route is None:
-                    template = UNMATCHED_ROUTE
+                    template = (UNMATCHED_ROUTE if "endpoint" not in scope
+                                else _rematched_template(scope, root_path))
                 elif scope.get("root_path", "") == root_path:
                     template = route.path
                 else:
@@ -272,6 +273,7 @@ class HttpMetricsMiddleware:
         if self._is_excluded(scope["path"]):
             await self.app(scope, receive, send)
             return
+        root_path = scope.get("root_path", "")
         template = UNMATCHED_ROUTE
         accepted = False
         close_code = ""
@@ -306,7 +308,7 @@ class HttpMetricsMiddleware:
                 sent += 1
             elif kind == "websocket.accept" and not accepted:
                 accepted = True
-                template = self._route_template(scope)
+                template = self._route_template(scope, root_path)
                 self._ws_active.labels(template).inc()
             elif kind == "websocket.close" and not close_code:
                 close_code = str(message.get("code", 1000))
@@ -320,7 +322,7 @@ class HttpMetricsMiddleware:
                     self._ws_active.labels(template).dec()
                     self._ws_duration.labels(template).observe(time.perf_counter() - start)
                 else:
-                    template = self._route_template(scope)
+                    template = self._route_template(scope, root_path)
                 self._ws_messages.labels(template, "receive").inc(received)
                 self._ws_messages.labels(template, "transmit").inc(sent)
                 self._ws_closes.labels(template, close_code or "1006").inc()
@@ -329,12 +331,14 @@ class HttpMetricsMiddleware:
             if token is not None:
                 _correlation.correlation_id_var.reset(token)
 
-    def _route_template(self, scope: Scope) -> str:
+    def _route_template(self, scope: Scope, root_path: str) -> str:
         route = scope.get("route")
         if route is None:
-            return UNMATCHED_ROUTE
-        if scope.get("root_path", ""):
-            return self._mounted_template(scope, route, "")
+            if "endpoint" not in scope:
+                return UNMATCHED_ROUTE
+            return _rematched_template(scope, root_path)
+        if scope.get("root_path", "") != root_path:
+            return self._mounted_template(scope, route, root_path)
         return str(route.path)
 
 
@@ -360,3 +364,47 @@ def _walk_mounts(router: Any, path: str, target: Any) -> str:
             break
         routes = next_routes
     return prefix + str(getattr(target, "path", "")) if prefix else str(getattr(target, "path", ""))
+
+
+def _rematched_template(scope: Scope, root_path: str) -> str:
+    """The route template when Starlette matched a route but left no ``scope["route"]``.
+
+    Starlette sets ``scope["route"]`` from 1.7 on; before, only the matched
+    ``endpoint`` is left. Then the routes are matched again from the top router
+    (``scope["router"]``) as its Router does (the first full match, else the first
+    partial one), through Mounts. The result is what ``scope["route"]`` gives: a
+    request no route inside a Mount matched is labelled with the Mount's template.
+    ``root_path`` is the one the middleware saw: Mounts above it add no prefix.
+    """
+    routes = getattr(scope.get("router"), "routes", None)
+    if not routes:
+        return UNMATCHED_ROUTE
+    probe: dict[str, Any] = {
+        "type": scope["type"], "path": scope["path"], "method": scope.get("method"),
+        "headers": scope.get("headers", ()), "path_params": {},
+        # the root_path the top router saw (Starlette's Mount keeps it in app_root_path)
+        "root_path": scope.get("app_root_path", root_path),
+    }
+    template = UNMATCHED_ROUTE
+    prefix = ""
+    for _ in range(16):  # mounts nest a few levels at most
+        chosen = None
+        for route in routes:
+            match, child_scope = route.matches(probe)
+            if match.name == "FULL":
+                chosen = (route, child_scope)
+                break
+            if match.name == "PARTIAL" and chosen is None:
+                chosen = (route, child_scope)
+        if chosen is None:
+            break
+        route, child_scope = chosen
+        path = str(getattr(route, "path", ""))  # a Host has none
+        template = prefix + path
+        routes = getattr(route, "routes", None)
+        if not routes:
+            break
+        if len(probe["root_path"]) >= len(root_path):  # a Mount inside the middleware
+            prefix = template
+        probe.update(child_scope)
+    return template

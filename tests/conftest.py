@@ -25,9 +25,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Run `async def` tests on asyncio through anyio's pytest plugin (a
-    # Starlette dependency), so no extra pytest plugin is needed.
-    for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)):
-            item.add_marker(pytest.mark.anyio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    # Run `async def` tests on asyncio through anyio's pytest plugin (anyio is a
+    # promkit dependency), so no extra pytest plugin is needed. Marked as they are
+    # collected, before anyio's own hook looks for the mark: anyio < 4 only sees
+    # marks there (a mark added in pytest_collection_modifyitems is too late).
+    if (
+        inspect.iscoroutinefunction(obj)
+        and name.startswith("test")
+        and not any(m.name == "anyio" for m in getattr(obj, "pytestmark", ()))
+    ):
+        pytest.mark.anyio(obj)

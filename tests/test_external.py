@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -27,8 +28,15 @@ from promkit.instrument.external import (
     template_path,
 )
 
-SLOW_SECONDS = 2.0
+SLOW_SECONDS = 30.0
+"""/slow and /stall-body stall until the client gives up (at most this long)."""
 CLIENT_TIMEOUT = 0.3
+"""The read timeout of /slow, which sends nothing until the client has left."""
+# The read timeout of /stall-body, whose headers must come within it (its body never does),
+# and the timeouts of the calls meant to succeed: not short on a loaded machine.
+STALL_BODY_TIMEOUT = httpx.Timeout(10, read=1.0)
+SLOW_TIMEOUT = httpx.Timeout(10, read=CLIENT_TIMEOUT)
+OK_TIMEOUT = 10
 
 
 def calls(registry: MetricsRegistry, service: str, operation: str, outcome: str,
@@ -224,13 +232,25 @@ class Upstream:
         path = scope["path"]
         status = {"/limited": 429, "/down": 503}.get(path, 200)
         if path == "/slow":
-            await asyncio.sleep(SLOW_SECONDS)
+            await self.stall(receive)
+            return
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain")]})
         if path == "/stall-body":
             await send({"type": "http.response.body", "body": b"part", "more_body": True})
-            await asyncio.sleep(SLOW_SECONDS)
+            await self.stall(receive)
+            return
         await send({"type": "http.response.body", "body": b"done"})
+
+    @staticmethod
+    async def stall(receive: Any) -> None:
+        """Until the client gives up and disconnects (no race with its timeout)."""
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(disconnected(), SLOW_SECONDS)
 
     def __enter__(self) -> Upstream:
         self.thread.start()
@@ -253,16 +273,16 @@ def upstream() -> Iterator[Upstream]:
 
 
 def test_httpx_client_outcomes_status_classes_and_durations(registry, upstream):
-    client = instrument_httpx(httpx.Client(base_url=upstream.url, timeout=CLIENT_TIMEOUT),
+    client = instrument_httpx(httpx.Client(base_url=upstream.url, timeout=OK_TIMEOUT),
                               "upstream", registry=registry)
     with client:
         assert client.get("/ok").status_code == 200
         assert client.get("/limited").status_code == 429
         assert client.get("/down").status_code == 503
         with pytest.raises(httpx.ReadTimeout):
-            client.get("/slow")
+            client.get("/slow", timeout=SLOW_TIMEOUT)
         with pytest.raises(httpx.ReadTimeout):  # headers arrive, then the body stalls
-            client.get("/stall-body")
+            client.get("/stall-body", timeout=STALL_BODY_TIMEOUT)
     assert calls(registry, "upstream", "GET /ok", "success", "2xx") == 1
     assert calls(registry, "upstream", "GET /limited", "error", "4xx") == 1
     assert calls(registry, "upstream", "GET /down", "error", "5xx") == 1
@@ -270,7 +290,7 @@ def test_httpx_client_outcomes_status_classes_and_durations(registry, upstream):
     assert calls(registry, "upstream", "GET /stall-body", "timeout", "2xx") == 1
     assert durations(registry, "upstream", "GET /ok", "success") == 1
     assert durations(registry, "upstream", "GET /slow", "timeout") == 1
-    # The timed-out call took at least the client timeout and far less than the server's sleep.
+    # The timed-out call took at least the client timeout and far less than the server's stall.
     slow_sum = registry.collector_registry.get_sample_value(
         "external_call_duration_seconds_sum",
         {"peer_service": "upstream", "operation": "GET /slow", "outcome": "timeout"})
@@ -307,15 +327,15 @@ def test_httpx_injects_w3c_trace_context(registry, upstream):
 
 async def test_httpx_async_client(registry, upstream):
     async with instrument_httpx(
-            httpx.AsyncClient(base_url=upstream.url, timeout=CLIENT_TIMEOUT), "upstream",
+            httpx.AsyncClient(base_url=upstream.url, timeout=OK_TIMEOUT), "upstream",
             registry=registry, operation_from=lambda r: f"{r.method} fixed") as client:
         with bind_correlation_id() as cid:
             assert (await client.get("/ok")).status_code == 200
             assert upstream.seen[-1][CORRELATION_HEADER.lower()] == cid
         assert (await client.get("/down")).status_code == 503
         with pytest.raises(httpx.ReadTimeout):
-            await client.get("/slow")
-        async with client.stream("GET", "/stall-body") as response:
+            await client.get("/slow", timeout=SLOW_TIMEOUT)
+        async with client.stream("GET", "/stall-body", timeout=STALL_BODY_TIMEOUT) as response:
             with pytest.raises(httpx.ReadTimeout):
                 await response.aread()
     assert calls(registry, "upstream", "GET fixed", "success", "2xx") == 1

@@ -5,6 +5,7 @@ import uuid
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -13,7 +14,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
 
 from promkit.exporters import metrics_app
-from promkit.instrument import correlation
+from promkit.instrument import MetricsRegistry, correlation
 from promkit.instrument.middleware import OTHER_METHOD, UNMATCHED_ROUTE, HttpMetricsMiddleware
 
 DURATION = "http_server_request_duration_seconds"
@@ -104,6 +105,78 @@ async def test_requests_are_labelled_by_route_template_not_raw_path(registry):
     series = {s.labels["http_route"] for m in registry.collector_registry.collect()
               if m.name == DURATION for s in m.samples}
     assert not any(route.startswith("/items/") and "{" not in route for route in series)
+
+
+def without_scope_route(app):
+    """Starlette before 1.7 on any Starlette: the router leaves no scope["route"]
+    (only the endpoint), so the middleware matches the routes again."""
+    async def forgetful(scope, receive, send):
+        async def forgetful_send(message):
+            scope.pop("route", None)
+            await send(message)
+
+        try:
+            await app(scope, receive, forgetful_send)
+        finally:
+            scope.pop("route", None)
+
+    return forgetful
+
+
+@pytest.mark.parametrize("route_in_scope", [True, False], ids=["scope-route", "rematched"])
+async def test_route_templates_are_the_same_with_or_without_scope_route(route_in_scope):
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    async def echo(websocket):
+        await websocket.accept()
+        await websocket.close(code=1000)
+
+    outer, inner = MetricsRegistry(CollectorRegistry()), MetricsRegistry(CollectorRegistry())
+    sub = Starlette(routes=[Route("/things/{thing_id}", ok)])  # its own middleware
+    app = Starlette(routes=[
+        Route("/users/{user_id}", ok, methods=["GET"]),
+        Route("/users/{name}", ok, methods=["POST"]),  # Starlette's first full match wins
+        Route("/teapot", ok),
+        Mount("/api", routes=[Mount("/v1", routes=[Route("/items/{item_id}", ok)]),
+                              WebSocketRoute("/ws/{room}", echo)]),
+        Mount("/sub", app=sub),
+    ])
+    for starlette_app, registry in ((sub, inner), (app, outer)):
+        if not route_in_scope:
+            starlette_app.add_middleware(without_scope_route)
+        starlette_app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    async with client(app) as c:
+        assert (await c.get("/users/1")).status_code == 200
+        assert (await c.post("/users/ann")).status_code == 200
+        assert (await c.request("BREW", "/teapot")).status_code == 405
+        assert (await c.get("/api/v1/items/7")).status_code == 200
+        assert (await c.get("/api/v1/nothing")).status_code == 404
+        assert (await c.get("/nothing")).status_code == 404
+        assert (await c.get("/sub/things/3")).status_code == 200
+    with TestClient(app) as tc, tc.websocket_connect("/api/ws/lobby"):
+        pass
+    with TestClient(app, root_path="/x") as tc, tc.websocket_connect("/x/api/ws/lobby"):
+        pass  # behind a proxy's prefix: the Mount's prefix is kept
+
+    def routes(registry):
+        return sorted((s.labels["http_request_method"], s.labels["http_route"],
+                       s.labels["http_response_status_code"])
+                      for m in registry.collector_registry.collect() if m.name == DURATION
+                      for s in m.samples if s.name.endswith("_count"))
+
+    assert routes(outer) == sorted([
+        ("GET", UNMATCHED_ROUTE, "404"),
+        ("GET", "/api/v1", "404"),  # no route inside the Mount: the Mount's template
+        ("GET", "/api/v1/items/{item_id}", "200"),
+        ("GET", "/sub/things/{thing_id}", "200"),
+        ("GET", "/users/{user_id}", "200"),
+        ("POST", "/users/{name}", "200"),
+        (OTHER_METHOD, "/teapot", "405"),
+    ])
+    assert routes(inner) == [("GET", "/things/{thing_id}", "200")]  # below its own Mount
+    assert sample(outer, "websocket_server_closes_total", http_route="/api/ws/{room}",
+                  close_code="1000") == 2
 
 
 async def test_unhandled_exception_is_counted_as_500_and_reraised_unchanged(registry):

@@ -154,6 +154,12 @@ def test_collector_from_a_client_copies_only_connection_settings() -> None:
 
     from promkit.exporters._redis_collector import dedicated_client
 
+    calls: list[int] = []
+
+    def down() -> None:
+        calls.append(1)
+        raise redis.exceptions.ConnectionError("down")
+
     for source in (redis.Redis(host="127.0.0.1", port=1234, db=3, password="pw"),
                    redis.asyncio.Redis(host="127.0.0.1", port=1234, db=3, password="pw")):
         client = dedicated_client(source, 0.25)
@@ -162,7 +168,10 @@ def test_collector_from_a_client_copies_only_connection_settings() -> None:
             "127.0.0.1", 1234, 3, "pw")
         assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.25
         assert client.connection_pool.connection_class is redis.connection.Connection
-        assert kwargs["retry"].get_retries() == 0
+        calls.clear()
+        with pytest.raises(redis.exceptions.ConnectionError):  # tried once: no retries
+            kwargs["retry"].call_with_retry(down, lambda error: None)
+        assert len(calls) == 1
 
 
 # ------------------------------------------------------------ producer / worker

@@ -43,7 +43,7 @@ def test_generated_rules_load_evaluate_and_fire(
         "receivers": [{"name": "default", "type": "webhook", "url": "http://127.0.0.1:9/x"}],
         "routes": [{"receiver": "default"}],
     }, source="live-test")
-    generate(config, tmp_path)
+    generate(config, tmp_path, dashboards=False)
     rules = sorted((tmp_path / "prometheus" / "rules").glob("*.yml"))
     assert [r.name for r in rules] == ["alerts.yml", "recording.yml", "slo.yml"]
     server = prometheus(rule_files=rules,

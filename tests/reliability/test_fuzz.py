@@ -93,6 +93,22 @@ label_values = st.one_of(
 )
 
 
+def _om_parser_misreads(char: str) -> bool:
+    """Whether prometheus-client's OpenMetrics parser misreads ``char`` in an exemplar
+    label value (0.26 rejects an escaped quote; 0.20 ends the labels at a '}')."""
+    text = '# TYPE x counter\nx_total 1.0 # {a="%s"} 1.0\n# EOF\n' % char.replace('"', '\\"')
+    try:
+        samples = [s for family in parse_om(text) for s in family.samples]
+    except ValueError:
+        return True
+    return samples[0].exemplar is None or samples[0].exemplar.labels != {"a": char}
+
+
+# Exemplar label values leave these out (our exposition writes them as prometheus-client
+# does; its parser cannot read them back).
+_OM_MISREAD = [char for char in '"}' if _om_parser_misreads(char)]
+
+
 def test_label_values_render_and_parse(loop: asyncio.AbstractEventLoop) -> None:
     expositions: list[str] = []
     cases = 0
@@ -106,9 +122,10 @@ def test_label_values_render_and_parse(loop: asyncio.AbstractEventLoop) -> None:
         counter = registry.counter("fuzz_values_total", "Fuzzed label values.", ["a", "b"])
         histogram = registry.histogram("fuzz_seconds", 'Fuzzed "help"\\ with\nnewline.', ["a"],
                                        buckets=[0.1, 1.0], unit="seconds")
-        # prometheus-client 0.26's OpenMetrics parser rejects an escaped quote inside an
-        # exemplar label (its own exposition writes it the same way), so no '"' there.
-        exemplar_labels = {"trace_id": str(exemplar).replace('"', "'")}
+        trace_id = str(exemplar)
+        for char in _OM_MISREAD:
+            trace_id = trace_id.replace(char, "'")
+        exemplar_labels = {"trace_id": trace_id}
         counter.labels(first, second).inc(2, exemplar=exemplar_labels)
         histogram.labels(first).observe(0.5, exemplar=exemplar_labels)
         # No recording failure, except an oversized exemplar (dropped and counted at scrape).
