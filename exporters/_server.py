@@ -2,8 +2,9 @@
 
 It speaks just enough HTTP/1.1 for Prometheus scrapes, curl and browsers:
 request line and headers are parsed with limits (oversized or malformed
-requests are answered 400/414/431 and the connection closed), reads have
-timeouts, keep-alive is supported, and ``/metrics`` is served by a
+requests, and HTTP/1.1 requests without exactly one valid ``Host``, are
+answered 400/414/431 and the connection closed), reads have timeouts,
+keep-alive is supported, and ``/metrics`` is served by a
 :class:`~promkit.exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
 inside a request is answered 500 and logged; it never stops the server.
 """
@@ -33,6 +34,12 @@ _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Field values may hold visible characters, spaces and tabs, nothing else below 0x20 or DEL.
 _BAD_VALUE_CHARS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"^[\x21-\x7e]+$")
+# RFC 9112 section 3.2 / RFC 3986: Host = uri-host [ ":" port ], where uri-host is
+# an IP-literal in brackets, or a reg-name (which covers IPv4 and DNS names; may be empty).
+_HOST = re.compile(
+    rb"^(?:\[[0-9A-Za-z._~!$&'()*+,;=:%-]+\]"
+    rb"|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
+    rb"(?::[0-9]*)?$")
 # Hop-by-hop framing is ours to decide, whatever the app says.
 _FRAMING_HEADERS = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
@@ -231,6 +238,7 @@ class _HttpServer:
             headers = await asyncio.wait_for(self._read_headers(reader), limits.header_timeout)
         except asyncio.TimeoutError:
             raise _HttpError(408, "request timeout") from None
+        self._check_host(headers, version)
         raw_path, _, query = raw_target.partition(b"?")
         try:
             path = unquote(raw_path.decode("ascii"), encoding="utf-8", errors="strict")
@@ -242,6 +250,20 @@ class _HttpServer:
             b"keep-alive" in connection)
         body = await self._read_body(reader, writer, headers)
         return _Request(method, raw_path, path, query, version, headers, body, keep_alive)
+
+    @staticmethod
+    def _check_host(headers: list[tuple[bytes, bytes]], version: str) -> None:
+        # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without Host, and for
+        # any request with more than one Host or an invalid one (HTTP/1.0 may omit it).
+        hosts = [value for name, value in headers if name == b"host"]
+        if len(hosts) > 1:
+            raise _HttpError(400, "more than one Host header")
+        if not hosts:
+            if version == "1.1":
+                raise _HttpError(400, "HTTP/1.1 request without a Host header")
+            return
+        if not _HOST.match(hosts[0]):
+            raise _HttpError(400, "invalid Host header: expected host[:port]")
 
     async def _read_line(self, reader: asyncio.StreamReader, max_length: int, status: int,
                          message: str, *, first_line: bool = False) -> bytes:

@@ -148,20 +148,22 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: MetricsSer
         (b"GET /met\x00rics HTTP/1.1\r\n\r\n", 400),
         (b"GET /%ff HTTP/1.1\r\n\r\n", 400),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) * 4, 400),  # TLS
-        (b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400),
-        (b"GET /metrics HTTP/1.1\r\nbad name: x\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nbad name: x\r\n\r\n", 400),
         (b"GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
-        (b"GET /metrics HTTP/1.1\r\nX: a\x01b\r\n\r\n", 400),
-        (b"GET /metrics HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
-        (b"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-        (b"POST /metrics HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", 413),
-        (b"POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
-        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n", 414),
-        (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
-        (b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150))
-         + b"\r\n", 431),
-        (b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 8000)
-                                                 for i in range(20)) + b"\r\n", 431),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+         400),
+        (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n", 413),
+        (b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         501),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+         + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n", 431),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+         + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 8000) for i in range(20)) + b"\r\n", 431),
     ],
 )
 def test_bad_requests_are_refused_and_the_server_keeps_serving(
@@ -172,6 +174,53 @@ def test_bad_requests_are_refused_and_the_server_keeps_serving(
     assert b"connection: close" in response
     assert b"orders_total" not in response
     assert httpx.get(server.url).status_code == 200
+
+
+GET = b"GET /metrics HTTP/1.1\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        (GET + b"\r\n", b"HTTP/1.1 request without a Host header"),
+        (GET + b"Host: a\r\nHost: a\r\n\r\n", b"more than one Host header"),
+        (GET + b"Host: a\r\nX: y\r\nhost: b\r\n\r\n", b"more than one Host header"),
+        (b"GET /metrics HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", b"more than one Host"),
+        (GET + b"Host: a b\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: a/b\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: user@a\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: a:80x\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: a:80:81\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: [::1\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: a%zz\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: \xc3\xa9.example\r\n\r\n", b"invalid Host header"),
+        (GET + b"Host: a\\b\r\n\r\n", b"invalid Host header"),
+    ],
+)
+def test_host_is_validated_as_rfc_9112_says(server: MetricsServer, head: bytes,
+                                            message: bytes) -> None:
+    response = raw_request(server, head)
+    assert status_of(response) == 400 and message in response
+    assert b"orders_total" not in response
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        GET + b"Host: 127.0.0.1:9464\r\n\r\n",
+        GET + b"Host: metrics.example.com\r\n\r\n",
+        GET + b"Host: [::1]:9464\r\n\r\n",
+        GET + b"Host: [fe80::1%25eth0]\r\n\r\n",
+        GET + b"Host: a%2db:\r\n\r\n",  # pct-encoded, empty port: both allowed
+        GET + b"Host:\r\n\r\n",  # empty: allowed when the URI has no authority
+        b"GET /metrics HTTP/1.0\r\n\r\n",  # HTTP/1.0 may omit Host
+    ],
+)
+def test_valid_hosts_and_http_1_0_without_host_are_served(server: MetricsServer,
+                                                            head: bytes) -> None:
+    request = head[:-2] + b"Connection: close\r\n\r\n"
+    response = raw_request(server, request)
+    assert status_of(response) == 200 and b"orders_total" in response
 
 
 def test_a_client_that_stops_sending_gets_408(registry: MetricsRegistry) -> None:
