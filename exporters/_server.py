@@ -3,10 +3,18 @@
 It speaks just enough HTTP/1.1 for Prometheus scrapes, curl and browsers:
 request line and headers are parsed with limits (oversized or malformed
 requests, and HTTP/1.1 requests without exactly one valid ``Host``, are
-answered 400/414/431 and the connection closed), reads have timeouts,
-keep-alive is supported, and ``/metrics`` is served by a
+answered 400/414/431 and the connection closed), the request head has one
+deadline, keep-alive is supported, and ``/metrics`` is served by a
 :class:`~promkit.exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
 inside a request is answered 500 and logged; it never stops the server.
+
+Connections are slots (``ServerLimits.max_connections``). A connection whose
+current request is not fully received — a new one that has sent nothing, a
+keep-alive one between requests, one part-way through its headers or body —
+is idle; one whose request is being answered is busy. A new connection at
+capacity evicts the connection idle the longest (closed without a response),
+so silent or slow clients cannot lock scrapes out; only when every slot is
+busy is it answered 503.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ import logging
 import re
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -40,6 +49,8 @@ _HOST = re.compile(
     rb"^(?:\[[0-9A-Za-z._~!$&'()*+,;=:%-]+\]"
     rb"|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
     rb"(?::[0-9]*)?$")
+# Room for a burst of new connections while the loop is busy (the kernel caps it at somaxconn).
+_BACKLOG = 1024
 # Hop-by-hop framing is ours to decide, whatever the app says.
 _FRAMING_HEADERS = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
@@ -60,11 +71,14 @@ class ServerLimits:
     max_header_bytes: int = 65536
     max_body_bytes: int = 65536
     header_timeout: float = 10.0
+    """From a request's first byte (a new connection: from accept) to the end of its headers."""
     body_timeout: float = 10.0
     keepalive_timeout: float = 15.0
+    """How long a keep-alive connection may wait for the first byte of its next request."""
     write_timeout: float = 30.0
     max_requests_per_connection: int = 1000
     max_connections: int = 256
+    """Open connections; past it the longest-idle one is evicted, or 503 when all are busy."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -110,6 +124,15 @@ def _tokens(value: bytes | None) -> set[bytes]:
     return {part.strip().lower() for part in value.split(b",")}
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One accepted connection: its task and writer, and whether to abort it on the way out."""
+
+    task: asyncio.Task[Any]
+    writer: asyncio.StreamWriter
+    abort: bool = field(default=False)
+
+
 def _format_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -125,7 +148,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -141,20 +164,36 @@ class _HttpServer:
         self.limits = limits if limits is not None else ServerLimits()
         self.host = ""
         self.port = 0
+        self.evicted = 0
+        """Connections evicted so far to make room for new ones."""
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
+        self._connections: set[_Connection] = set()  # every connection, with a slot or not
+        # The connections holding a slot, and those of them that are idle, the
+        # longest-idle first (insertion order: a connection re-enters at the end).
+        self._open: set[_Connection] = set()
+        self._idle: OrderedDict[_Connection, None] = OrderedDict()
 
     @property
     def url(self) -> str:
         """The ``/metrics`` URL this server answers on."""
         return _format_url(self.host, self.port) + "/metrics"
 
+    @property
+    def open_connections(self) -> int:
+        """Connections holding a slot (idle or busy)."""
+        return len(self._open)
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections holding a slot whose current request is not fully received."""
+        return len(self._idle)
+
     async def start(self, host: str, port: int) -> None:
         sock = _bind(host, port)
         limits = self.limits
         try:
             self._server = await asyncio.start_server(
-                self._connection, sock=sock,
+                self._connection, sock=sock, backlog=_BACKLOG,
                 limit=max(limits.max_request_line, limits.max_header_line) + 2,
             )
         except BaseException:
@@ -166,10 +205,11 @@ class _HttpServer:
         if self._server is None:
             return
         self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        connections = list(self._connections)
+        for connection in connections:
+            self._drop(connection)
+        if connections:
+            await asyncio.gather(*(c.task for c in connections), return_exceptions=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 5.0)
         self._server = None
@@ -180,40 +220,81 @@ class _HttpServer:
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        connection = _Connection(task, writer)
+        self._connections.add(connection)
         try:
-            if len(self._connections) > self.limits.max_connections:
+            if not self._admit(connection):
                 await self._write_error(writer, 503, "too many connections")
                 await self._discard_input(reader, writer)
                 return
-            await self._serve_connection(reader, writer)
+            await self._serve_connection(connection, reader, writer)
         except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away or stopped reading: nothing to answer
         except asyncio.CancelledError:
             # close() cancels idle keep-alive connections (Prometheus always holds
-            # one); ending quietly keeps asyncio from logging the cancellation as
-            # an error in the stream protocol's callback.
+            # one), eviction cancels idle ones; ending quietly keeps asyncio from
+            # logging the cancellation as an error in the stream protocol's callback.
             pass
         except Exception:
             logger.exception("promkit metrics server: unexpected error on a connection")
         finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self._connections.discard(connection)
+            self._open.discard(connection)
+            self._idle.pop(connection, None)
+            if connection.abort:
+                writer.transport.abort()  # free the socket now, flush nothing
+            else:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def _serve_connection(self, reader: asyncio.StreamReader,
+    # -- slots: admission, idle and busy, eviction ---------------------------------------
+
+    def _admit(self, connection: _Connection) -> bool:
+        """Give ``connection`` a slot, evicting the longest-idle one at capacity."""
+        if len(self._open) >= self.limits.max_connections:
+            if not self._idle:
+                return False  # every slot is answering a request
+            victim, _ = self._idle.popitem(last=False)
+            self._open.discard(victim)
+            self._drop(victim)
+            self.evicted += 1
+        self._open.add(connection)
+        return True
+
+    @staticmethod
+    def _drop(connection: _Connection) -> None:
+        """Close ``connection`` now, without a response, and end its task."""
+        connection.abort = True
+        # Aborting the transport first ends the task even when the cancellation is
+        # lost: on Python < 3.12 asyncio.wait_for swallows a cancel that arrives as
+        # the awaited operation completes, and the task would go on to its next read.
+        connection.writer.transport.abort()
+        connection.task.cancel()
+
+    def _set_idle(self, connection: _Connection) -> None:
+        self._idle.pop(connection, None)
+        self._idle[connection] = None
+
+    def _set_busy(self, connection: _Connection) -> None:
+        self._idle.pop(connection, None)
+
+    async def _serve_connection(self, connection: _Connection, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         limits = self.limits
         for served in range(limits.max_requests_per_connection):
+            self._set_idle(connection)
             try:
                 request = await self._read_request(reader, writer, first=served == 0)
             except _ClientGone:
                 return
             except _HttpError as err:
+                self._set_busy(connection)
                 await self._write_error(writer, err.status, err.message)
+                self._set_idle(connection)
                 await self._discard_input(reader, writer)
                 return
+            self._set_busy(connection)
             keep_alive = request.keep_alive and served + 1 < limits.max_requests_per_connection
             status, headers, body = await self._dispatch(request, writer)
             await self._write_response(writer, status, headers, body, keep_alive,
@@ -224,18 +305,20 @@ class _HttpServer:
     async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             *, first: bool) -> _Request:
         limits = self.limits
+        prefix = b""
+        if not first:
+            # Between requests: wait for the next one's first byte, quietly.
+            try:
+                prefix = await asyncio.wait_for(reader.read(1), limits.keepalive_timeout)
+            except asyncio.TimeoutError:
+                raise _ClientGone from None
+            if not prefix:
+                raise _ClientGone
+        # One deadline for the whole head, however it trickles in: a client
+        # sending a byte every few seconds cannot keep a request open forever.
         try:
-            line = await asyncio.wait_for(
-                self._read_line(reader, limits.max_request_line, 414, "request line too long",
-                                first_line=True),
-                limits.header_timeout if first else limits.keepalive_timeout)
-        except asyncio.TimeoutError:
-            if first:
-                raise _HttpError(408, "request timeout") from None
-            raise _ClientGone from None  # an idle keep-alive connection: close quietly
-        method, raw_target, version = self._parse_request_line(line)
-        try:
-            headers = await asyncio.wait_for(self._read_headers(reader), limits.header_timeout)
+            method, raw_target, version, headers = await asyncio.wait_for(
+                self._read_head(reader, prefix), limits.header_timeout)
         except asyncio.TimeoutError:
             raise _HttpError(408, "request timeout") from None
         self._check_host(headers, version)
@@ -250,6 +333,13 @@ class _HttpServer:
             b"keep-alive" in connection)
         body = await self._read_body(reader, writer, headers)
         return _Request(method, raw_path, path, query, version, headers, body, keep_alive)
+
+    async def _read_head(self, reader: asyncio.StreamReader, prefix: bytes
+                         ) -> tuple[str, bytes, str, list[tuple[bytes, bytes]]]:
+        line = await self._read_line(reader, self.limits.max_request_line, 414,
+                                     "request line too long", first_line=True, prefix=prefix)
+        method, raw_target, version = self._parse_request_line(line)
+        return method, raw_target, version, await self._read_headers(reader)
 
     @staticmethod
     def _check_host(headers: list[tuple[bytes, bytes]], version: str) -> None:
@@ -266,13 +356,13 @@ class _HttpServer:
             raise _HttpError(400, "invalid Host header: expected host[:port]")
 
     async def _read_line(self, reader: asyncio.StreamReader, max_length: int, status: int,
-                         message: str, *, first_line: bool = False) -> bytes:
+                         message: str, *, first_line: bool = False, prefix: bytes = b"") -> bytes:
         try:
-            line = await reader.readuntil(b"\n")
+            line = prefix + await reader.readuntil(b"\n")
         except asyncio.LimitOverrunError:
             raise _HttpError(status, message) from None
         except asyncio.IncompleteReadError as exc:
-            if first_line and not exc.partial:
+            if first_line and not (prefix or exc.partial):
                 raise _ClientGone from None  # a clean close between requests
             raise _HttpError(400, "request ended before its headers were complete") from None
         line = line[:-2] if line.endswith(b"\r\n") else line[:-1]

@@ -244,19 +244,121 @@ def test_slow_clients_do_not_block_others(server: MetricsServer) -> None:
             sock.close()
 
 
-def test_too_many_connections_get_503(registry: MetricsRegistry) -> None:
-    with start_metrics_server(registry=registry, limits=ServerLimits(max_connections=2)) as server:
-        held = [socket.create_connection((server.host, server.port)) for _ in range(2)]
+def wait_until(check, timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.01)
+
+
+def closed_by_server(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """True when the server closed ``sock`` (EOF or reset) within ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response (headers and content-length body) from a keep-alive socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_at_capacity_the_longest_idle_connection_is_evicted(registry: MetricsRegistry) -> None:
+    limits = ServerLimits(max_connections=2)
+    with start_metrics_server(registry=registry, limits=limits) as server, \
+            socket.create_connection((server.host, server.port), timeout=5) as first, \
+            socket.create_connection((server.host, server.port), timeout=5) as second:
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        first.sendall(request)
+        assert status_of(read_response(first)) == 200
+        first.sendall(b"GET /metrics HTTP/1.1\r\nHo")  # then part of a next request
+        second.sendall(request)  # idle (keep-alive) since after the first one
+        assert status_of(read_response(second)) == 200
+        wait_until(lambda: server._http.idle_connections == 2, what="two idle connections")
+
+        started = time.monotonic()
+        response = httpx.get(server.url, timeout=5)  # a third: over the limit
+        assert response.status_code == 200 and "orders_total" in response.text
+        assert time.monotonic() - started < 1
+        assert closed_by_server(first)  # idle the longest, though it had begun a request
+        assert server._http.evicted == 1
+        second.sendall(request)  # the other one still serves
+        assert status_of(read_response(second)) == 200
+
+
+class _GateCollector:
+    """A collector whose collect() waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def collect(self):
+        self.entered.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return []
+
+
+def test_a_connection_being_answered_is_not_evicted(registry: MetricsRegistry) -> None:
+    gate = _GateCollector()
+    registry.collector_registry.register(gate)
+    limits = ServerLimits(max_connections=1)
+    with start_metrics_server(registry=registry, limits=limits) as server, \
+            socket.create_connection((server.host, server.port), timeout=5) as busy:
         try:
-            time.sleep(0.2)  # let the server accept them
-            assert status_of(raw_request(server, b"GET /metrics HTTP/1.1\r\n\r\n")) == 503
+            busy.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert gate.entered.wait(5)  # the one slot is answering this request
+            refused = raw_request(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status_of(refused) == 503 and b"too many connections" in refused
+            assert server._http.evicted == 0
         finally:
-            for sock in held:
-                sock.close()
-        deadline = time.monotonic() + 5
-        while httpx.get(server.url).status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            gate.gate.set()
+        response = read_response(busy)
+        assert status_of(response) == 200 and b"orders_total" in response
+        # answered and idle again: now a new connection takes its slot
+        assert httpx.get(server.url, timeout=5).status_code == 200
+        assert closed_by_server(busy)
+
+
+def test_the_request_head_has_one_deadline_however_slowly_it_trickles(
+        registry: MetricsRegistry) -> None:
+    # A long keep-alive wait, a short head deadline counted from the request's first byte.
+    limits = ServerLimits(header_timeout=0.5, keepalive_timeout=30)
+    with start_metrics_server(registry=registry, limits=limits) as server, \
+            socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(read_response(sock)) == 200
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        started = time.monotonic()
+        sock.settimeout(0.1)
+        answer = b""
+        while not answer:  # one header byte every 0.1 s: every read makes progress
+            assert time.monotonic() - started < 5, "the slow request was never cut off"
+            try:
+                sock.sendall(b"a")
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                pytest.fail("closed without a 408")
+        elapsed = time.monotonic() - started
+        assert status_of(answer) == 408
+        assert 0.4 < elapsed < 2.5, elapsed
 
 
 class _BrokenCollector:
