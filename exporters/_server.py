@@ -4,7 +4,8 @@ It speaks just enough HTTP/1.1 for Prometheus scrapes, curl and browsers:
 request line and headers are parsed with limits (oversized or malformed
 requests, and HTTP/1.1 requests without exactly one valid ``Host``, are
 answered 400/414/431 and the connection closed), the request head has one
-deadline, keep-alive is supported, and ``/metrics`` is served by a
+deadline, keep-alive is supported, TLS (with optional client certificates)
+is available, and ``/metrics`` is served by a
 :class:`~promkit.exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
 inside a request is answered 500 and logged; it never stops the server.
 
@@ -24,6 +25,8 @@ import contextlib
 import logging
 import re
 import socket
+import ssl
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,6 +36,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from promkit.exporters._asgi import Message, MetricsApp
+from promkit.exporters._tls import StrPath, server_tls_context
 from promkit.instrument.registry import MetricsRegistry
 
 __all__ = ["MetricsServer", "ServerLimits", "serve_metrics", "start_metrics_server"]
@@ -51,6 +55,7 @@ _HOST = re.compile(
     rb"(?::[0-9]*)?$")
 # Room for a burst of new connections while the loop is busy (the kernel caps it at somaxconn).
 _BACKLOG = 1024
+_TLS_SHUTDOWN_TIMEOUT = 5.0
 # Hop-by-hop framing is ours to decide, whatever the app says.
 _FRAMING_HEADERS = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
@@ -133,8 +138,8 @@ class _Connection:
     abort: bool = field(default=False)
 
 
-def _format_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _format_url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -159,9 +164,11 @@ def _bind(host: str, port: int) -> socket.socket:
 class _HttpServer:
     """The connection handling shared by the thread and the foreground servers."""
 
-    def __init__(self, app: MetricsApp, limits: ServerLimits | None = None) -> None:
+    def __init__(self, app: MetricsApp, limits: ServerLimits | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.limits = limits if limits is not None else ServerLimits()
+        self.ssl_context = ssl_context
         self.host = ""
         self.port = 0
         self.evicted = 0
@@ -174,9 +181,13 @@ class _HttpServer:
         self._idle: OrderedDict[_Connection, None] = OrderedDict()
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context is not None else "http"
+
+    @property
     def url(self) -> str:
         """The ``/metrics`` URL this server answers on."""
-        return _format_url(self.host, self.port) + "/metrics"
+        return _format_url(self.host, self.port, self.scheme) + "/metrics"
 
     @property
     def open_connections(self) -> int:
@@ -191,10 +202,19 @@ class _HttpServer:
     async def start(self, host: str, port: int) -> None:
         sock = _bind(host, port)
         limits = self.limits
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None:
+            # asyncio completes the handshake before it hands us the connection,
+            # so a handshaking connection holds no slot: bound it like a request head.
+            tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": limits.header_timeout}
+            if sys.version_info >= (3, 11):
+                # Waiting for a client's close_notify (asyncio's default: 30 s) keeps
+                # the socket of a connection that already gave up its slot.
+                tls["ssl_shutdown_timeout"] = _TLS_SHUTDOWN_TIMEOUT
         try:
             self._server = await asyncio.start_server(
                 self._connection, sock=sock, backlog=_BACKLOG,
-                limit=max(limits.max_request_line, limits.max_header_line) + 2,
+                limit=max(limits.max_request_line, limits.max_header_line) + 2, **tls,
             )
         except BaseException:
             sock.close()
@@ -463,7 +483,7 @@ class _HttpServer:
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version,
             "method": request.method,
-            "scheme": "http",
+            "scheme": self.scheme,
             "path": request.path,
             "raw_path": request.raw_path,
             "query_string": request.query_string,
@@ -579,8 +599,9 @@ class MetricsServer:
     """
 
     def __init__(self, app: MetricsApp, host: str, port: int,
-                 limits: ServerLimits | None = None) -> None:
-        self._http = _HttpServer(app, limits)
+                 limits: ServerLimits | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self._http = _HttpServer(app, limits, ssl_context)
         self._requested = (host, port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -603,7 +624,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """The full ``/metrics`` URL, e.g. ``http://127.0.0.1:9464/metrics``."""
+        """The full ``/metrics`` URL, e.g. ``http://127.0.0.1:9464/metrics`` (https with TLS)."""
         return self._http.url
 
     def _start(self) -> None:
@@ -665,30 +686,53 @@ class MetricsServer:
 
 def start_metrics_server(port: int = 0, host: str = "127.0.0.1",
                          registry: MetricsRegistry | None = None, token: str | None = None,
-                         *, limits: ServerLimits | None = None) -> MetricsServer:
+                         *, limits: ServerLimits | None = None,
+                         certfile: StrPath | None = None, keyfile: StrPath | None = None,
+                         client_cafile: StrPath | None = None,
+                         client_capath: StrPath | None = None,
+                         client_auth_required: bool = False) -> MetricsServer:
     """Serve ``registry`` on ``http://host:port/metrics`` from a background daemon thread.
 
     ``port=0`` picks a free port (read it back from ``.port``); ``registry=None``
     serves the default registry. With ``token``, scrapes need
     ``Authorization: Bearer <token>``. Raises ``OSError`` when the address
     cannot be bound. Call ``.stop()`` (or use it as a context manager) to end it.
+
+    TLS, as prometheus-client's ``start_http_server``: ``certfile`` and
+    ``keyfile`` (PEM; without ``keyfile`` the key is read from ``certfile``)
+    serve ``https``; ``client_cafile`` / ``client_capath`` verify client
+    certificates against those CAs, and ``client_auth_required=True`` refuses
+    clients without one. A missing, unreadable or mismatched file raises
+    ``ValueError`` naming it.
     """
     _check_port(port)
-    server = MetricsServer(MetricsApp(registry, token=token), host, port, limits)
+    context = server_tls_context(certfile, keyfile, client_cafile=client_cafile,
+                                 client_capath=client_capath,
+                                 client_auth_required=client_auth_required)
+    server = MetricsServer(MetricsApp(registry, token=token), host, port, limits, context)
     server._start()
     return server
 
 
 async def serve_metrics(host: str, port: int, registry: MetricsRegistry | None = None,
                         token: str | None = None, *, limits: ServerLimits | None = None,
-                        on_started: Callable[[str], None] | None = None) -> None:
+                        on_started: Callable[[str], None] | None = None,
+                        certfile: StrPath | None = None, keyfile: StrPath | None = None,
+                        client_cafile: StrPath | None = None,
+                        client_capath: StrPath | None = None,
+                        client_auth_required: bool = False) -> None:
     """Serve ``registry`` on ``http://host:port/metrics`` in the current event loop, forever.
 
     Cancel the task to stop it (the socket is closed on the way out).
     ``on_started`` is called with the ``/metrics`` URL once the port is bound.
+    TLS arguments as :func:`start_metrics_server`; they are checked before the
+    port is bound.
     """
     _check_port(port)
-    http = _HttpServer(MetricsApp(registry, token=token), limits)
+    context = server_tls_context(certfile, keyfile, client_cafile=client_cafile,
+                                 client_capath=client_capath,
+                                 client_auth_required=client_auth_required)
+    http = _HttpServer(MetricsApp(registry, token=token), limits, context)
     await http.start(host, port)
     try:
         if on_started is not None:

@@ -11,6 +11,7 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -215,10 +216,13 @@ def open_files_at_least(needed: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def timed_scrape(host: str, port: int) -> tuple[float, bytes]:
+def timed_scrape(host: str, port: int, context: ssl.SSLContext | None) -> tuple[float, bytes]:
     """Seconds from connect to the whole response of one scrape on a new connection."""
     started = time.monotonic()
-    with socket.create_connection((host, port), timeout=5) as sock:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, port), timeout=5))
+        if context is not None:
+            sock = stack.enter_context(context.wrap_socket(sock, server_hostname=host))
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         chunks = []
         while chunk := sock.recv(65536):
@@ -226,33 +230,44 @@ def timed_scrape(host: str, port: int) -> tuple[float, bytes]:
     return time.monotonic() - started, b"".join(chunks)
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 def test_scrapes_are_answered_while_a_thousand_idle_and_slow_connections_are_held(
-        caplog: pytest.LogCaptureFixture) -> None:
+        tls: bool, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> None:
     registry = MetricsRegistry(CollectorRegistry())
     registry.counter("orders_total", "Orders.").inc()
+    context = None
+    server_tls: dict[str, Any] = {}
+    if tls:
+        tls_files = request.getfixturevalue("tls_files")  # skips without openssl
+        context = ssl.create_default_context(cafile=str(tls_files.ca))
+        server_tls = {"certfile": tls_files.server_cert, "keyfile": tls_files.server_key}
     held: list[socket.socket] = []
     files_before = psutil.Process().num_fds()
     # the held sockets, the server's ends of those it keeps, the listener, the rest
     with open_files_at_least(2 * HELD + 1024), caplog.at_level(logging.WARNING), \
-            start_metrics_server(registry=registry) as server:  # default limits: 256 slots
+            start_metrics_server(registry=registry, **server_tls) as server:  # 256 slots
         http = server._http
         try:
             started = time.monotonic()
             for i in range(HELD):
                 sock = socket.create_connection((server.host, server.port), timeout=5)
-                held.append(sock)
-                if i % 2:
-                    sock.sendall(SLOW_HEAD)  # and never the rest
-            wait_for(lambda: http.open_connections + http.evicted >= HELD, 10,
-                     what=f"the server to accept {HELD} connections")
+                if i % 2:  # slow: a part of the headers, and never the rest
+                    if context is not None:
+                        sock = context.wrap_socket(sock, server_hostname=server.host)
+                    sock.sendall(SLOW_HEAD)
+                held.append(sock)  # else idle: nothing (with TLS: not even a handshake)
+            slow = HELD // 2
+            wait_for(lambda: http.open_connections + http.evicted >= slow if tls
+                     else http.open_connections + http.evicted >= HELD, 10,
+                     what="the server to accept the held connections")
             opened = time.monotonic() - started
             assert http.open_connections == http.limits.max_connections
             latencies = []
             for _ in range(5):
-                seconds, response = timed_scrape(server.host, server.port)
+                seconds, response = timed_scrape(server.host, server.port, context)
                 assert response.startswith(b"HTTP/1.1 200 ") and b"orders_total 1.0" in response
                 latencies.append(seconds)
-            with httpx.Client(timeout=5) as client:  # keep-alive, like Prometheus
+            with httpx.Client(timeout=5, verify=context or True) as client:  # keep-alive
                 for _ in range(5):
                     began = time.monotonic()
                     assert client.get(server.url).status_code == 200
@@ -267,7 +282,8 @@ def test_scrapes_are_answered_while_a_thousand_idle_and_slow_connections_are_hel
     # every socket of the flood is closed, the server's ends and ours
     wait_for(lambda: psutil.Process().num_fds() <= files_before, 10, what="no leaked socket")
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
-    record("security", flood_connections_held=HELD,
-           flood_connections_opened_seconds=round(opened, 2),
-           flood_scrape_latency_max_ms=round(1000 * max(latencies), 1),
-           flood_connections_evicted=http.evicted)
+    scheme = "https" if tls else "http"
+    record("security", **{f"flood_{scheme}_connections_held": HELD,
+                          f"flood_{scheme}_connections_opened_seconds": round(opened, 2),
+                          f"flood_{scheme}_scrape_latency_max_ms": round(1000 * max(latencies), 1),
+                          f"flood_{scheme}_connections_evicted": http.evicted})
