@@ -2,10 +2,20 @@
 
 It speaks just enough HTTP/1.1 for Prometheus scrapes, curl and browsers:
 request line and headers are parsed with limits (oversized or malformed
-requests are answered 400/414/431 and the connection closed), reads have
-timeouts, keep-alive is supported, and ``/metrics`` is served by a
+requests, and HTTP/1.1 requests without exactly one valid ``Host``, are
+answered 400/414/431 and the connection closed), the request head has one
+deadline, keep-alive is supported, TLS (with optional client certificates)
+is available, and ``/metrics`` is served by a
 :class:`~promkit.exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
 inside a request is answered 500 and logged; it never stops the server.
+
+Connections are slots (``ServerLimits.max_connections``). A connection whose
+current request is not fully received — a new one that has sent nothing, a
+keep-alive one between requests, one part-way through its headers or body —
+is idle; one whose request is being answered is busy. A new connection at
+capacity evicts the connection idle the longest (closed without a response),
+so silent or slow clients cannot lock scrapes out; only when every slot is
+busy is it answered 503.
 """
 
 from __future__ import annotations
@@ -15,14 +25,18 @@ import contextlib
 import logging
 import re
 import socket
+import ssl
+import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 from promkit.exporters._asgi import Message, MetricsApp
+from promkit.exporters._tls import StrPath, server_tls_context
 from promkit.instrument.registry import MetricsRegistry
 
 __all__ = ["MetricsServer", "ServerLimits", "serve_metrics", "start_metrics_server"]
@@ -33,6 +47,15 @@ _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Field values may hold visible characters, spaces and tabs, nothing else below 0x20 or DEL.
 _BAD_VALUE_CHARS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"^[\x21-\x7e]+$")
+# RFC 9112 section 3.2 / RFC 3986: Host = uri-host [ ":" port ], where uri-host is
+# an IP-literal in brackets, or a reg-name (which covers IPv4 and DNS names; may be empty).
+_HOST = re.compile(
+    rb"^(?:\[[0-9A-Za-z._~!$&'()*+,;=:%-]+\]"
+    rb"|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
+    rb"(?::[0-9]*)?$")
+# Room for a burst of new connections while the loop is busy (the kernel caps it at somaxconn).
+_BACKLOG = 1024
+_TLS_SHUTDOWN_TIMEOUT = 5.0
 # Hop-by-hop framing is ours to decide, whatever the app says.
 _FRAMING_HEADERS = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
@@ -53,11 +76,14 @@ class ServerLimits:
     max_header_bytes: int = 65536
     max_body_bytes: int = 65536
     header_timeout: float = 10.0
+    """From a request's first byte (a new connection: from accept) to the end of its headers."""
     body_timeout: float = 10.0
     keepalive_timeout: float = 15.0
+    """How long a keep-alive connection may wait for the first byte of its next request."""
     write_timeout: float = 30.0
     max_requests_per_connection: int = 1000
     max_connections: int = 256
+    """Open connections; past it the longest-idle one is evicted, or 503 when all are busy."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -103,8 +129,17 @@ def _tokens(value: bytes | None) -> set[bytes]:
     return {part.strip().lower() for part in value.split(b",")}
 
 
-def _format_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+@dataclass(eq=False)
+class _Connection:
+    """One accepted connection: its task and writer, and whether to abort it on the way out."""
+
+    task: asyncio.Task[Any]
+    writer: asyncio.StreamWriter
+    abort: bool = field(default=False)
+
+
+def _format_url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -118,7 +153,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -129,26 +164,57 @@ def _bind(host: str, port: int) -> socket.socket:
 class _HttpServer:
     """The connection handling shared by the thread and the foreground servers."""
 
-    def __init__(self, app: MetricsApp, limits: ServerLimits | None = None) -> None:
+    def __init__(self, app: MetricsApp, limits: ServerLimits | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.limits = limits if limits is not None else ServerLimits()
+        self.ssl_context = ssl_context
         self.host = ""
         self.port = 0
+        self.evicted = 0
+        """Connections evicted so far to make room for new ones."""
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
+        self._connections: set[_Connection] = set()  # every connection, with a slot or not
+        # The connections holding a slot, and those of them that are idle, the
+        # longest-idle first (insertion order: a connection re-enters at the end).
+        self._open: set[_Connection] = set()
+        self._idle: OrderedDict[_Connection, None] = OrderedDict()
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context is not None else "http"
 
     @property
     def url(self) -> str:
         """The ``/metrics`` URL this server answers on."""
-        return _format_url(self.host, self.port) + "/metrics"
+        return _format_url(self.host, self.port, self.scheme) + "/metrics"
+
+    @property
+    def open_connections(self) -> int:
+        """Connections holding a slot (idle or busy)."""
+        return len(self._open)
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections holding a slot whose current request is not fully received."""
+        return len(self._idle)
 
     async def start(self, host: str, port: int) -> None:
         sock = _bind(host, port)
         limits = self.limits
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None:
+            # asyncio completes the handshake before it hands us the connection,
+            # so a handshaking connection holds no slot: bound it like a request head.
+            tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": limits.header_timeout}
+            if sys.version_info >= (3, 11):
+                # Waiting for a client's close_notify (asyncio's default: 30 s) keeps
+                # the socket of a connection that already gave up its slot.
+                tls["ssl_shutdown_timeout"] = _TLS_SHUTDOWN_TIMEOUT
         try:
             self._server = await asyncio.start_server(
-                self._connection, sock=sock,
-                limit=max(limits.max_request_line, limits.max_header_line) + 2,
+                self._connection, sock=sock, backlog=_BACKLOG,
+                limit=max(limits.max_request_line, limits.max_header_line) + 2, **tls,
             )
         except BaseException:
             sock.close()
@@ -159,10 +225,11 @@ class _HttpServer:
         if self._server is None:
             return
         self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        connections = list(self._connections)
+        for connection in connections:
+            self._drop(connection)
+        if connections:
+            await asyncio.gather(*(c.task for c in connections), return_exceptions=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 5.0)
         self._server = None
@@ -173,40 +240,81 @@ class _HttpServer:
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        connection = _Connection(task, writer)
+        self._connections.add(connection)
         try:
-            if len(self._connections) > self.limits.max_connections:
+            if not self._admit(connection):
                 await self._write_error(writer, 503, "too many connections")
                 await self._discard_input(reader, writer)
                 return
-            await self._serve_connection(reader, writer)
+            await self._serve_connection(connection, reader, writer)
         except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away or stopped reading: nothing to answer
         except asyncio.CancelledError:
             # close() cancels idle keep-alive connections (Prometheus always holds
-            # one); ending quietly keeps asyncio from logging the cancellation as
-            # an error in the stream protocol's callback.
+            # one), eviction cancels idle ones; ending quietly keeps asyncio from
+            # logging the cancellation as an error in the stream protocol's callback.
             pass
         except Exception:
             logger.exception("promkit metrics server: unexpected error on a connection")
         finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self._connections.discard(connection)
+            self._open.discard(connection)
+            self._idle.pop(connection, None)
+            if connection.abort:
+                writer.transport.abort()  # free the socket now, flush nothing
+            else:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def _serve_connection(self, reader: asyncio.StreamReader,
+    # -- slots: admission, idle and busy, eviction ---------------------------------------
+
+    def _admit(self, connection: _Connection) -> bool:
+        """Give ``connection`` a slot, evicting the longest-idle one at capacity."""
+        if len(self._open) >= self.limits.max_connections:
+            if not self._idle:
+                return False  # every slot is answering a request
+            victim, _ = self._idle.popitem(last=False)
+            self._open.discard(victim)
+            self._drop(victim)
+            self.evicted += 1
+        self._open.add(connection)
+        return True
+
+    @staticmethod
+    def _drop(connection: _Connection) -> None:
+        """Close ``connection`` now, without a response, and end its task."""
+        connection.abort = True
+        # Aborting the transport first ends the task even when the cancellation is
+        # lost: on Python < 3.12 asyncio.wait_for swallows a cancel that arrives as
+        # the awaited operation completes, and the task would go on to its next read.
+        connection.writer.transport.abort()
+        connection.task.cancel()
+
+    def _set_idle(self, connection: _Connection) -> None:
+        self._idle.pop(connection, None)
+        self._idle[connection] = None
+
+    def _set_busy(self, connection: _Connection) -> None:
+        self._idle.pop(connection, None)
+
+    async def _serve_connection(self, connection: _Connection, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         limits = self.limits
         for served in range(limits.max_requests_per_connection):
+            self._set_idle(connection)
             try:
                 request = await self._read_request(reader, writer, first=served == 0)
             except _ClientGone:
                 return
             except _HttpError as err:
+                self._set_busy(connection)
                 await self._write_error(writer, err.status, err.message)
+                self._set_idle(connection)
                 await self._discard_input(reader, writer)
                 return
+            self._set_busy(connection)
             keep_alive = request.keep_alive and served + 1 < limits.max_requests_per_connection
             status, headers, body = await self._dispatch(request, writer)
             await self._write_response(writer, status, headers, body, keep_alive,
@@ -217,20 +325,23 @@ class _HttpServer:
     async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             *, first: bool) -> _Request:
         limits = self.limits
+        prefix = b""
+        if not first:
+            # Between requests: wait for the next one's first byte, quietly.
+            try:
+                prefix = await asyncio.wait_for(reader.read(1), limits.keepalive_timeout)
+            except asyncio.TimeoutError:
+                raise _ClientGone from None
+            if not prefix:
+                raise _ClientGone
+        # One deadline for the whole head, however it trickles in: a client
+        # sending a byte every few seconds cannot keep a request open forever.
         try:
-            line = await asyncio.wait_for(
-                self._read_line(reader, limits.max_request_line, 414, "request line too long",
-                                first_line=True),
-                limits.header_timeout if first else limits.keepalive_timeout)
-        except asyncio.TimeoutError:
-            if first:
-                raise _HttpError(408, "request timeout") from None
-            raise _ClientGone from None  # an idle keep-alive connection: close quietly
-        method, raw_target, version = self._parse_request_line(line)
-        try:
-            headers = await asyncio.wait_for(self._read_headers(reader), limits.header_timeout)
+            method, raw_target, version, headers = await asyncio.wait_for(
+                self._read_head(reader, prefix), limits.header_timeout)
         except asyncio.TimeoutError:
             raise _HttpError(408, "request timeout") from None
+        self._check_host(headers, version)
         raw_path, _, query = raw_target.partition(b"?")
         try:
             path = unquote(raw_path.decode("ascii"), encoding="utf-8", errors="strict")
@@ -243,14 +354,35 @@ class _HttpServer:
         body = await self._read_body(reader, writer, headers)
         return _Request(method, raw_path, path, query, version, headers, body, keep_alive)
 
+    async def _read_head(self, reader: asyncio.StreamReader, prefix: bytes
+                         ) -> tuple[str, bytes, str, list[tuple[bytes, bytes]]]:
+        line = await self._read_line(reader, self.limits.max_request_line, 414,
+                                     "request line too long", first_line=True, prefix=prefix)
+        method, raw_target, version = self._parse_request_line(line)
+        return method, raw_target, version, await self._read_headers(reader)
+
+    @staticmethod
+    def _check_host(headers: list[tuple[bytes, bytes]], version: str) -> None:
+        # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without Host, and for
+        # any request with more than one Host or an invalid one (HTTP/1.0 may omit it).
+        hosts = [value for name, value in headers if name == b"host"]
+        if len(hosts) > 1:
+            raise _HttpError(400, "more than one Host header")
+        if not hosts:
+            if version == "1.1":
+                raise _HttpError(400, "HTTP/1.1 request without a Host header")
+            return
+        if not _HOST.match(hosts[0]):
+            raise _HttpError(400, "invalid Host header: expected host[:port]")
+
     async def _read_line(self, reader: asyncio.StreamReader, max_length: int, status: int,
-                         message: str, *, first_line: bool = False) -> bytes:
+                         message: str, *, first_line: bool = False, prefix: bytes = b"") -> bytes:
         try:
-            line = await reader.readuntil(b"\n")
+            line = prefix + await reader.readuntil(b"\n")
         except asyncio.LimitOverrunError:
             raise _HttpError(status, message) from None
         except asyncio.IncompleteReadError as exc:
-            if first_line and not exc.partial:
+            if first_line and not (prefix or exc.partial):
                 raise _ClientGone from None  # a clean close between requests
             raise _HttpError(400, "request ended before its headers were complete") from None
         line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
@@ -351,7 +483,7 @@ class _HttpServer:
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version,
             "method": request.method,
-            "scheme": "http",
+            "scheme": self.scheme,
             "path": request.path,
             "raw_path": request.raw_path,
             "query_string": request.query_string,
@@ -467,8 +599,9 @@ class MetricsServer:
     """
 
     def __init__(self, app: MetricsApp, host: str, port: int,
-                 limits: ServerLimits | None = None) -> None:
-        self._http = _HttpServer(app, limits)
+                 limits: ServerLimits | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self._http = _HttpServer(app, limits, ssl_context)
         self._requested = (host, port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -491,7 +624,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """The full ``/metrics`` URL, e.g. ``http://127.0.0.1:9464/metrics``."""
+        """The full ``/metrics`` URL, e.g. ``http://127.0.0.1:9464/metrics`` (https with TLS)."""
         return self._http.url
 
     def _start(self) -> None:
@@ -553,30 +686,53 @@ class MetricsServer:
 
 def start_metrics_server(port: int = 0, host: str = "127.0.0.1",
                          registry: MetricsRegistry | None = None, token: str | None = None,
-                         *, limits: ServerLimits | None = None) -> MetricsServer:
+                         *, limits: ServerLimits | None = None,
+                         certfile: StrPath | None = None, keyfile: StrPath | None = None,
+                         client_cafile: StrPath | None = None,
+                         client_capath: StrPath | None = None,
+                         client_auth_required: bool = False) -> MetricsServer:
     """Serve ``registry`` on ``http://host:port/metrics`` from a background daemon thread.
 
     ``port=0`` picks a free port (read it back from ``.port``); ``registry=None``
     serves the default registry. With ``token``, scrapes need
     ``Authorization: Bearer <token>``. Raises ``OSError`` when the address
     cannot be bound. Call ``.stop()`` (or use it as a context manager) to end it.
+
+    TLS, as prometheus-client's ``start_http_server``: ``certfile`` and
+    ``keyfile`` (PEM; without ``keyfile`` the key is read from ``certfile``)
+    serve ``https``; ``client_cafile`` / ``client_capath`` verify client
+    certificates against those CAs, and ``client_auth_required=True`` refuses
+    clients without one. A missing, unreadable or mismatched file raises
+    ``ValueError`` naming it.
     """
     _check_port(port)
-    server = MetricsServer(MetricsApp(registry, token=token), host, port, limits)
+    context = server_tls_context(certfile, keyfile, client_cafile=client_cafile,
+                                 client_capath=client_capath,
+                                 client_auth_required=client_auth_required)
+    server = MetricsServer(MetricsApp(registry, token=token), host, port, limits, context)
     server._start()
     return server
 
 
 async def serve_metrics(host: str, port: int, registry: MetricsRegistry | None = None,
                         token: str | None = None, *, limits: ServerLimits | None = None,
-                        on_started: Callable[[str], None] | None = None) -> None:
+                        on_started: Callable[[str], None] | None = None,
+                        certfile: StrPath | None = None, keyfile: StrPath | None = None,
+                        client_cafile: StrPath | None = None,
+                        client_capath: StrPath | None = None,
+                        client_auth_required: bool = False) -> None:
     """Serve ``registry`` on ``http://host:port/metrics`` in the current event loop, forever.
 
     Cancel the task to stop it (the socket is closed on the way out).
     ``on_started`` is called with the ``/metrics`` URL once the port is bound.
+    TLS arguments as :func:`start_metrics_server`; they are checked before the
+    port is bound.
     """
     _check_port(port)
-    http = _HttpServer(MetricsApp(registry, token=token), limits)
+    context = server_tls_context(certfile, keyfile, client_cafile=client_cafile,
+                                 client_capath=client_capath,
+                                 client_auth_required=client_auth_required)
+    http = _HttpServer(MetricsApp(registry, token=token), limits, context)
     await http.start(host, port)
     try:
         if on_started is not None:

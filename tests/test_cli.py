@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -37,9 +38,10 @@ def free_port() -> int:
 
 
 class Serving:
-    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, line: str) -> None:
         self.process = process
         self.url = url
+        self.line = line  # "promkit: serving metrics on ..."
 
 
 def start_serve(*args: str, env: dict[str, str] | None = None) -> Serving:
@@ -53,12 +55,12 @@ def start_serve(*args: str, env: dict[str, str] | None = None) -> Serving:
         line = process.stdout.readline()
         if "serving metrics on" in line or not line:
             break
-    match = re.search(r"http://\S+/metrics", line)
+    match = re.search(r"https?://\S+/metrics", line)
     if match is None:
         process.kill()
         _, err = process.communicate(timeout=10)
         pytest.fail(f"promkit serve did not start: {line!r} {err!r}")
-    return Serving(process, match.group(0))
+    return Serving(process, match.group(0), line)
 
 
 @pytest.fixture
@@ -266,3 +268,71 @@ def test_a_busy_port_is_reported(serving: list[Serving]) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- promkit serve with TLS ------------------------------------------------------------------
+
+
+def tls_client(tls_files, with_cert: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls_files.ca))
+    if with_cert:
+        context.load_cert_chain(str(tls_files.client_cert), str(tls_files.client_key))
+    return context
+
+
+def test_serve_with_tls_and_required_client_certificates(serving: list[Serving],
+                                                         tls_files) -> None:
+    item = start_serve("--port", "0", "--tls-cert", str(tls_files.server_cert),
+                       "--tls-key", str(tls_files.server_key),
+                       "--tls-client-ca", str(tls_files.ca))
+    serving.append(item)
+    assert item.url.startswith("https://127.0.0.1:")
+    assert item.line.rstrip().endswith("/metrics (client certificate required)")
+    ok = httpx.get(item.url, verify=tls_client(tls_files, True), timeout=10)
+    assert ok.status_code == 200 and "process_resident_memory_bytes" in ok.text
+    with pytest.raises(httpx.TransportError):  # no client certificate
+        httpx.get(item.url, verify=tls_client(tls_files, False), timeout=10)
+    with pytest.raises(httpx.TransportError):  # plain HTTP to the TLS port
+        httpx.get(item.url.replace("https://", "http://"), timeout=10)
+    assert httpx.get(item.url, verify=tls_client(tls_files, True), timeout=10).status_code == 200
+    code, _, err = stop(item)
+    assert code == 0 and err == ""
+
+
+def test_serve_with_tls_warns_about_a_readable_key(serving: list[Serving], tls_files,
+                                                   tmp_path: Path) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(tls_files.server_key.read_bytes())
+    key.chmod(0o644)
+    item = start_serve("--port", "0", "--tls-cert", str(tls_files.server_cert),
+                       "--tls-key", str(key))
+    serving.append(item)
+    assert httpx.get(item.url, verify=tls_client(tls_files, False), timeout=10).status_code == 200
+    _, _, err = stop(item)
+    assert f"promkit: warning: --tls-key {str(key)!r} (the private key) is readable by " in err
+
+
+def test_serve_refuses_bad_tls_flags_and_files(tls_files, tmp_path: Path) -> None:
+    cert, key = str(tls_files.server_cert), str(tls_files.server_key)
+    cases = [
+        (["--tls-key", key], "--tls-key needs --tls-cert"),
+        (["--tls-client-ca", str(tls_files.ca)], "--tls-client-ca needs --tls-cert"),
+        (["--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", key],
+         f"cannot read the TLS certificate file {str(tmp_path / 'missing.pem')!r}: "
+         "No such file or directory"),
+        (["--tls-cert", cert, "--tls-key", str(tmp_path)],
+         f"cannot read the TLS key file {str(tmp_path)!r}: Is a directory"),
+        (["--tls-cert", cert, "--tls-key", str(tls_files.client_key)],
+         f"the private key in the TLS key file {str(tls_files.client_key)!r} does not "
+         f"match the certificate in {cert!r}"),
+        (["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", key],
+         f"the TLS client CA file {key!r} holds no PEM certificate "
+         "(-----BEGIN CERTIFICATE-----)"),
+        (["--tls-cert", cert, "--tls-key", key, "--tls-client-ca-dir", cert],
+         f"the TLS client CA directory {cert!r} is not a directory"),
+    ]
+    for flags, message in cases:
+        result = run("serve", "--port", "0", *flags)
+        assert result.returncode == 2, (flags, result.stdout, result.stderr)
+        assert result.stderr == f"promkit: error: {message}\n", flags
+        assert "serving metrics" not in result.stdout

@@ -1,14 +1,20 @@
-"""push_metrics against a real prometheus-pushgateway on 127.0.0.1; argument checks."""
+"""push_metrics against a real prometheus-pushgateway on 127.0.0.1, and against a
+small HTTP server that demands basic auth; argument checks."""
 
+import base64
+import functools
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import basic_auth_handler, default_handler
 from prometheus_client.parser import text_string_to_metric_families
 
 from promkit.exporters import PushError, push_metrics
@@ -182,6 +188,15 @@ def test_never_raise_returns_false_and_counts_the_failure(batch: MetricsRegistry
         ({"grouping_key": ["instance"]}, "must be a mapping"),
         ({"timeout": 0}, "timeout must be a positive number"),
         ({"method": "put"}, "method must be one of ['delete', 'push', 'pushadd']"),
+        ({"basic_auth": ("user", "pw"), "handler": default_handler},
+         "give handler or basic_auth, not both"),
+        ({"handler": "default_handler"}, "handler must be callable"),
+        ({"basic_auth": "user:pw"}, "basic_auth must be a (username, password) pair"),
+        ({"basic_auth": ("user", "pw", "x")}, "basic_auth must be a (username, password) pair"),
+        ({"basic_auth": ("user", None)}, "basic_auth must be a (username, password) pair"),
+        ({"basic_auth": ("", "pw")}, "basic_auth username is empty"),
+        ({"basic_auth": ("us:er", "pw")}, "basic_auth username contains ':'"),
+        ({"basic_auth": ("user", "p\nw")}, "contains control characters"),
     ],
 )
 def test_invalid_arguments_raise_value_error(batch: MetricsRegistry, kwargs: dict[str, object],
@@ -192,3 +207,117 @@ def test_invalid_arguments_raise_value_error(batch: MetricsRegistry, kwargs: dic
         push_metrics(**args, never_raise=True)  # type: ignore[arg-type]
     assert message in str(info.value)
     assert "user:pw" not in str(info.value)  # credentials never echoed
+
+
+# -- authentication: a gateway behind basic auth -------------------------------------------
+
+USER, PASSWORD = "pusher", "pw-7c1e9a3b5d"
+
+
+class AuthGateway:
+    """A Pushgateway stand-in on 127.0.0.1 that demands HTTP Basic auth (the real
+    one has no built-in auth; it is put behind a proxy that does this)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str | None, bytes]] = []
+        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                auth = self.headers.get("authorization")
+                gateway.requests.append((self.command, self.path, auth, body))
+                if auth != expected:
+                    self.send_response(401)
+                    self.send_header("www-authenticate", 'Basic realm="pushgateway"')
+                    answer = b"unauthorized\n"
+                else:
+                    self.send_response(200 if self.command != "DELETE" else 202)
+                    answer = b""
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_PUT = do_POST = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # quiet
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+@pytest.fixture
+def auth_gateway() -> Iterator[AuthGateway]:
+    gateway = AuthGateway()
+    gateway.thread.start()
+    try:
+        yield gateway
+    finally:
+        gateway.server.shutdown()
+        gateway.server.server_close()
+        gateway.thread.join(10)
+
+
+def test_basic_auth_is_sent_for_every_method(auth_gateway: AuthGateway,
+                                             batch: MetricsRegistry) -> None:
+    auth = (USER, PASSWORD)
+    assert push_metrics(auth_gateway.url, "nightly", batch, grouping_key={"instance": "w1"},
+                        basic_auth=auth)
+    assert push_metrics(auth_gateway.url, "nightly", batch, method="pushadd", basic_auth=auth)
+    assert push_metrics(auth_gateway.url, "nightly", method="delete", basic_auth=auth)
+    methods = [(m, path) for m, path, _, _ in auth_gateway.requests]
+    assert methods == [("PUT", "/metrics/job/nightly/instance/w1"),
+                       ("POST", "/metrics/job/nightly"), ("DELETE", "/metrics/job/nightly")]
+    assert b'batch_records_total{stage="load"} 3.0' in auth_gateway.requests[0][3]
+
+
+def test_missing_or_wrong_credentials_raise_push_error_without_the_password(
+        auth_gateway: AuthGateway, batch: MetricsRegistry) -> None:
+    for kwargs in ({}, {"basic_auth": (USER, "wrong-" + PASSWORD)}):
+        with pytest.raises(PushError) as info:
+            push_metrics(auth_gateway.url, "nightly", batch, **kwargs)
+        message = str(info.value)
+        assert f"to pushgateway {auth_gateway.url} failed" in message
+        assert "HTTP 401 Unauthorized: unauthorized" in message
+        assert PASSWORD not in message
+    assert auth_gateway.requests[0][2] is None  # the first push sent no credentials
+
+
+def test_never_raise_counts_a_refused_push(auth_gateway: AuthGateway,
+                                           batch: MetricsRegistry) -> None:
+    assert push_metrics(auth_gateway.url, "nightly", batch, basic_auth=(USER, "wrong"),
+                        never_raise=True) is False
+    assert batch.collector_registry.get_sample_value(
+        "promkit_instrumentation_errors_total", {"cause": "push:HTTPError"}) == 1
+
+
+def test_any_prometheus_client_handler_is_accepted(auth_gateway: AuthGateway,
+                                                   batch: MetricsRegistry) -> None:
+    # prometheus-client's own basic-auth handler, given its credentials
+    handler = functools.partial(basic_auth_handler, username=USER, password=PASSWORD)
+    assert push_metrics(auth_gateway.url, "nightly", batch, handler=handler)
+
+    # a handler of one's own, with default_handler's signature
+    calls = []
+
+    def recording_handler(url, method, timeout, headers, data):
+        calls.append((url, method, timeout, list(headers), len(data)))
+        return basic_auth_handler(url, method, timeout, headers, data, USER, PASSWORD)
+
+    assert push_metrics(auth_gateway.url, "nightly", batch, timeout=3,
+                        handler=recording_handler, method="pushadd")
+    (url, method, timeout, headers, size), = calls
+    assert url == f"{auth_gateway.url}/metrics/job/nightly" and method == "POST"
+    assert timeout == 3 and size > 0 and ("Content-Type" in dict(headers))
+    assert len(auth_gateway.requests) == 2
+    assert all(auth is not None for _, _, auth, _ in auth_gateway.requests)
+
+    def failing_handler(url, method, timeout, headers, data):
+        raise RuntimeError("no route to the gateway's proxy")
+
+    with pytest.raises(PushError, match="RuntimeError: no route to the gateway's proxy"):
+        push_metrics(auth_gateway.url, "nightly", batch, handler=failing_handler)

@@ -63,7 +63,9 @@ def _add_serve(subparsers: Subparsers) -> None:
             "platform and GC collectors, plus promkit's self-metrics) on "
             "http://HOST:PORT/metrics until SIGINT or SIGTERM. With PROMETHEUS_MULTIPROC_DIR "
             "set it serves the aggregated multiprocess metrics. A bearer token, if any, "
-            f"comes from --token-file or the {TOKEN_ENV} environment variable."
+            f"comes from --token-file or the {TOKEN_ENV} environment variable. With "
+            "--tls-cert it serves https; with --tls-client-ca (or --tls-client-ca-dir) "
+            "scrapers must present a certificate signed by that CA."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1",
@@ -76,6 +78,17 @@ def _add_serve(subparsers: Subparsers) -> None:
     # A token given as an argument would show in `ps` and shell history: refuse
     # it by name, without echoing the value back.
     parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls-cert", metavar="FILE",
+                     help="serve https with this PEM certificate (intermediates after it)")
+    tls.add_argument("--tls-key", metavar="FILE",
+                     help="its unencrypted PEM private key (default: read from --tls-cert)")
+    tls.add_argument("--tls-client-ca", metavar="FILE",
+                     help="require client certificates signed by the CA certificates in "
+                          "this PEM file")
+    tls.add_argument("--tls-client-ca-dir", metavar="DIR",
+                     help="the same, from a directory of CA certificates in OpenSSL's "
+                          "hashed layout (openssl rehash)")
     parser.add_argument("--redis-url", metavar="URL",
                         help="Redis holding the --redis-queue queues (default: "
                              f"${REDIS_URL_ENV}; prefer it when the URL holds a password)")
@@ -123,14 +136,34 @@ def _read_token(path: str | None) -> str | None:
     return token
 
 
+def _check_tls_flags(args: argparse.Namespace) -> bool:
+    """Check the --tls-* flags' combination (the files are checked when the server
+    starts); True when client certificates are required."""
+    if args.tls_cert is None:
+        for flag in ("tls_key", "tls_client_ca", "tls_client_ca_dir"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs --tls-cert")
+        return False
+    key = args.tls_key if args.tls_key is not None else args.tls_cert
+    with contextlib.suppress(OSError):  # an unreadable file is reported when it is loaded
+        if os.stat(key).st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            flag = "--tls-key" if args.tls_key is not None else "--tls-cert"
+            print(f"promkit: warning: {flag} {key!r} (the private key) is readable by "
+                  "other users", file=sys.stderr)
+    return args.tls_client_ca is not None or args.tls_client_ca_dir is not None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from promkit.exporters import serve_metrics
 
     token = _read_token(args.token_file)
+    client_auth = _check_tls_flags(args)
     queues = _redis_queues(args)
+    notes = [*(["bearer token required"] if token else []),
+             *(["client certificate required"] if client_auth else [])]
 
     def started(url: str) -> None:
-        print(f"promkit: serving metrics on {url}" + (" (bearer token required)" if token else "")
+        print(f"promkit: serving metrics on {url}" + (f" ({', '.join(notes)})" if notes else "")
               + (f" with {len(queues.specs)} Redis queue(s)" if queues else ""), flush=True)
 
     async def run() -> None:
@@ -140,10 +173,18 @@ def _serve(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await serve_metrics(args.host, args.port, token=token, on_started=started)
+            await serve_metrics(args.host, args.port, token=token, on_started=started,
+                                certfile=args.tls_cert, keyfile=args.tls_key,
+                                client_cafile=args.tls_client_ca,
+                                client_capath=args.tls_client_ca_dir,
+                                client_auth_required=client_auth)
 
     try:
         asyncio.run(run())
+    except ValueError as exc:
+        # A TLS file that is missing, unreadable, not PEM, encrypted or not matching,
+        # found before the port is bound.
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         # An unknown or non-local address is a bad argument (2); a busy port or
         # a missing permission is a failure to start (1).

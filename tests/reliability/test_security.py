@@ -1,30 +1,37 @@
-"""Security: /metrics behind a token, correlation-header injection, and no secret from
-configuration in generated files, logs or /metrics."""
+"""Security: /metrics behind a token, correlation-header injection, no secret from
+configuration in generated files, logs or /metrics, and the standalone exporter
+answering scrapes while a thousand idle or slow connections are held open."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import io
+import logging
 import os
+import resource
+import socket
+import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.responses import PlainTextResponse
 
-from promkit.exporters import RedisQueueCollector, metrics_app
+from promkit.exporters import RedisQueueCollector, metrics_app, start_metrics_server
 from promkit.instrument import HttpMetricsMiddleware, MetricsRegistry
 from promkit.instrument.correlation import valid_correlation_id
 from promkit.instrument.logs import configure_logging
 from promkit.instrument.queues import send_webhook
 
-from .conftest import add, asgi_call, record
+from .conftest import add, asgi_call, record, wait_for
 
 TOKEN = "tok-3f9a1c7e5b2d4a6f8e0c1b3d5f7a9c2e"
 REDIS_PASSWORD = "redis-pw-9c1e7a3b5d2f4e6a"
@@ -185,3 +192,98 @@ def test_no_secret_in_generated_files(tmp_path: Path) -> None:
     for secret in SECRETS:
         assert secret not in proc.stdout + proc.stderr
     record("security", generated_files_checked=len(files))
+
+
+# -- the standalone exporter under a connection flood -------------------------------------
+
+HELD = 1000
+SLOW_HEAD = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
+
+
+@contextlib.contextmanager
+def open_files_at_least(needed: int) -> Iterator[None]:
+    """Raise this process's soft RLIMIT_NOFILE to ``needed`` for the test, then restore it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        yield
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the hard RLIMIT_NOFILE ({hard}) is below the {needed} files this needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def timed_scrape(host: str, port: int, context: ssl.SSLContext | None) -> tuple[float, bytes]:
+    """Seconds from connect to the whole response of one scrape on a new connection."""
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, port), timeout=5))
+        if context is not None:
+            sock = stack.enter_context(context.wrap_socket(sock, server_hostname=host))
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return time.monotonic() - started, b"".join(chunks)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_scrapes_are_answered_while_a_thousand_idle_and_slow_connections_are_held(
+        tls: bool, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> None:
+    registry = MetricsRegistry(CollectorRegistry())
+    registry.counter("orders_total", "Orders.").inc()
+    context = None
+    server_tls: dict[str, Any] = {}
+    if tls:
+        tls_files = request.getfixturevalue("tls_files")  # skips without openssl
+        context = ssl.create_default_context(cafile=str(tls_files.ca))
+        server_tls = {"certfile": tls_files.server_cert, "keyfile": tls_files.server_key}
+    held: list[socket.socket] = []
+    files_before = psutil.Process().num_fds()
+    # the held sockets, the server's ends of those it keeps, the listener, the rest
+    with open_files_at_least(2 * HELD + 1024), caplog.at_level(logging.WARNING), \
+            start_metrics_server(registry=registry, **server_tls) as server:  # 256 slots
+        http = server._http
+        try:
+            started = time.monotonic()
+            for i in range(HELD):
+                sock = socket.create_connection((server.host, server.port), timeout=5)
+                if i % 2:  # slow: a part of the headers, and never the rest
+                    if context is not None:
+                        sock = context.wrap_socket(sock, server_hostname=server.host)
+                    sock.sendall(SLOW_HEAD)
+                held.append(sock)  # else idle: nothing (with TLS: not even a handshake)
+            slow = HELD // 2
+            wait_for(lambda: http.open_connections + http.evicted >= slow if tls
+                     else http.open_connections + http.evicted >= HELD, 10,
+                     what="the server to accept the held connections")
+            opened = time.monotonic() - started
+            assert http.open_connections == http.limits.max_connections
+            latencies = []
+            for _ in range(5):
+                seconds, response = timed_scrape(server.host, server.port, context)
+                assert response.startswith(b"HTTP/1.1 200 ") and b"orders_total 1.0" in response
+                latencies.append(seconds)
+            with httpx.Client(timeout=5, verify=context or True) as client:  # keep-alive
+                for _ in range(5):
+                    began = time.monotonic()
+                    assert client.get(server.url).status_code == 200
+                    latencies.append(time.monotonic() - began)
+            assert max(latencies) < 1.0, latencies
+            assert http.open_connections <= http.limits.max_connections
+        finally:
+            for sock in held:
+                sock.close()
+        wait_for(lambda: http.open_connections == 0, 10,
+                 what="the server to close its ends of the held connections")
+    # every socket of the flood is closed, the server's ends and ours
+    wait_for(lambda: psutil.Process().num_fds() <= files_before, 10, what="no leaked socket")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    scheme = "https" if tls else "http"
+    record("security", **{f"flood_{scheme}_connections_held": HELD,
+                          f"flood_{scheme}_connections_opened_seconds": round(opened, 2),
+                          f"flood_{scheme}_scrape_latency_max_ms": round(1000 * max(latencies), 1),
+                          f"flood_{scheme}_connections_evicted": http.evicted})
