@@ -10,6 +10,7 @@ from typing import Any
 from promkit.instrument import correlation as _correlation
 from promkit.instrument import tracing as _tracing
 from promkit.instrument._metrics import ExemplarLabels, InProgressTokens, http_request_recorder
+from promkit.instrument._routes import RouteTemplates, find_router, route_path
 from promkit.instrument.logs import RequestLine, access_logger
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
@@ -22,7 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED_ROUTE = "__unmatched__"
-"""``http_route`` of requests no route matched (404s, redirects): raw paths never become labels."""
+"""``http_route`` of requests no route matched (404s, slash redirects): raw paths never become
+labels."""
 OTHER_METHOD = "_OTHER"
 """``http_request_method`` of methods outside the known set (OpenTelemetry's value)."""
 
@@ -43,10 +45,12 @@ class HttpMetricsMiddleware:
     """Record HTTP and WebSocket metrics from the catalog; bind a correlation ID.
 
     Add it with ``app.add_middleware(HttpMetricsMiddleware)`` (Starlette or
-    FastAPI). Requests are labelled by method, route *template* (from the
-    router, e.g. ``/items/{item_id}``) and status code; unknown methods become
-    ``_OTHER`` and unmatched paths ``__unmatched__``. Paths in
-    ``exclude_paths`` (and below them) pass through untouched.
+    FastAPI). Requests are labelled by method, route *template* (the full
+    template the app declared, e.g. ``/api/v1/items/{item_id}``: mount and
+    include prefixes in, the root path out) and status code; unknown methods
+    become ``_OTHER`` and unmatched paths ``__unmatched__``. Paths in
+    ``exclude_paths`` (and below them, compared without the root path) pass
+    through untouched.
 
     The correlation ID comes from the ``X-Correlation-ID`` (or
     ``X-Request-ID``) header when it is a valid UUID, else a new UUID4; it is
@@ -113,7 +117,9 @@ class HttpMetricsMiddleware:
         self._children: dict[tuple[str, str, int], tuple[
             Callable[[float, Any, int, int], None], RequestLine | None]] = {}
         self._active_tokens: dict[str, InProgressTokens] = {}
-        self._templates: dict[tuple[int, str], str] = {}
+        # The router below this middleware, indexed on first use; route object -> template.
+        self._routes = RouteTemplates(find_router(app), UNMATCHED_ROUTE)
+        self._route_labels = self._routes.by_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The HTTP path is inline, not a method awaited from here: one coroutine
@@ -125,6 +131,9 @@ class HttpMetricsMiddleware:
                 await self.app(scope, receive, send)
             return
         path = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path:  # behind a proxy's prefix (uvicorn --root-path): compare without it
+            path = route_path(path, root_path)
         if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
             await self.app(scope, receive, send)
             return
@@ -169,7 +178,6 @@ class HttpMetricsMiddleware:
                 exemplar = cid  # stands for {"correlation_id": cid}, built at scrape time
         elif cid and self._tracing and _tracing.tracing_active():
             _tracing.annotate_current_span(cid, self.registry.failures)
-        root_path = scope.get("root_path", "")
         status = 0
         response_size = 0
         finished = 0.0
@@ -201,13 +209,15 @@ class HttpMetricsMiddleware:
         finally:
             duration = (finished or perf_counter()) - start
             try:
+                # The router leaves the matched route in the scope (Starlette 1.7+): its
+                # full template is cached per route object. Otherwise, or behind a Mount
+                # whose router did not say, RouteTemplates finds it.
                 route = scope.get("route")
-                if route is None:
-                    template = UNMATCHED_ROUTE
-                elif scope.get("root_path", "") == root_path:
-                    template = route.path
+                cached = self._route_labels.get(id(route))
+                if cached is not None and cached[0] is route:
+                    template = cached[1]
                 else:
-                    template = self._mounted_template(scope, route, root_path)
+                    template = self._routes.template(scope, path)
                 if failure is not None:
                     if status == 0:
                         status = 500  # the server answers an escaped exception with a 500
@@ -250,26 +260,14 @@ class HttpMetricsMiddleware:
             self._children[key] = children
         return children
 
-    def _mounted_template(self, scope: Scope, route: Any, outer_root_path: str) -> str:
-        # Starlette overwrites scope["route"] at each router level, so behind a
-        # Mount only the innermost route is left: rebuild the full template by
-        # walking the mounts from the top router.
-        cache_key = (id(route), scope.get("root_path", ""))
-        template = self._templates.get(cache_key)
-        if template is not None:
-            return template
-        template = _walk_mounts(scope.get("router"), scope["path"][len(outer_root_path):], route)
-        if len(self._templates) < _TEMPLATE_CACHE_LIMIT:
-            self._templates[cache_key] = template
-        return template
-
     # -------------------------------------------------------------------- WebSocket
 
     def _is_excluded(self, path: str) -> bool:
         return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._is_excluded(scope["path"]):
+        path = route_path(scope["path"], scope.get("root_path", ""))
+        if self._is_excluded(path):
             await self.app(scope, receive, send)
             return
         template = UNMATCHED_ROUTE
@@ -306,8 +304,11 @@ class HttpMetricsMiddleware:
                 sent += 1
             elif kind == "websocket.accept" and not accepted:
                 accepted = True
-                template = self._route_template(scope)
-                self._ws_active.labels(template).inc()
+                try:
+                    template = self._routes.template(scope, path)
+                    self._ws_active.labels(template).inc()
+                except Exception as exc:  # recording must never break the session
+                    self.registry.failures.failure("websocket_middleware", exc)
             elif kind == "websocket.close" and not close_code:
                 close_code = str(message.get("code", 1000))
             await send(message)
@@ -320,7 +321,7 @@ class HttpMetricsMiddleware:
                     self._ws_active.labels(template).dec()
                     self._ws_duration.labels(template).observe(time.perf_counter() - start)
                 else:
-                    template = self._route_template(scope)
+                    template = self._routes.template(scope, path)
                 self._ws_messages.labels(template, "receive").inc(received)
                 self._ws_messages.labels(template, "transmit").inc(sent)
                 self._ws_closes.labels(template, close_code or "1006").inc()
@@ -328,35 +329,3 @@ class HttpMetricsMiddleware:
                 self.registry.failures.failure("websocket_middleware", exc)
             if token is not None:
                 _correlation.correlation_id_var.reset(token)
-
-    def _route_template(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is None:
-            return UNMATCHED_ROUTE
-        if scope.get("root_path", ""):
-            return self._mounted_template(scope, route, "")
-        return str(route.path)
-
-
-def _walk_mounts(router: Any, path: str, target: Any) -> str:
-    """The full path template of ``target`` reached through the Mounts in ``router``."""
-    prefix = ""
-    routes = getattr(router, "routes", None) or []
-    for _ in range(16):  # mounts nest a few levels at most
-        next_routes = None
-        for candidate in routes:
-            if candidate is target:
-                return prefix + str(getattr(target, "path", ""))
-            mount_regex = getattr(candidate, "path_regex", None)
-            sub_routes = getattr(candidate, "routes", None)
-            if sub_routes and mount_regex is not None:
-                match = mount_regex.match(path)
-                if match and "path" in match.groupdict():
-                    prefix += str(candidate.path)
-                    path = "/" + match.group("path")
-                    next_routes = sub_routes
-                    break
-        if next_routes is None:
-            break
-        routes = next_routes
-    return prefix + str(getattr(target, "path", "")) if prefix else str(getattr(target, "path", ""))
