@@ -4,8 +4,9 @@ The ID lives in a contextvar, so it follows the request through ``await`` and
 into tasks; log processors, tracing and exemplars read it from there. Across
 process boundaries it travels in a header (HTTP, webhooks) or a payload field
 (queued jobs): :func:`inject` puts it in, :func:`extract` takes it out and
-accepts it only when it is a valid UUID, so a client can never smuggle
-arbitrary text (CRLF, 10 KB values) into logs or response headers.
+accepts it only when it is a valid UUID (with dashes, or as 32 hex digits),
+so a client can never smuggle arbitrary text (CRLF, 10 KB values) into logs
+or response headers.
 """
 
 from __future__ import annotations
@@ -40,9 +41,13 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "promkit_correlation_id", default=None
 )
 
-_UUID = re.compile(
+# Accepted IDs: a UUID (version 1-8, RFC 4122 variant) with dashes, or the same
+# 32 hex digits without them (uuid4().hex: asgi-correlation-id's default and many
+# services'), in either case. Nothing else can reach a log line or a header.
+_UUID_DASHED = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.IGNORECASE
 )
+_UUID_HEX = re.compile(r"[0-9a-f]{12}[1-8][0-9a-f]{3}[89ab][0-9a-f]{15}", re.IGNORECASE)
 
 # A new ID is made for every request, so it must be cheap: uuid.uuid4() reads
 # os.urandom and builds a UUID object (~2.5 us). An ID needs to be unique, not
@@ -101,14 +106,19 @@ def new_correlation_id() -> str:
 
 
 def valid_correlation_id(value: object) -> str | None:
-    """``value`` as a normalised (lowercase) UUID string, or None if it is not one."""
+    """``value`` as a string when it is a UUID (36 characters with dashes, or 32 hex
+    digits), else None. A valid ID is kept as given: a neighbour gets its own ID back."""
     if isinstance(value, bytes):
-        if len(value) != 36:
+        if len(value) != 36 and len(value) != 32:
             return None
         value = value.decode("latin-1")
-    if not isinstance(value, str) or len(value) != 36 or not _UUID.fullmatch(value):
+    if not isinstance(value, str):
         return None
-    return value.lower()
+    if len(value) == 36:
+        return value if _UUID_DASHED.fullmatch(value) else None
+    if len(value) == 32:
+        return value if _UUID_HEX.fullmatch(value) else None
+    return None
 
 
 def get_correlation_id() -> str | None:

@@ -53,10 +53,10 @@ class HttpMetricsMiddleware:
     through untouched.
 
     The correlation ID comes from the ``X-Correlation-ID`` (or
-    ``X-Request-ID``) header when it is a valid UUID, else a new UUID4; it is
-    bound in :data:`promkit.instrument.correlation.correlation_id_var` for the
-    request and returned in the response header. Histograms get it as an
-    exemplar.
+    ``X-Request-ID``) header when it is a valid UUID (with dashes or as 32 hex
+    digits, kept as given), else a new random UUID4; it is bound in
+    :data:`promkit.instrument.correlation.correlation_id_var` for the request
+    and returned in the header it came in. Histograms get it as an exemplar.
     """
 
     def __init__(
@@ -102,10 +102,14 @@ class HttpMetricsMiddleware:
                 f"correlation_header {correlation_header!r} is not a valid header name"
             )
         self._header_raw = header.lower().encode("latin-1")
-        request_id_raw = b"x-request-id" if accept_request_id else b""
+        self._request_id_raw = b"x-request-id" if accept_request_id else None
         self._wanted_headers = frozenset(
-            h for h in (b"content-length", self._header_raw, request_id_raw) if h)
+            h for h in (b"content-length", self._header_raw, self._request_id_raw) if h)
         self._response_header = header.encode("latin-1") if echo_correlation_id else None
+        # An ID that came in X-Request-ID is answered in X-Request-ID: the neighbour reads
+        # its own header.
+        self._request_id_header = (_correlation.REQUEST_ID_HEADER.encode("latin-1")
+                                   if echo_correlation_id else None)
         self._record_sizes = record_sizes
         self._track_in_flight = track_in_flight
         self._exemplars = exemplars
@@ -145,22 +149,30 @@ class HttpMetricsMiddleware:
         cid = ""
         cid_header: tuple[bytes, bytes] | None = None
         if self._scan_headers:
-            incoming: bytes | None = None
+            incoming: bytes | None = None  # the correlation header's value
+            request_id: bytes | None = None  # X-Request-ID's
             wanted, header_raw = self._wanted_headers, self._header_raw
             for key, value in scope["headers"]:
                 if key in wanted:  # one set lookup for the headers that matter to nobody
                     if key == b"content-length":
                         # 18 digits: a client's absurd Content-Length must not overflow the sum.
                         request_size = int(value) if value.isdigit() and len(value) <= 18 else -1
-                    elif key == header_raw or incoming is None:  # X-Request-ID: if nothing else
+                    elif key == header_raw:
                         incoming = value
+                    else:
+                        request_id = value
             if self._correlation:
-                cid = (
-                    _correlation.valid_correlation_id(incoming) if incoming is not None else None
-                ) or _correlation.new_correlation_id()
+                valid_id = _correlation.valid_correlation_id
+                answer = self._response_header
+                found = valid_id(incoming) if incoming is not None else None
+                if found is None and request_id is not None:
+                    found = valid_id(request_id)
+                    if found is not None or incoming is None:
+                        answer = self._request_id_header
+                cid = found or _correlation.new_correlation_id()
                 token = _correlation.correlation_id_var.set(cid)
-                if self._response_header is not None:
-                    cid_header = (self._response_header, cid.encode("latin-1"))
+                if answer is not None:
+                    cid_header = (answer, cid.encode("latin-1"))
         active = None
         if self._track_in_flight:
             active = self._active_tokens.get(method)
@@ -232,7 +244,7 @@ class HttpMetricsMiddleware:
                 # like OpenTelemetry): one call, one lock.
                 children[0](duration, exemplar, request_size, response_size)
                 if children[1] is not None:  # the request log line
-                    if cid:  # validated or generated: a plain UUID
+                    if cid:  # validated or generated: hex digits and dashes, nothing to escape
                         self._access_log.log_line(children[1], duration, cid, True)
                     else:
                         self._access_log.log_line(children[1], duration,
@@ -278,11 +290,15 @@ class HttpMetricsMiddleware:
         start = time.perf_counter()
         token = None
         if self._correlation:
-            incoming = None
+            # The same headers as HTTP: the correlation header first, then X-Request-ID.
+            incoming = request_id = None
             for key, value in scope.get("headers", ()):
                 if key == self._header_raw:
                     incoming = value
-            cid = _correlation.valid_correlation_id(incoming) or _correlation.new_correlation_id()
+                elif key == self._request_id_raw:
+                    request_id = value
+            valid_id = _correlation.valid_correlation_id
+            cid = valid_id(incoming) or valid_id(request_id) or _correlation.new_correlation_id()
             token = _correlation.correlation_id_var.set(cid)
             if self._tracing and _tracing.tracing_active():
                 _tracing.annotate_current_span(cid, self.registry.failures)

@@ -58,25 +58,32 @@ def test_a_forked_child_never_repeats_its_parents_ids():
     assert {cid[:24] for cid in child_ids}.isdisjoint({cid[:24] for cid in parent_ids})
 
 
-def test_valid_uuid_is_accepted_and_normalised():
-    cid = str(uuid.uuid4()).upper()
-    assert corr.valid_correlation_id(cid) == cid.lower()
-    assert corr.valid_correlation_id(cid.encode()) == cid.lower()
+def test_valid_uuids_are_accepted_as_given_with_dashes_or_as_32_hex_digits():
+    # Kept as given (not re-cased, no dashes added): a neighbour gets its own ID back.
+    for cid in (str(uuid.uuid4()), str(uuid.uuid4()).upper(), uuid.uuid4().hex,
+                uuid.uuid4().hex.upper(), str(uuid.uuid1())):
+        assert corr.valid_correlation_id(cid) == cid
+        assert corr.valid_correlation_id(cid.encode()) == cid
 
 
 @given(st.text(max_size=200) | st.binary(max_size=200))
 def test_anything_that_is_not_a_uuid_is_rejected(value):
     result = corr.valid_correlation_id(value)
     if result is not None:
-        # Only a real UUID gets through, normalised.
-        assert str(uuid.UUID(result)) == result
+        # Only a real UUID gets through, as given.
+        parsed = uuid.UUID(result)
+        assert parsed.variant == uuid.RFC_4122 and 1 <= (parsed.version or 0) <= 8
+        assert result == (value.decode("latin-1") if isinstance(value, bytes) else value)
 
 
 def test_malicious_values_are_rejected():
     good = str(uuid.uuid4())
+    hex_id = uuid.uuid4().hex
     for bad in (good + "\r\nSet-Cookie: x=1", "x" * 10_000, "not-a-uuid", good[:-1] + "g",
-                "\x00" * 36, good.replace("-", "")):
-        assert corr.valid_correlation_id(bad) is None
+                "\x00" * 36, "\x00" * 32, hex_id + "\r\n", hex_id[:-1], hex_id + "0",
+                "0" * 32, hex_id[:12] + "0" + hex_id[13:], "{" + good + "}",
+                "urn:uuid:" + good, good[:8] + good[9:] + "-"):
+        assert corr.valid_correlation_id(bad) is None, bad
 
 
 def test_bind_sets_and_restores_the_contextvar():
@@ -99,6 +106,7 @@ def test_inject_and_extract_round_trip_through_a_payload_and_headers():
     assert corr.extract({"x-correlation-id": cid}) == cid  # header names are case-insensitive
     assert corr.extract(headers) == cid
     assert corr.extract({"X-Request-ID": cid}) == cid
+    assert corr.extract({"X-Request-ID": cid.replace("-", "")}) == cid.replace("-", "")
     assert corr.extract({"correlation_id": "evil\r\n"}) is None
     assert corr.extract(None) is None
 

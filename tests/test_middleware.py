@@ -190,8 +190,10 @@ async def test_correlation_id_valid_header_is_kept_invalid_is_replaced(registry)
     async with client(app) as c:
         kept = await c.get("/items/1", headers={"X-Correlation-ID": given})
         assert kept.headers["x-correlation-id"] == given and seen["cid"] == given
+        # In X-Request-ID, out X-Request-ID (only): the client reads its own header.
         via_request_id = await c.get("/items/1", headers={"X-Request-ID": given})
-        assert via_request_id.headers["x-correlation-id"] == given
+        assert via_request_id.headers["x-request-id"] == given == seen["cid"]
+        assert "x-correlation-id" not in via_request_id.headers
         for bad in ("x" * 10_000, "not-a-uuid", given + "\r\nSet-Cookie: a=b"):
             sent = bad.replace("\r\n", "")  # httpx itself refuses CR/LF in headers
             response = await c.get("/items/1", headers={"X-Correlation-ID": sent})
@@ -216,12 +218,75 @@ async def test_correlation_header_wins_over_request_id_in_any_order(registry):
     assert returned != theirs and seen_strict["cid"] == returned
 
 
+async def test_ids_from_neighbours_survive_as_given_in_their_own_header(registry):
+    # uuid4().hex (asgi-correlation-id's default) and an upper-case UUID come back
+    # unchanged, in the header they came in; a header that is not an ID gets a new one.
+    app, seen = make_app(registry)
+    hex_id, upper_id = uuid.uuid4().hex, str(uuid.uuid4()).upper()
+    async with client(app) as c:
+        response = await c.get("/items/1", headers={"X-Request-ID": hex_id})
+        assert response.headers["x-request-id"] == hex_id == seen["cid"]
+        response = await c.get("/items/1", headers={"X-Correlation-ID": hex_id})
+        assert response.headers["x-correlation-id"] == hex_id == seen["cid"]
+        assert "x-request-id" not in response.headers
+        response = await c.get("/items/1", headers={"X-Correlation-ID": upper_id})
+        assert response.headers["x-correlation-id"] == upper_id == seen["cid"]
+        response = await c.get("/items/1", headers={"X-Request-ID": "req-42"})
+        replaced = response.headers["x-request-id"]
+        assert uuid.UUID(replaced).version == 4 and replaced == seen["cid"]
+        # hex digits that are not a UUID (no version nibble) are not an ID either
+        response = await c.get("/items/1", headers={"X-Request-ID": "0" * 32})
+        assert response.headers["x-request-id"] != "0" * 32
+        # An invalid correlation header, a valid X-Request-ID: the neighbour's ID wins.
+        response = await c.get("/items/1", headers={"X-Correlation-ID": "junk",
+                                                    "X-Request-ID": hex_id})
+        assert response.headers["x-request-id"] == hex_id == seen["cid"]
+
+
+def test_websocket_reads_the_same_headers_as_http(registry):
+    app, _ = make_app(registry)
+    seen = []
+
+    async def who(websocket):
+        seen.append(correlation.get_correlation_id())
+        await websocket.accept()
+        await websocket.close()
+
+    app.router.routes.append(WebSocketRoute("/who", who))
+    hex_id, dashed = uuid.uuid4().hex, str(uuid.uuid4())
+    with TestClient(app) as tc:
+        for headers in ({"X-Request-ID": hex_id}, {"X-Correlation-ID": dashed},
+                        {"X-Request-ID": dashed, "X-Correlation-ID": hex_id}):
+            with tc.websocket_connect("/who", headers=headers):
+                pass
+    assert seen == [hex_id, dashed, hex_id]
+
+
+async def test_the_documented_cors_recipe_lets_a_page_read_the_id(registry):
+    from starlette.middleware.cors import CORSMiddleware
+
+    app, _ = make_app(registry)
+    app.add_middleware(CORSMiddleware, allow_origins=["https://app.example.com"],
+                       allow_headers=["X-Correlation-ID", "X-Request-ID"],
+                       expose_headers=["X-Correlation-ID", "X-Request-ID"])
+    given = uuid.uuid4().hex
+    async with client(app) as c:
+        response = await c.get("/items/1", headers={"Origin": "https://app.example.com",
+                                                    "X-Request-ID": given})
+    assert response.headers["x-request-id"] == given
+    exposed = {h.strip().lower() for h in
+               response.headers["access-control-expose-headers"].split(",")}
+    assert {"x-correlation-id", "x-request-id"} <= exposed
+
+
 async def test_echo_correlation_id_off_binds_the_id_without_sending_it(registry):
     app, seen = make_app(registry, echo_correlation_id=False)
     given = str(uuid.uuid4())
     async with client(app) as c:
         response = await c.get("/items/1", headers={"X-Correlation-ID": given})
-    assert "x-correlation-id" not in response.headers and seen["cid"] == given
+        assert "x-correlation-id" not in response.headers and seen["cid"] == given
+        response = await c.get("/items/1", headers={"X-Request-ID": given})
+    assert "x-request-id" not in response.headers and seen["cid"] == given
 
 
 async def test_exemplars_carry_the_correlation_id_in_openmetrics(registry):
