@@ -56,7 +56,8 @@ class HttpMetricsMiddleware:
     ``X-Request-ID``) header when it is a valid UUID (with dashes or as 32 hex
     digits, kept as given), else a new random UUID4; it is bound in
     :data:`promkit.instrument.correlation.correlation_id_var` for the request
-    and returned in the header it came in. Histograms get it as an exemplar.
+    (and for the app's 500 handler when an exception escapes) and returned in
+    the header it came in. Histograms get it as an exemplar.
     """
 
     def __init__(
@@ -253,7 +254,11 @@ class HttpMetricsMiddleware:
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
                 active.pop()
-            if token is not None:
+            # An exception that escapes is answered outside this middleware, by the app's
+            # 500 handler (Starlette's ServerErrorMiddleware, FastAPI's
+            # exception_handler(Exception)): the ID stays bound for it and its log lines.
+            # The server's task for this request ends right after.
+            if token is not None and failure is None:
                 _correlation.correlation_id_var.reset(token)
 
     def _new_children(self, key: tuple[str, str, int]) -> tuple[

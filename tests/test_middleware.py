@@ -262,6 +262,53 @@ def test_websocket_reads_the_same_headers_as_http(registry):
     assert seen == [hex_id, dashed, hex_id]
 
 
+async def test_the_app_500_handler_reads_the_id_and_can_return_it(registry):
+    # Starlette runs the 500 handler outside user middleware (ServerErrorMiddleware),
+    # after the exception left this middleware: the ID must still be bound there.
+    async def on_error(request, exc):
+        cid = correlation.get_correlation_id()
+        return PlainTextResponse(f"error {cid}", status_code=500,
+                                 headers={"X-Correlation-ID": cid or ""})
+
+    async def fail(request):
+        raise Boom("from the app")
+
+    app = Starlette(routes=[Route("/fail", fail)], exception_handlers={500: on_error})
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    given = str(uuid.uuid4())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.get("/fail", headers={"X-Correlation-ID": given})
+        generated = await c.get("/fail")
+    assert response.status_code == 500
+    assert response.text == f"error {given}" and response.headers["x-correlation-id"] == given
+    assert uuid.UUID(generated.headers["x-correlation-id"]).version == 4
+    assert duration_count(registry, "GET", "/fail", 500) == 2
+
+
+async def test_fastapi_exception_handler_reads_the_id(registry):
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    @app.exception_handler(Exception)
+    async def on_error(request, exc):
+        return JSONResponse({"correlation_id": correlation.get_correlation_id()},
+                            status_code=500)
+
+    @app.get("/fail")
+    async def fail():
+        raise Boom("from the app")
+
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    given = uuid.uuid4().hex
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.get("/fail", headers={"X-Request-ID": given})
+    assert response.status_code == 500 and response.json() == {"correlation_id": given}
+
+
 async def test_the_documented_cors_recipe_lets_a_page_read_the_id(registry):
     from starlette.middleware.cors import CORSMiddleware
 
