@@ -20,9 +20,32 @@ def test_new_ids_are_unique_version4_uuids():
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == cid
 
 
+def test_new_ids_are_unpredictable_every_random_bit_varies():
+    # 122 random bits per ID, like uuid4: no fixed prefix, no sequence. (The old
+    # scheme, a per-process prefix plus a counter, failed this: two IDs gave the next.)
+    ids = [uuid.UUID(corr.new_correlation_id()).int for _ in range(2_000)]
+    fixed = (0xF << 76) | (0xC << 60)  # version and variant bits
+    for bit in range(128):
+        if fixed >> bit & 1:
+            continue
+        ones = sum(n >> bit & 1 for n in ids)
+        assert 0.4 < ones / len(ids) < 0.6, f"bit {bit} is not random: {ones} ones"
+    prefixes = {str(uuid.UUID(int=n))[:8] for n in ids}
+    assert len(prefixes) > 1_990
+
+
+def test_new_ids_come_from_the_operating_systems_random_source(monkeypatch):
+    monkeypatch.setattr(corr.os, "urandom", lambda n: b"\xff" * n)
+    monkeypatch.setattr(corr, "_pool", [])
+    assert corr.new_correlation_id() == "ffffffff-ffff-4fff-bfff-ffffffffffff"
+    monkeypatch.setattr(corr.os, "urandom", lambda n: b"\x00" * n)
+    monkeypatch.setattr(corr, "_pool", [])
+    assert corr.new_correlation_id() == "00000000-0000-4000-8000-000000000000"
+
+
 def test_new_ids_stay_unique_across_threads_refilling_at_once():
     # IDs are handed out from batches; threads that empty the pool together
-    # each make a batch of their own, from separate blocks of the sequence.
+    # each make a batch of their own random bytes.
     results: list[list[str]] = [[] for _ in range(4)]
 
     def take(out: list[str]) -> None:
@@ -54,7 +77,6 @@ def test_a_forked_child_never_repeats_its_parents_ids():
     parent_ids = {corr.new_correlation_id() for _ in range(200)}
     assert len(child_ids) == 100
     assert not child_ids & parent_ids
-    # A fresh random prefix, not just other sequence numbers.
     assert {cid[:24] for cid in child_ids}.isdisjoint({cid[:24] for cid in parent_ids})
 
 
