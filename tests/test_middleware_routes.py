@@ -350,3 +350,43 @@ def test_fastapi_websocket_under_an_included_router(registry, static_dir):
     assert registry.collector_registry.get_sample_value(
         "websocket_server_closes_total",
         {"http_route": "/api/v1/items/deep/stream/{topic}", "close_code": "1000"}) == 1
+
+
+async def test_route_lookups_are_cached_not_matched_per_request(registry, monkeypatch):
+    # Once a route (or, on Starlette < 1.7, its endpoint) has been seen, its template
+    # is a dictionary lookup: no index rebuild, no matching against the routers.
+    from promkit.instrument import _routes
+
+    calls = {"index": 0, "match": 0}
+    real_index, real_match = _routes._Index, _routes._match
+
+    class CountedIndex(real_index):
+        def __init__(self, router):
+            calls["index"] += 1
+            super().__init__(router)
+
+    def counted_match(*args):
+        calls["match"] += 1
+        return real_match(*args)
+
+    monkeypatch.setattr(_routes, "_Index", CountedIndex)
+    monkeypatch.setattr(_routes, "_match", counted_match)
+
+    async def user(request):
+        return PlainTextResponse("user")
+
+    async def item(request):
+        return PlainTextResponse("item")
+
+    app = Starlette(routes=[Route("/items/{item_id}", item),
+                            Mount("/api", routes=[Route("/users/{user_id}", user)])])
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    async with client(app) as c:
+        for path in ("/items/1", "/api/users/1", "/api/nope"):
+            await c.get(path)
+        warm = dict(calls)
+        for i in range(20):
+            for path in (f"/items/{i}", f"/api/users/{i}", f"/api/nope{i}", f"/nope/{i}"):
+                await c.get(path)
+    assert calls == warm and warm["index"] == 1
+    assert series(registry)[("GET", "/api/users/{user_id}", "200")] == 21
