@@ -174,8 +174,10 @@ class RouteTemplates:
 
     ``router`` is the router the middleware wraps (found down its ``.app``
     chain); None when there is none to find, and the scope's router is used.
-    ``by_route`` maps a route object the router left in the scope to its
-    template (``unmatched`` when no route matched); the middleware reads it first.
+    ``by_route`` maps the id of a route object the router left in the scope to
+    its template (``unmatched`` when no route matched); the middleware reads it
+    first. The objects are kept alive alongside, so an id found there is that
+    object's: no other object can have it meanwhile.
     """
 
     def __init__(self, router: Any | None, unmatched: str) -> None:
@@ -187,8 +189,9 @@ class RouteTemplates:
         # scope of a mounted app's middleware, an app that routes on its own): matched.
         self._unknown: dict[int, Any] = {}
         self._rebuilt_for: dict[int, Any] = {}  # objects whose match failed once: rebuilt
-        self.by_route: dict[int, tuple[Any, str]] = {}
-        self._by_endpoint: dict[int, tuple[Any, str]] = {}
+        self.by_route: dict[int, str] = {}
+        self._by_endpoint: dict[int, str] = {}
+        self._alive: list[Any] = []  # the objects whose ids key the two dicts above
 
     def template(self, scope: MutableMapping[str, Any], path: str) -> str:
         """The template of the request that ran in ``scope`` (``unmatched``: no route matched).
@@ -198,8 +201,8 @@ class RouteTemplates:
         route = scope.get("route")
         if route is not None:
             cached = self.by_route.get(id(route))
-            if cached is not None and cached[0] is route:
-                return cached[1]
+            if cached is not None:
+                return cached
         router = self._router if self._router is not None else scope.get("router")
         if router is None:  # no router to read: the route's own path, as the scope gives it
             return (_own_path(route) if route is not None else None) or self._unmatched
@@ -214,8 +217,8 @@ class RouteTemplates:
             # used at two places, or an unknown one: the endpoint is the innermost match.
         if endpoint is not None:
             cached = self._by_endpoint.get(id(endpoint))
-            if cached is not None and cached[0] is endpoint:
-                return cached[1]
+            if cached is not None:
+                return cached
             nodes = self._known(router, endpoint, endpoint=True)
             if nodes is not None:
                 if len(nodes) == 1:
@@ -276,11 +279,12 @@ class RouteTemplates:
         self._index, self._index_router = _Index(router), router
         self.by_route.clear()
         self._by_endpoint.clear()
+        self._alive = []
 
-    @staticmethod
-    def _remember(table: dict[int, tuple[Any, str]], key: Any, label: str) -> str:
+    def _remember(self, table: dict[int, str], key: Any, label: str) -> str:
         if len(table) < _CACHE_LIMIT:
-            table[id(key)] = (key, label)
+            self._alive.append(key)  # before its id is published
+            table[id(key)] = label
         return label
 
 

@@ -225,11 +225,8 @@ class HttpMetricsMiddleware:
                 # The router leaves the matched route in the scope (Starlette 1.7+): its
                 # full template is cached per route object. Otherwise, or behind a Mount
                 # whose router did not say, RouteTemplates finds it.
-                route = scope.get("route")
-                cached = self._route_labels.get(id(route))
-                if cached is not None and cached[0] is route:
-                    template = cached[1]
-                else:
+                template = self._route_labels.get(id(scope.get("route")))
+                if template is None:
                     template = self._routes.template(scope, path)
                 if failure is not None:
                     if status == 0:
