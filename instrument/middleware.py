@@ -10,6 +10,7 @@ from typing import Any
 from promkit.instrument import correlation as _correlation
 from promkit.instrument import tracing as _tracing
 from promkit.instrument._metrics import ExemplarLabels, InProgressTokens, http_request_recorder
+from promkit.instrument._routes import RouteTemplates, find_router, route_path
 from promkit.instrument.logs import RequestLine, access_logger
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
@@ -22,7 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED_ROUTE = "__unmatched__"
-"""``http_route`` of requests no route matched (404s, redirects): raw paths never become labels."""
+"""``http_route`` of requests no route matched (404s, slash redirects): raw paths never become
+labels."""
 OTHER_METHOD = "_OTHER"
 """``http_request_method`` of methods outside the known set (OpenTelemetry's value)."""
 
@@ -43,16 +45,19 @@ class HttpMetricsMiddleware:
     """Record HTTP and WebSocket metrics from the catalog; bind a correlation ID.
 
     Add it with ``app.add_middleware(HttpMetricsMiddleware)`` (Starlette or
-    FastAPI). Requests are labelled by method, route *template* (from the
-    router, e.g. ``/items/{item_id}``) and status code; unknown methods become
-    ``_OTHER`` and unmatched paths ``__unmatched__``. Paths in
-    ``exclude_paths`` (and below them) pass through untouched.
+    FastAPI). Requests are labelled by method, route *template* (the full
+    template the app declared, e.g. ``/api/v1/items/{item_id}``: mount and
+    include prefixes in, the root path out) and status code; unknown methods
+    become ``_OTHER`` and unmatched paths ``__unmatched__``. Paths in
+    ``exclude_paths`` (and below them, compared without the root path) pass
+    through untouched.
 
     The correlation ID comes from the ``X-Correlation-ID`` (or
-    ``X-Request-ID``) header when it is a valid UUID, else a new UUID4; it is
-    bound in :data:`promkit.instrument.correlation.correlation_id_var` for the
-    request and returned in the response header. Histograms get it as an
-    exemplar.
+    ``X-Request-ID``) header when it is a valid UUID (with dashes or as 32 hex
+    digits, kept as given), else a new random UUID4; it is bound in
+    :data:`promkit.instrument.correlation.correlation_id_var` for the request
+    (and for the app's 500 handler when an exception escapes) and returned in
+    the header it came in. Histograms get it as an exemplar.
     """
 
     def __init__(
@@ -98,10 +103,14 @@ class HttpMetricsMiddleware:
                 f"correlation_header {correlation_header!r} is not a valid header name"
             )
         self._header_raw = header.lower().encode("latin-1")
-        request_id_raw = b"x-request-id" if accept_request_id else b""
+        self._request_id_raw = b"x-request-id" if accept_request_id else None
         self._wanted_headers = frozenset(
-            h for h in (b"content-length", self._header_raw, request_id_raw) if h)
+            h for h in (b"content-length", self._header_raw, self._request_id_raw) if h)
         self._response_header = header.encode("latin-1") if echo_correlation_id else None
+        # An ID that came in X-Request-ID is answered in X-Request-ID: the neighbour reads
+        # its own header.
+        self._request_id_header = (_correlation.REQUEST_ID_HEADER.encode("latin-1")
+                                   if echo_correlation_id else None)
         self._record_sizes = record_sizes
         self._track_in_flight = track_in_flight
         self._exemplars = exemplars
@@ -113,7 +122,9 @@ class HttpMetricsMiddleware:
         self._children: dict[tuple[str, str, int], tuple[
             Callable[[float, Any, int, int], None], RequestLine | None]] = {}
         self._active_tokens: dict[str, InProgressTokens] = {}
-        self._templates: dict[tuple[int, str], str] = {}
+        # The router below this middleware, indexed on first use; route object -> template.
+        self._routes = RouteTemplates(find_router(app), UNMATCHED_ROUTE)
+        self._route_labels = self._routes.by_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The HTTP path is inline, not a method awaited from here: one coroutine
@@ -125,6 +136,9 @@ class HttpMetricsMiddleware:
                 await self.app(scope, receive, send)
             return
         path = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path:  # behind a proxy's prefix (uvicorn --root-path): compare without it
+            path = route_path(path, root_path)
         if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
             await self.app(scope, receive, send)
             return
@@ -136,22 +150,30 @@ class HttpMetricsMiddleware:
         cid = ""
         cid_header: tuple[bytes, bytes] | None = None
         if self._scan_headers:
-            incoming: bytes | None = None
+            incoming: bytes | None = None  # the correlation header's value
+            request_id: bytes | None = None  # X-Request-ID's
             wanted, header_raw = self._wanted_headers, self._header_raw
             for key, value in scope["headers"]:
                 if key in wanted:  # one set lookup for the headers that matter to nobody
                     if key == b"content-length":
                         # 18 digits: a client's absurd Content-Length must not overflow the sum.
                         request_size = int(value) if value.isdigit() and len(value) <= 18 else -1
-                    elif key == header_raw or incoming is None:  # X-Request-ID: if nothing else
+                    elif key == header_raw:
                         incoming = value
+                    else:
+                        request_id = value
             if self._correlation:
-                cid = (
-                    _correlation.valid_correlation_id(incoming) if incoming is not None else None
-                ) or _correlation.new_correlation_id()
+                valid_id = _correlation.valid_correlation_id
+                answer = self._response_header
+                found = valid_id(incoming) if incoming is not None else None
+                if found is None and request_id is not None:
+                    found = valid_id(request_id)
+                    if found is not None or incoming is None:
+                        answer = self._request_id_header
+                cid = found or _correlation.new_correlation_id()
                 token = _correlation.correlation_id_var.set(cid)
-                if self._response_header is not None:
-                    cid_header = (self._response_header, cid.encode("latin-1"))
+                if answer is not None:
+                    cid_header = (answer, cid.encode("latin-1"))
         active = None
         if self._track_in_flight:
             active = self._active_tokens.get(method)
@@ -169,7 +191,6 @@ class HttpMetricsMiddleware:
                 exemplar = cid  # stands for {"correlation_id": cid}, built at scrape time
         elif cid and self._tracing and _tracing.tracing_active():
             _tracing.annotate_current_span(cid, self.registry.failures)
-        root_path = scope.get("root_path", "")
         status = 0
         response_size = 0
         finished = 0.0
@@ -201,14 +222,12 @@ class HttpMetricsMiddleware:
         finally:
             duration = (finished or perf_counter()) - start
             try:
-                route = scope.get("route")
-                if route is None:
-                    template = (UNMATCHED_ROUTE if "endpoint" not in scope
-                                else _rematched_template(scope, root_path))
-                elif scope.get("root_path", "") == root_path:
-                    template = route.path
-                else:
-                    template = self._mounted_template(scope, route, root_path)
+                # The router leaves the matched route in the scope (Starlette 1.7+): its
+                # full template is cached per route object. Otherwise, or behind a Mount
+                # whose router did not say, RouteTemplates finds it.
+                template = self._route_labels.get(id(scope.get("route")))
+                if template is None:
+                    template = self._routes.template(scope, path)
                 if failure is not None:
                     if status == 0:
                         status = 500  # the server answers an escaped exception with a 500
@@ -223,7 +242,7 @@ class HttpMetricsMiddleware:
                 # like OpenTelemetry): one call, one lock.
                 children[0](duration, exemplar, request_size, response_size)
                 if children[1] is not None:  # the request log line
-                    if cid:  # validated or generated: a plain UUID
+                    if cid:  # validated or generated: hex digits and dashes, nothing to escape
                         self._access_log.log_line(children[1], duration, cid, True)
                     else:
                         self._access_log.log_line(children[1], duration,
@@ -232,7 +251,11 @@ class HttpMetricsMiddleware:
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
                 active.pop()
-            if token is not None:
+            # An exception that escapes is answered outside this middleware, by the app's
+            # 500 handler (Starlette's ServerErrorMiddleware, FastAPI's
+            # exception_handler(Exception)): the ID stays bound for it and its log lines.
+            # The server's task for this request ends right after.
+            if token is not None and failure is None:
                 _correlation.correlation_id_var.reset(token)
 
     def _new_children(self, key: tuple[str, str, int]) -> tuple[
@@ -251,29 +274,16 @@ class HttpMetricsMiddleware:
             self._children[key] = children
         return children
 
-    def _mounted_template(self, scope: Scope, route: Any, outer_root_path: str) -> str:
-        # Starlette overwrites scope["route"] at each router level, so behind a
-        # Mount only the innermost route is left: rebuild the full template by
-        # walking the mounts from the top router.
-        cache_key = (id(route), scope.get("root_path", ""))
-        template = self._templates.get(cache_key)
-        if template is not None:
-            return template
-        template = _walk_mounts(scope.get("router"), scope["path"][len(outer_root_path):], route)
-        if len(self._templates) < _TEMPLATE_CACHE_LIMIT:
-            self._templates[cache_key] = template
-        return template
-
     # -------------------------------------------------------------------- WebSocket
 
     def _is_excluded(self, path: str) -> bool:
         return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._is_excluded(scope["path"]):
+        path = route_path(scope["path"], scope.get("root_path", ""))
+        if self._is_excluded(path):
             await self.app(scope, receive, send)
             return
-        root_path = scope.get("root_path", "")
         template = UNMATCHED_ROUTE
         accepted = False
         close_code = ""
@@ -282,11 +292,15 @@ class HttpMetricsMiddleware:
         start = time.perf_counter()
         token = None
         if self._correlation:
-            incoming = None
+            # The same headers as HTTP: the correlation header first, then X-Request-ID.
+            incoming = request_id = None
             for key, value in scope.get("headers", ()):
                 if key == self._header_raw:
                     incoming = value
-            cid = _correlation.valid_correlation_id(incoming) or _correlation.new_correlation_id()
+                elif key == self._request_id_raw:
+                    request_id = value
+            valid_id = _correlation.valid_correlation_id
+            cid = valid_id(incoming) or valid_id(request_id) or _correlation.new_correlation_id()
             token = _correlation.correlation_id_var.set(cid)
             if self._tracing and _tracing.tracing_active():
                 _tracing.annotate_current_span(cid, self.registry.failures)
@@ -308,8 +322,11 @@ class HttpMetricsMiddleware:
                 sent += 1
             elif kind == "websocket.accept" and not accepted:
                 accepted = True
-                template = self._route_template(scope, root_path)
-                self._ws_active.labels(template).inc()
+                try:
+                    template = self._routes.template(scope, path)
+                    self._ws_active.labels(template).inc()
+                except Exception as exc:  # recording must never break the session
+                    self.registry.failures.failure("websocket_middleware", exc)
             elif kind == "websocket.close" and not close_code:
                 close_code = str(message.get("code", 1000))
             await send(message)
@@ -322,7 +339,7 @@ class HttpMetricsMiddleware:
                     self._ws_active.labels(template).dec()
                     self._ws_duration.labels(template).observe(time.perf_counter() - start)
                 else:
-                    template = self._route_template(scope, root_path)
+                    template = self._routes.template(scope, path)
                 self._ws_messages.labels(template, "receive").inc(received)
                 self._ws_messages.labels(template, "transmit").inc(sent)
                 self._ws_closes.labels(template, close_code or "1006").inc()
@@ -330,81 +347,3 @@ class HttpMetricsMiddleware:
                 self.registry.failures.failure("websocket_middleware", exc)
             if token is not None:
                 _correlation.correlation_id_var.reset(token)
-
-    def _route_template(self, scope: Scope, root_path: str) -> str:
-        route = scope.get("route")
-        if route is None:
-            if "endpoint" not in scope:
-                return UNMATCHED_ROUTE
-            return _rematched_template(scope, root_path)
-        if scope.get("root_path", "") != root_path:
-            return self._mounted_template(scope, route, root_path)
-        return str(route.path)
-
-
-def _walk_mounts(router: Any, path: str, target: Any) -> str:
-    """The full path template of ``target`` reached through the Mounts in ``router``."""
-    prefix = ""
-    routes = getattr(router, "routes", None) or []
-    for _ in range(16):  # mounts nest a few levels at most
-        next_routes = None
-        for candidate in routes:
-            if candidate is target:
-                return prefix + str(getattr(target, "path", ""))
-            mount_regex = getattr(candidate, "path_regex", None)
-            sub_routes = getattr(candidate, "routes", None)
-            if sub_routes and mount_regex is not None:
-                match = mount_regex.match(path)
-                if match and "path" in match.groupdict():
-                    prefix += str(candidate.path)
-                    path = "/" + match.group("path")
-                    next_routes = sub_routes
-                    break
-        if next_routes is None:
-            break
-        routes = next_routes
-    return prefix + str(getattr(target, "path", "")) if prefix else str(getattr(target, "path", ""))
-
-
-def _rematched_template(scope: Scope, root_path: str) -> str:
-    """The route template when Starlette matched a route but left no ``scope["route"]``.
-
-    Starlette sets ``scope["route"]`` from 1.7 on; before, only the matched
-    ``endpoint`` is left. Then the routes are matched again from the top router
-    (``scope["router"]``) as its Router does (the first full match, else the first
-    partial one), through Mounts. The result is what ``scope["route"]`` gives: a
-    request no route inside a Mount matched is labelled with the Mount's template.
-    ``root_path`` is the one the middleware saw: Mounts above it add no prefix.
-    """
-    routes = getattr(scope.get("router"), "routes", None)
-    if not routes:
-        return UNMATCHED_ROUTE
-    probe: dict[str, Any] = {
-        "type": scope["type"], "path": scope["path"], "method": scope.get("method"),
-        "headers": scope.get("headers", ()), "path_params": {},
-        # the root_path the top router saw (Starlette's Mount keeps it in app_root_path)
-        "root_path": scope.get("app_root_path", root_path),
-    }
-    template = UNMATCHED_ROUTE
-    prefix = ""
-    for _ in range(16):  # mounts nest a few levels at most
-        chosen = None
-        for route in routes:
-            match, child_scope = route.matches(probe)
-            if match.name == "FULL":
-                chosen = (route, child_scope)
-                break
-            if match.name == "PARTIAL" and chosen is None:
-                chosen = (route, child_scope)
-        if chosen is None:
-            break
-        route, child_scope = chosen
-        path = str(getattr(route, "path", ""))  # a Host has none
-        template = prefix + path
-        routes = getattr(route, "routes", None)
-        if not routes:
-            break
-        if len(probe["root_path"]) >= len(root_path):  # a Mount inside the middleware
-            prefix = template
-        probe.update(child_scope)
-    return template

@@ -38,9 +38,11 @@ from promkit.instrument._redis_specs import QueueKind, QueueSpec, QueueSpecError
 from promkit.instrument.correlation import (
     CORRELATION_HEADER,
     CORRELATION_ID_FIELD,
+    REQUEST_ID_HEADER,
     correlation_id_var,
     extract,
     new_correlation_id,
+    valid_correlation_id,
 )
 from promkit.instrument.jobs import JobTracker
 from promkit.instrument.registry import MetricsRegistry, default_registry
@@ -410,14 +412,31 @@ def work(client: redis.Redis, queue: QueueSpec | str, handler: Callable[[Job], o
 # ------------------------------------------------------------------------ webhook
 
 
+_CORRELATION_HEADERS = frozenset({CORRELATION_HEADER.lower(), REQUEST_ID_HEADER.lower()})
+
+
 def _webhook_request(body: Mapping[str, Any], headers: Mapping[str, str] | None
                      ) -> tuple[dict[str, Any], dict[str, str]]:
     # Never binds: a webhook sent outside a request leaves the caller's context alone.
-    cid = extract(body, (CORRELATION_ID_FIELD,)) or correlation_id_var.get() or new_correlation_id()
+    sent: dict[str, str] = {}
+    header_name = CORRELATION_HEADER
+    given: str | None = None
+    named = False
+    for name, value in (headers or {}).items():
+        if name.lower() in _CORRELATION_HEADERS:
+            # The caller's own correlation header is validated like an incoming one and
+            # sent once, under the caller's name: two would leave the receiver to guess.
+            if given is None:
+                given = valid_correlation_id(value)
+                if given is not None or not named:
+                    header_name, named = name, True
+            continue
+        sent[name] = value
+    cid = (given or extract(body, (CORRELATION_ID_FIELD,)) or correlation_id_var.get()
+           or new_correlation_id())
     data = dict(body)
     data[CORRELATION_ID_FIELD] = cid
-    sent = dict(headers or {})
-    sent[CORRELATION_HEADER] = cid
+    sent[header_name] = cid
     return data, sent
 
 
@@ -438,7 +457,11 @@ def send_webhook(url: str, body: Mapping[str, Any], *, client: httpx.Client | No
 
     The current correlation ID (or the body's own valid ``correlation_id``;
     a new one when there is neither) goes in the ``X-Correlation-ID`` header
-    and the body's ``correlation_id`` field. The call is recorded by
+    and the body's ``correlation_id`` field. A correlation header in
+    ``headers`` (``X-Correlation-ID`` or ``X-Request-ID``, any case) is
+    validated like an incoming one: a valid ID is used for both, an invalid
+    one is replaced; either way exactly one correlation header is sent, under
+    the caller's name. The call is recorded by
     :func:`promkit.instrument.external.external_call` as ``service``/``operation``
     (outcome from the status: 429 and 5xx are errors, timeouts are
     timeouts). Transport errors and timeouts raise (after being counted);

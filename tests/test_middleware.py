@@ -263,8 +263,10 @@ async def test_correlation_id_valid_header_is_kept_invalid_is_replaced(registry)
     async with client(app) as c:
         kept = await c.get("/items/1", headers={"X-Correlation-ID": given})
         assert kept.headers["x-correlation-id"] == given and seen["cid"] == given
+        # In X-Request-ID, out X-Request-ID (only): the client reads its own header.
         via_request_id = await c.get("/items/1", headers={"X-Request-ID": given})
-        assert via_request_id.headers["x-correlation-id"] == given
+        assert via_request_id.headers["x-request-id"] == given == seen["cid"]
+        assert "x-correlation-id" not in via_request_id.headers
         for bad in ("x" * 10_000, "not-a-uuid", given + "\r\nSet-Cookie: a=b"):
             sent = bad.replace("\r\n", "")  # httpx itself refuses CR/LF in headers
             response = await c.get("/items/1", headers={"X-Correlation-ID": sent})
@@ -289,12 +291,122 @@ async def test_correlation_header_wins_over_request_id_in_any_order(registry):
     assert returned != theirs and seen_strict["cid"] == returned
 
 
+async def test_ids_from_neighbours_survive_as_given_in_their_own_header(registry):
+    # uuid4().hex (asgi-correlation-id's default) and an upper-case UUID come back
+    # unchanged, in the header they came in; a header that is not an ID gets a new one.
+    app, seen = make_app(registry)
+    hex_id, upper_id = uuid.uuid4().hex, str(uuid.uuid4()).upper()
+    async with client(app) as c:
+        response = await c.get("/items/1", headers={"X-Request-ID": hex_id})
+        assert response.headers["x-request-id"] == hex_id == seen["cid"]
+        response = await c.get("/items/1", headers={"X-Correlation-ID": hex_id})
+        assert response.headers["x-correlation-id"] == hex_id == seen["cid"]
+        assert "x-request-id" not in response.headers
+        response = await c.get("/items/1", headers={"X-Correlation-ID": upper_id})
+        assert response.headers["x-correlation-id"] == upper_id == seen["cid"]
+        response = await c.get("/items/1", headers={"X-Request-ID": "req-42"})
+        replaced = response.headers["x-request-id"]
+        assert uuid.UUID(replaced).version == 4 and replaced == seen["cid"]
+        # hex digits that are not a UUID (no version nibble) are not an ID either
+        response = await c.get("/items/1", headers={"X-Request-ID": "0" * 32})
+        assert response.headers["x-request-id"] != "0" * 32
+        # An invalid correlation header, a valid X-Request-ID: the neighbour's ID wins.
+        response = await c.get("/items/1", headers={"X-Correlation-ID": "junk",
+                                                    "X-Request-ID": hex_id})
+        assert response.headers["x-request-id"] == hex_id == seen["cid"]
+
+
+def test_websocket_reads_the_same_headers_as_http(registry):
+    app, _ = make_app(registry)
+    seen = []
+
+    async def who(websocket):
+        seen.append(correlation.get_correlation_id())
+        await websocket.accept()
+        await websocket.close()
+
+    app.router.routes.append(WebSocketRoute("/who", who))
+    hex_id, dashed = uuid.uuid4().hex, str(uuid.uuid4())
+    with TestClient(app) as tc:
+        for headers in ({"X-Request-ID": hex_id}, {"X-Correlation-ID": dashed},
+                        {"X-Request-ID": dashed, "X-Correlation-ID": hex_id}):
+            with tc.websocket_connect("/who", headers=headers):
+                pass
+    assert seen == [hex_id, dashed, hex_id]
+
+
+async def test_the_app_500_handler_reads_the_id_and_can_return_it(registry):
+    # Starlette runs the 500 handler outside user middleware (ServerErrorMiddleware),
+    # after the exception left this middleware: the ID must still be bound there.
+    async def on_error(request, exc):
+        cid = correlation.get_correlation_id()
+        return PlainTextResponse(f"error {cid}", status_code=500,
+                                 headers={"X-Correlation-ID": cid or ""})
+
+    async def fail(request):
+        raise Boom("from the app")
+
+    app = Starlette(routes=[Route("/fail", fail)], exception_handlers={500: on_error})
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    given = str(uuid.uuid4())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.get("/fail", headers={"X-Correlation-ID": given})
+        generated = await c.get("/fail")
+    assert response.status_code == 500
+    assert response.text == f"error {given}" and response.headers["x-correlation-id"] == given
+    assert uuid.UUID(generated.headers["x-correlation-id"]).version == 4
+    assert duration_count(registry, "GET", "/fail", 500) == 2
+
+
+async def test_fastapi_exception_handler_reads_the_id(registry):
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    @app.exception_handler(Exception)
+    async def on_error(request, exc):
+        return JSONResponse({"correlation_id": correlation.get_correlation_id()},
+                            status_code=500)
+
+    @app.get("/fail")
+    async def fail():
+        raise Boom("from the app")
+
+    app.add_middleware(HttpMetricsMiddleware, registry=registry)
+    given = uuid.uuid4().hex
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.get("/fail", headers={"X-Request-ID": given})
+    assert response.status_code == 500 and response.json() == {"correlation_id": given}
+
+
+async def test_the_documented_cors_recipe_lets_a_page_read_the_id(registry):
+    from starlette.middleware.cors import CORSMiddleware
+
+    app, _ = make_app(registry)
+    app.add_middleware(CORSMiddleware, allow_origins=["https://app.example.com"],
+                       allow_headers=["X-Correlation-ID", "X-Request-ID"],
+                       expose_headers=["X-Correlation-ID", "X-Request-ID"])
+    given = uuid.uuid4().hex
+    async with client(app) as c:
+        response = await c.get("/items/1", headers={"Origin": "https://app.example.com",
+                                                    "X-Request-ID": given})
+    assert response.headers["x-request-id"] == given
+    exposed = {h.strip().lower() for h in
+               response.headers["access-control-expose-headers"].split(",")}
+    assert {"x-correlation-id", "x-request-id"} <= exposed
+
+
 async def test_echo_correlation_id_off_binds_the_id_without_sending_it(registry):
     app, seen = make_app(registry, echo_correlation_id=False)
     given = str(uuid.uuid4())
     async with client(app) as c:
         response = await c.get("/items/1", headers={"X-Correlation-ID": given})
-    assert "x-correlation-id" not in response.headers and seen["cid"] == given
+        assert "x-correlation-id" not in response.headers and seen["cid"] == given
+        response = await c.get("/items/1", headers={"X-Request-ID": given})
+    assert "x-request-id" not in response.headers and seen["cid"] == given
 
 
 async def test_exemplars_carry_the_correlation_id_in_openmetrics(registry):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -398,6 +399,31 @@ def test_webhook_keeps_the_bodys_valid_correlation_id(registry: MetricsRegistry)
         send_webhook("http://x/hook", {"correlation_id": body_cid}, client=client,
                      registry=registry)
     assert sent[0].headers[CORRELATION_HEADER] == body_cid
+
+
+def test_webhook_sends_one_correlation_header_validating_the_callers_own(
+        registry: MetricsRegistry) -> None:
+    sent: list[httpx.Request] = []
+
+    def correlation_headers(request: httpx.Request) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in request.headers.multi_items()
+                if k.lower() in ("x-correlation-id", "x-request-id")]
+
+    hex_id = uuid.uuid4().hex
+    with httpx.Client(transport=httpx.MockTransport(
+            lambda r: sent.append(r) or httpx.Response(200))) as client:
+        with bind_correlation_id() as cid:
+            # Not an ID: replaced by the current one, sent once.
+            send_webhook("http://x/hook", {}, client=client, registry=registry,
+                         headers={"x-correlation-id": "evil\tvalue", "X-Token": "t"})
+        # A valid ID in the receiver's own header: kept, in that header, and in the body.
+        send_webhook("http://x/hook", {}, client=client, registry=registry,
+                     headers={"X-Request-ID": hex_id})
+    assert correlation_headers(sent[0]) == [("x-correlation-id", cid)]
+    assert sent[0].headers["x-token"] == "t" and json.loads(sent[0].content) == {
+        "correlation_id": cid}
+    assert correlation_headers(sent[1]) == [("x-request-id", hex_id)]
+    assert json.loads(sent[1].content) == {"correlation_id": hex_id}
 
 
 
