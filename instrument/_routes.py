@@ -253,7 +253,9 @@ class RouteTemplates:
             self._rebuild(router)
             if self._known(router, key, endpoint=endpoint) is None:
                 return self._unmatched
-        return self._label(nodes[0])
+        # The path matches none of the object's places (a router this module did not
+        # index ran it): no place can be told from another, so no route is named.
+        return self._unmatched
 
     def _label(self, node: _Node | None) -> str:
         if node is None or node.label is None:
