@@ -16,7 +16,7 @@ import yaml
 from demo.settings import CONFIG_PATH as DEMO_CONFIG
 from promkit.instrument.catalog import STANDARD_CATALOG
 from promkit.tools.generate import generate, load_config
-from promkit.tools.generate.rules import ALERTS, alert_rules, all_rule_groups
+from promkit.tools.generate.rules import ALERTS, alert_rules, all_rule_groups, slo_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -220,3 +220,98 @@ def test_every_recording_rule_is_documented() -> None:
     groups = [g for gs in all_rule_groups(_config()).values() for g in gs]
     recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
     assert sorted(recorded - documented) == []
+
+
+# -- burn-rate factors ------------------------------------------------------------------------
+
+# The SRE workbook's table: (alert, long window, share of the budget spent over it).
+WORKBOOK = {"SLOBurnRatePage1h": ("1h", 0.02), "SLOBurnRatePage6h": ("6h", 0.05),
+            "SLOBurnRateTicket1d": ("1d", 0.10), "SLOBurnRateTicket3d": ("3d", 0.10)}
+# factor = share x SLO window / long window, worked out by hand:
+#   30d = 720h: 0.02 x 720 / 1 = 14.4, 0.05 x 720 / 6 = 6, 0.10 x 720 / 24 = 3, 0.10 x 720 / 72 = 1
+#    7d = 168h: 0.02 x 168 / 1 = 3.36, 0.05 x 168 / 6 = 1.4, 0.10 x 168 / 24 = 0.7,
+#               0.10 x 168 / 72 = 0.2333...
+BY_HAND = {
+    "30d": {"SLOBurnRatePage1h": 14.4, "SLOBurnRatePage6h": 6.0, "SLOBurnRateTicket1d": 3.0,
+            "SLOBurnRateTicket3d": 1.0},
+    "7d": {"SLOBurnRatePage1h": 3.36, "SLOBurnRatePage6h": 1.4, "SLOBurnRateTicket1d": 0.7,
+           "SLOBurnRateTicket3d": 0.2333333333},
+}
+_THRESHOLD = re.compile(r"slo:sli_error:ratio_rate(\w+)\{[^}]*\} > ([\d.]+) \* ([\d.]+)")
+
+
+def _slo_config(window: str, objective: float = 0.99) -> Any:
+    from promkit.tools.generate.config import config_from_mapping
+
+    return config_from_mapping({
+        "service": "demo", "targets": [{"job": "a", "targets": ["127.0.0.1:1"]}],
+        "slos": [{"name": "avail", "type": "availability", "objective": objective,
+                  "window": window}]})
+
+
+@pytest.mark.parametrize("window", ["30d", "7d"])
+def test_burn_factors_are_the_workbook_shares_scaled_to_the_window(window: str) -> None:
+    hours = parse_hours(window)
+    rules = [r for r in alert_rules(_slo_config(window)) if r["alert"] in WORKBOOK]
+    assert sorted(r["alert"] for r in rules) == sorted(WORKBOOK)
+    for rule in rules:
+        long, share = WORKBOOK[rule["alert"]]
+        found = _THRESHOLD.findall(rule["expr"])
+        # Both windows carry the same threshold: factor x budget.
+        assert [w for w, _, _ in found] == [long, rule["labels"]["short_window"]]
+        factors = {float(f) for _, f, _ in found}
+        assert factors == {BY_HAND[window][rule["alert"]]}, rule["expr"]
+        assert {float(b) for _, _, b in found} == {0.01}
+        # The share the written factor really spends: factor x long / window.
+        (factor,) = factors
+        assert factor * parse_hours(long) / hours == pytest.approx(share, rel=1e-9)
+
+
+def parse_hours(duration: str) -> float:
+    from promkit.tools.generate.config import parse_duration
+
+    return parse_duration(duration) / 3600
+
+
+def test_a_steady_5x_burn_of_a_7d_budget_pages(tmp_path: Path) -> None:
+    """5% of requests failing against a 99% / 7d SLO is 5x the sustainable rate: the budget
+    is gone in 168h / 5 = 33.6h. With the 30-day table (14.4 and 6) it never paged; now the
+    1h page (factor 3.36: 3.36%) fires within the hour. Checked by promtool on the rules."""
+    promtool = _promtool()
+    rules = tmp_path / "slo.yml"
+    rules.write_text(yaml.safe_dump({"groups": slo_groups(_slo_config("7d"))}))
+    good = ('http_server_request_duration_seconds_count{service="demo", http_request_method="GET",'
+            ' http_route="/", http_response_status_code="200", http_response_status_class="2xx"}')
+    bad = good.replace('"200"', '"500"').replace('"2xx"', '"5xx"')
+    alerts = 'ALERTS{alertname="SLOBurnRatePage1h", alertstate="firing"}'
+    labels = ('ALERTS{alertname="SLOBurnRatePage1h", alertstate="firing", long_window="1h", '
+              'service="demo", severity="critical", short_window="5m", slo="avail"}')
+    test = {"rule_files": [str(rules)],
+            "evaluation_interval": "1m",
+            "tests": [{"interval": "1m",
+                       "input_series": [{"series": good, "values": "0+95x120"},
+                                        {"series": bad, "values": "0+5x120"}],
+                       "promql_expr_test": [
+                           {"expr": alerts, "eval_time": "70m",
+                            "exp_samples": [{"labels": labels, "value": 1}]}]}]}
+    path = tmp_path / "burn_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = _run(promtool, "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_doc_states_each_slo_alerts_real_share() -> None:
+    doc = (ROOT / "docs/alerts.md").read_text()
+    for slo in _config().slos:
+        assert slo.window == "7d"
+        for alert, text in (
+                ("SLOBurnRatePage1h", "2% of the 7d error budget is spent in 1h"),
+                ("SLOBurnRatePage6h", "5% of the 7d error budget is spent in 6h"),
+                ("SLOBurnRateTicket1d", "10% of the 7d error budget is spent in 1d"),
+                ("SLOBurnRateTicket3d", "10% of the 7d error budget is spent in 3d")):
+            section = doc.split(f"## {alert}\n", 1)[1].split("\n## ", 1)[0]
+            assert re.search(rf"SLO `{slo.name}` \(\S+ over 7d\): fires above [\d.]+ × "
+                             rf"[\d.]+% = [\d.]+% errors over .*{re.escape(text)}", section), (
+                alert, slo.name)
+    assert "fires above 3.36 × 1% = 3.36% errors over 1h and 5m" in doc
+    assert "fires above 1.4 × 1% = 1.4% errors over 6h and 30m" in doc

@@ -18,7 +18,9 @@ from promkit.tools.generate._grafana_model import (
     TargetSpec,
     VariableSpec,
 )
+from promkit.tools.generate._rules_slo import BURN_WINDOWS, burn_factor
 from promkit.tools.generate.config import Config, format_duration, parse_duration
+from promkit.tools.generate.rules import num
 
 __all__ = ["ALERT_PANELS", "dashboard_specs"]
 
@@ -28,9 +30,6 @@ STAGE = 'stage=~"$stage"'
 INSTANCE = 'instance=~"$instance"'
 RATE = "[$__rate_interval]"
 QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
-# The SLI windows of the SLO rules; burn rates are drawn for the alert windows.
-PAGE_WINDOWS = ("5m", "1h", "30m", "6h")
-TICKET_WINDOWS = ("2h", "1d", "6h", "3d")
 
 ALERT_PANELS: dict[str, tuple[str, str]] = {
     "HTTPErrorRatioHigh": ("promkit-service-overview", "error-ratio-by-route"),
@@ -524,10 +523,29 @@ def _slos(config: Config) -> DashboardSpec:
     objectives = ", ".join(f"{s.name} {s.objective * 100:g}% over {s.window}"
                            for s in config.slos)
 
-    def burn(window: str) -> TargetSpec:
-        return _t(f"{_sel(f'slo:sli_error:ratio_rate{window}')}\n/ on (service, slo)\n"
-                  f"(1 - {_sel('slo:objective:ratio')})", f"{{{{slo}}}} {window}")
+    def burn(severity: str) -> tuple[tuple[TargetSpec, ...], str]:
+        """Burn rate over each window divided by its alert's factor: 1 is the threshold."""
+        targets: list[TargetSpec] = []
+        factors: list[str] = []
+        for window, names in by_window.items():
+            which = 'slo=~"' + "|".join(names) + '"'
+            said: list[str] = []
+            for b in (b for b in BURN_WINDOWS if b.alert.startswith(severity)):
+                factor = num(burn_factor(window, b))
+                said.append(f"{factor} for {b.long} & {b.short}")
+                for w in (b.long, b.short):
+                    targets.append(_t(
+                        f"{_sel(f'slo:sli_error:ratio_rate{w}', which)}\n/ on (service, slo)\n"
+                        f"(1 - {_sel('slo:objective:ratio', which)})\n/ {factor}",
+                        f"{{{{slo}}}} {w}"))
+            factors.append(f"{window} SLOs: {', '.join(said)}")
+        return tuple(targets), "; ".join(factors)
 
+    page, page_factors = burn("SLOBurnRatePage")
+    ticket, ticket_factors = burn("SLOBurnRateTicket")
+    explain = ("Burn rate (error ratio over the error budget, 1 - objective) over each window, "
+               "divided by the factor of its alert (share of the budget x SLO window / long "
+               "window, the SRE workbook's table scaled to the SLO's window): ")
     row = RowSpec("Objectives and budgets", (
         PanelSpec("sli-vs-objective", "SLI vs objective",
                   "Each SLO's indicator (good events over all) over its own window "
@@ -541,17 +559,14 @@ def _slos(config: Config) -> DashboardSpec:
                   (_t(_sel("slo:error_budget_remaining:ratio"), "{{slo}}", instant=True),),
                   kind="stat", width=12, decimals=1, base_color="red",
                   thresholds=((0.25, "orange"), (0.5, "green"))),
-        PanelSpec("burn-rate-page", "Burn rate, page windows (5m, 1h, 30m, 6h)",
-                  "Error ratio over the error budget (1 - objective) per window: 1 spends the "
-                  "budget exactly over the SLO window. Pages fire when both 1h and 5m burn "
-                  "above 14.4, or both 6h and 30m above 6.", "suffix: x",
-                  tuple(burn(w) for w in PAGE_WINDOWS), width=12, min=0,
-                  thresholds=((6, "orange"), (14.4, "red"))),
-        PanelSpec("burn-rate-ticket", "Burn rate, ticket windows (2h, 1d, 6h, 3d)",
-                  "Error ratio over the error budget per window. Tickets fire when both 1d "
-                  "and 2h burn above 3, or both 3d and 6h above 1.", "suffix: x",
-                  tuple(burn(w) for w in TICKET_WINDOWS), width=12, min=0,
-                  thresholds=((1, "orange"), (3, "red"))),
+        PanelSpec("burn-rate-page", "Page burn rate vs threshold (1h & 5m, 6h & 30m)",
+                  explain + f"{page_factors}. The page fires when both windows of a pair "
+                  "are above 1 (2% of the budget in 1h, or 5% in 6h).", "suffix: x",
+                  page, width=12, min=0, thresholds=((0.5, "orange"), (1, "red"))),
+        PanelSpec("burn-rate-ticket", "Ticket burn rate vs threshold (1d & 2h, 3d & 6h)",
+                  explain + f"{ticket_factors}. The ticket fires when both windows of a "
+                  "pair are above 1 (10% of the budget in 1d, or 10% in 3d).", "suffix: x",
+                  ticket, width=12, min=0, thresholds=((0.5, "orange"), (1, "red"))),
         PanelSpec("sli-events", "SLI events per second",
                   "Events each SLO counts per second over 5 minutes "
                   "(slo:sli_events:rate5m) and the bad ones (slo:sli_errors:rate5m); below "

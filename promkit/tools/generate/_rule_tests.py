@@ -21,7 +21,13 @@ from itertools import pairwise
 from typing import Any
 
 from promkit.instrument.catalog import STANDARD_CATALOG
-from promkit.tools.generate._rules_slo import BURN_WINDOWS, HTTP_COUNT, _bucket_le
+from promkit.tools.generate._rules_slo import (
+    BURN_WINDOWS,
+    HTTP_COUNT,
+    BurnWindow,
+    _bucket_le,
+    burn_factor,
+)
 from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
 from promkit.tools.generate.rules import ALERTS, num
 
@@ -315,7 +321,7 @@ def _slo_series(config: Config, slo: SLOSpec,
              _counter(bad_inc))]
 
 
-def _slo_cases(config: Config, windows: Sequence[tuple[str, str, str, float]],
+def _slo_cases(config: Config, windows: Sequence[BurnWindow],
                extras: bool, slos: Sequence[SLOSpec]) -> list[dict[str, Any]]:
     c = config
     cases: list[dict[str, Any]] = []
@@ -323,14 +329,15 @@ def _slo_cases(config: Config, windows: Sequence[tuple[str, str, str, float]],
     rate = max(60.0, c.slo_min_events_per_hour)  # events per minute
     for slo in slos:
         budget = slo.error_budget
-        for alert, long, short, factor in windows:
+        for burn in windows:
+            alert, long, short = burn.alert, burn.long, burn.short
+            factor = burn_factor(slo.window, burn)
             labels = {"slo": slo.name, "long_window": long, "short_window": short}
             long_m = int(parse_duration(long) / 60)
             short_m = int(parse_duration(short) / 60)
             cross = factor * budget * long_m  # minutes after onset the long ratio crosses
             onset = long_m
-            if factor * budget >= 1:
-                continue  # the burn threshold is unreachable (the ratio is at most 1)
+            assert factor * budget < 1, "the config refuses unreachable burn thresholds"
             quiet_at = onset + max(int(cross / 2) - 3, 0)
             fire_at = onset + min(int(cross * 1.5) + short_m + 5, long_m + short_m)
             end = fire_at + 5
@@ -345,8 +352,9 @@ def _slo_cases(config: Config, windows: Sequence[tuple[str, str, str, float]],
         if not extras:
             continue
         # Low-traffic guard: every event fails, but fewer events per hour than the minimum.
-        alert, long, short, _ = BURN_WINDOWS[0]
-        labels = {"slo": slo.name, "long_window": long, "short_window": short}
+        first = BURN_WINDOWS[0]
+        alert = first.alert
+        labels = {"slo": slo.name, "long_window": first.long, "short_window": first.short}
         per_minute = c.slo_min_events_per_hour / 60 / 2
         trickle = _slo_series(c, slo, [(per_minute, 1.0, 91)])
         case = _Case(c, f"low-traffic guard keeps {alert} quiet for SLO {slo.name}", alert, 90,
@@ -387,7 +395,7 @@ def rule_test_files(config: Config) -> dict[str, dict[str, Any]]:
     # Every SLO (each SLI source) on the 1h/5m window with the guard and absent cases,
     # at 1m steps; the longer windows share that logic, so they run for the first SLO
     # only, at 5m steps (a 3-day window at 1m steps takes promtool minutes).
-    fast = [w for w in BURN_WINDOWS if parse_duration(w[1]) <= 3600]
+    fast = [w for w in BURN_WINDOWS if parse_duration(w.long) <= 3600]
     slow = [w for w in BURN_WINDOWS if w not in fast]
     files: dict[str, dict[str, Any]] = {
         "alerts_test.yml": {

@@ -510,6 +510,9 @@ def _thresholds(r: _Reader, value: Any) -> Thresholds:
 
 
 def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
+    # The burn-rate table lives with the SLO rules, which import this module.
+    from promkit.tools.generate._rules_slo import BURN_WINDOWS, check_burn_thresholds
+
     out: list[SLOSpec] = []
     seen: set[str] = set()
     buckets = STANDARD_CATALOG[LATENCY_SLO_METRIC].buckets or ()
@@ -531,6 +534,10 @@ def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
             raise r.error(f"{path}.objective", f"{m['objective']!r} must be strictly between 0 "
                           "and 1 (0.99 means 99%)")
         window = r.duration(m.get("window", "30d"), f"{path}.window")
+        longest = max(BURN_WINDOWS, key=lambda b: parse_duration(b.long)).long
+        if parse_duration(window) < parse_duration(longest):
+            raise r.error(f"{path}.window", f"{window!r} is shorter than the longest burn-rate "
+                          f"alert window ({longest}); use {longest} or more (7d, 28d, 30d)")
         threshold = m.get("threshold_seconds")
         if kind == "latency":
             if threshold is None:
@@ -544,7 +551,11 @@ def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
         elif threshold is not None:
             raise r.error(f"{path}.threshold_seconds",
                           f"only latency SLOs take threshold_seconds, this one is {kind!r}")
-        out.append(SLOSpec(name, kind, objective, window, threshold))
+        spec = SLOSpec(name, kind, objective, window, threshold)
+        unreachable = check_burn_thresholds(spec)
+        if unreachable is not None:
+            raise r.error(f"{path}.objective", unreachable)
+        out.append(spec)
     return tuple(out)
 
 

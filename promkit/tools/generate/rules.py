@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promkit.tools.generate._rules_slo import BURN_WINDOWS, slo_groups
+from promkit.tools.generate._rules_slo import BURN_WINDOWS, burn_statement, slo_groups
 from promkit.tools.generate.config import Config, ConfigError
 
 __all__ = [
@@ -151,25 +151,29 @@ ALERTS: dict[str, AlertInfo] = {a.name: a for a in (
           "takes unbounded values (raw paths, IDs) or the limit is too low.",
           "increase of promkit_series_overflow_total over 15m > 0"),
     _info("SLOBurnRatePage1h", "critical", None,
-          "SLO {{ $labels.slo }}: error budget burning 14.4x (1h and 5m)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget 14.4 times "
-          "faster than sustainable over both 1h and 5m: 2% of a 30-day budget per hour.",
-          "error ratio > 14.4 × budget over 1h and 5m, ≥ {min_events} events/h"),
+          "SLO {{ $labels.slo }}: error budget burning fast (1h and 5m)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
+          "over both 1h and 5m that 2% of the budget of the SLO's window is gone in an hour.",
+          "error ratio > factor × budget over 1h and 5m, factor = 2% × SLO window / 1h; "
+          "≥ {min_events} events/h"),
     _info("SLOBurnRatePage6h", "critical", None,
-          "SLO {{ $labels.slo }}: error budget burning 6x (6h and 30m)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget 6 times faster "
-          "than sustainable over both 6h and 30m: 5% of a 30-day budget in 6 hours.",
-          "error ratio > 6 × budget over 6h and 30m, ≥ {min_events} events/h"),
+          "SLO {{ $labels.slo }}: error budget burning fast (6h and 30m)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
+          "over both 6h and 30m that 5% of the budget of the SLO's window is gone in 6 hours.",
+          "error ratio > factor × budget over 6h and 30m, factor = 5% × SLO window / 6h; "
+          "≥ {min_events} events/h"),
     _info("SLOBurnRateTicket1d", "warning", None,
-          "SLO {{ $labels.slo }}: error budget burning 3x (1d and 2h)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget 3 times faster "
-          "than sustainable over both 1d and 2h: 10% of a 30-day budget in a day.",
-          "error ratio > 3 × budget over 1d and 2h, ≥ {min_events} events/h"),
+          "SLO {{ $labels.slo }}: error budget burning (1d and 2h)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
+          "over both 1d and 2h that 10% of the budget of the SLO's window is gone in a day.",
+          "error ratio > factor × budget over 1d and 2h, factor = 10% × SLO window / 1d; "
+          "≥ {min_events} events/h"),
     _info("SLOBurnRateTicket3d", "warning", None,
-          "SLO {{ $labels.slo }}: error budget burning 1x (3d and 6h)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget at least as "
-          "fast as sustainable over both 3d and 6h: the budget will be gone by the window's end.",
-          "error ratio > 1 × budget over 3d and 6h, ≥ {min_events} events/h"),
+          "SLO {{ $labels.slo }}: error budget burning (3d and 6h)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
+          "over both 3d and 6h that 10% of the budget of the SLO's window is gone in 3 days.",
+          "error ratio > factor × budget over 3d and 6h, factor = 10% × SLO window / 3d; "
+          "≥ {min_events} events/h"),
     _info("SLOMetricAbsent", "warning", "10m",
           "SLO {{ $labels.slo }}: its metric is absent",
           "Prometheus has no series of the metric SLO {{ $labels.slo }} is computed from, so "
@@ -205,7 +209,7 @@ def _fmt(text: str, config: Config) -> str:
 
 def num(value: float) -> str:
     """A number as PromQL text, without float noise (``0.010000000000000009`` -> ``0.01``)."""
-    return f"{round(value, 10):g}" if abs(value) < 1e15 else repr(value)
+    return f"{round(value, 10):.10g}" if abs(value) < 1e15 else repr(value)
 
 
 def sel(config: Config, metric: str, **matchers: str) -> str:
@@ -226,8 +230,12 @@ def _by(labels: Sequence[str]) -> str:
 
 
 def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = None,
-          description: str | None = None) -> Rule:
-    """An alerting rule for ``name`` of :data:`ALERTS` (``for`` overridable by the config)."""
+          description: str | None = None, summary: str | None = None) -> Rule:
+    """An alerting rule for ``name`` of :data:`ALERTS` (``for`` overridable by the config).
+
+    ``summary`` and ``description`` replace the :data:`ALERTS` texts for rules whose
+    numbers differ per instance (an SLO's burn factor).
+    """
     info = ALERTS[name]
     rule: Rule = {"alert": name, "expr": expr}
     for_ = config.alert_for.get(name, info.for_)
@@ -235,7 +243,7 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
         rule["for"] = for_
     rule["labels"] = {"severity": info.severity, "service": config.service, **(labels or {})}
     rule["annotations"] = {
-        "summary": info.summary,
+        "summary": summary or info.summary,
         "description": description or _fmt(info.description, config),
         "runbook": f"{config.runbook_base}/{name}.md",
     }
@@ -598,11 +606,14 @@ def alerts_markdown(config: Config, source: str) -> str:
         info = ALERTS[name]
         lines += ["", f"## {name}", "", _fmt(info.description, config).replace(
             "{{ $labels.", "`").replace(" }}", "`"), ""]
+        burn = next((b for b in BURN_WINDOWS if b.alert == name), None)
         for rule in (r for r in rules if r["alert"] == name):
             slo = rule["labels"].get("slo")
             if slo:
-                lines.append(f"SLO `{slo}`:")
-                lines.append("")
+                spec = next(s for s in config.slos if s.name == slo)
+                what = f": {burn_statement(spec, burn)}." if burn else ":"
+                lines += [f"SLO `{slo}` ({num(spec.objective * 100)}% over {spec.window}){what}",
+                          ""]
             lines += ["```promql", rule["expr"].rstrip(), "```", ""]
         lines.append(f"Severity `{info.severity}`, for `{rule.get('for', '0s')}`; runbook: "
                      f"{_link(rule['annotations']['runbook'])}.")
