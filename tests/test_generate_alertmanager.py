@@ -412,3 +412,14 @@ def test_every_alert_has_a_runbook_page_and_every_page_an_alert() -> None:
         assert text.startswith(f"# {name[:-3]}\n"), name
         for section in ("## What it means", "## First queries", "## Likely causes"):
             assert section in text, f"{name}: missing {section!r}"
+
+
+def test_slo_page_inhibits_the_symptoms_of_its_sli() -> None:
+    config = _demo_config()
+    inhibit = alertmanager_config(config, rules=_alert_rules(config))["inhibit_rules"]
+    assert {"source_matchers": ['severity="critical"', 'slo=~".+"', 'sli=~".+"'],
+            "target_matchers": ['sli=~".+"', 'slo=""'],
+            "equal": ["service", "sli"]} in inhibit
+    # Without SLO pages (synthetic rules) there is nothing to inhibit with.
+    assert not any("sli" in str(r) for r in alertmanager_config(config, rules=RULES)[
+        "inhibit_rules"])

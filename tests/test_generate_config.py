@@ -182,7 +182,7 @@ def test_slo_whose_page_could_never_fire_is_refused(tmp_path: Path) -> None:
     err = _error(tmp_path, BASE + "slos:\n  - {name: a, type: availability, objective: 0.9, "
                  "window: 30d}\n")
     assert err.path == "slos[0].objective" and err.line == 5
-    assert "SLOBurnRatePage1h" in err.problem and "14.4 x 0.1 = 1.44" in err.problem
+    assert "SLOBurnRatePage over 1h and 5m" in err.problem and "14.4 x 0.1 = 1.44" in err.problem
     assert "objective above 0.930556" in err.problem  # 1 - 1/14.4 = 0.9305555...
     assert "window shorter than 20d20h" in err.problem  # 1h / (0.02 x 0.1) = 500h
     # 7d: factor 3.36, so 0.9 is fine and 0.7 (3.36 x 0.3 = 1.008) is not.

@@ -224,18 +224,16 @@ def test_every_recording_rule_is_documented() -> None:
 
 # -- burn-rate factors ------------------------------------------------------------------------
 
-# The SRE workbook's table: (alert, long window, share of the budget spent over it).
-WORKBOOK = {"SLOBurnRatePage1h": ("1h", 0.02), "SLOBurnRatePage6h": ("6h", 0.05),
-            "SLOBurnRateTicket1d": ("1d", 0.10), "SLOBurnRateTicket3d": ("3d", 0.10)}
+# The SRE workbook's table: (alert, long window) -> (short window, share of the budget).
+WORKBOOK = {("SLOBurnRatePage", "1h"): ("5m", 0.02), ("SLOBurnRatePage", "6h"): ("30m", 0.05),
+            ("SLOBurnRateTicket", "1d"): ("2h", 0.10), ("SLOBurnRateTicket", "3d"): ("6h", 0.10)}
 # factor = share x SLO window / long window, worked out by hand:
 #   30d = 720h: 0.02 x 720 / 1 = 14.4, 0.05 x 720 / 6 = 6, 0.10 x 720 / 24 = 3, 0.10 x 720 / 72 = 1
 #    7d = 168h: 0.02 x 168 / 1 = 3.36, 0.05 x 168 / 6 = 1.4, 0.10 x 168 / 24 = 0.7,
 #               0.10 x 168 / 72 = 0.2333...
 BY_HAND = {
-    "30d": {"SLOBurnRatePage1h": 14.4, "SLOBurnRatePage6h": 6.0, "SLOBurnRateTicket1d": 3.0,
-            "SLOBurnRateTicket3d": 1.0},
-    "7d": {"SLOBurnRatePage1h": 3.36, "SLOBurnRatePage6h": 1.4, "SLOBurnRateTicket1d": 0.7,
-           "SLOBurnRateTicket3d": 0.2333333333},
+    "30d": {"1h": 14.4, "6h": 6.0, "1d": 3.0, "3d": 1.0},
+    "7d": {"1h": 3.36, "6h": 1.4, "1d": 0.7, "3d": 0.2333333333},
 }
 _THRESHOLD = re.compile(r"slo:sli_error:ratio_rate(\w+)\{[^}]*\} > ([\d.]+) \* ([\d.]+)")
 
@@ -252,19 +250,22 @@ def _slo_config(window: str, objective: float = 0.99) -> Any:
 @pytest.mark.parametrize("window", ["30d", "7d"])
 def test_burn_factors_are_the_workbook_shares_scaled_to_the_window(window: str) -> None:
     hours = parse_hours(window)
-    rules = [r for r in alert_rules(_slo_config(window)) if r["alert"] in WORKBOOK]
-    assert sorted(r["alert"] for r in rules) == sorted(WORKBOOK)
+    rules = [r for r in alert_rules(_slo_config(window)) if r["alert"].startswith("SLOBurn")]
+    assert sorted(r["alert"] for r in rules) == ["SLOBurnRatePage", "SLOBurnRateTicket"]
+    seen = set()
     for rule in rules:
-        long, share = WORKBOOK[rule["alert"]]
         found = _THRESHOLD.findall(rule["expr"])
-        # Both windows carry the same threshold: factor x budget.
-        assert [w for w, _, _ in found] == [long, rule["labels"]["short_window"]]
-        factors = {float(f) for _, f, _ in found}
-        assert factors == {BY_HAND[window][rule["alert"]]}, rule["expr"]
-        assert {float(b) for _, _, b in found} == {0.01}
-        # The share the written factor really spends: factor x long / window.
-        (factor,) = factors
-        assert factor * parse_hours(long) / hours == pytest.approx(share, rel=1e-9)
+        assert len(found) == 4, rule["expr"]  # two pairs of (long, short)
+        for (long, lf, lb), (short, sf, sb) in zip(found[::2], found[1::2]):
+            want_short, share = WORKBOOK[(rule["alert"], long)]
+            assert short == want_short
+            # Both windows of a pair carry the same threshold: factor x budget.
+            assert lf == sf and lb == sb == "0.01"
+            assert float(lf) == BY_HAND[window][long], rule["expr"]
+            # The share the written factor really spends: factor x long / window.
+            assert float(lf) * parse_hours(long) / hours == pytest.approx(share, rel=1e-9)
+            seen.add((rule["alert"], long))
+    assert seen == set(WORKBOOK)
 
 
 def parse_hours(duration: str) -> float:
@@ -283,9 +284,9 @@ def test_a_steady_5x_burn_of_a_7d_budget_pages(tmp_path: Path) -> None:
     good = ('http_server_request_duration_seconds_count{service="demo", http_request_method="GET",'
             ' http_route="/", http_response_status_code="200", http_response_status_class="2xx"}')
     bad = good.replace('"200"', '"500"').replace('"2xx"', '"5xx"')
-    alerts = 'ALERTS{alertname="SLOBurnRatePage1h", alertstate="firing"}'
-    labels = ('ALERTS{alertname="SLOBurnRatePage1h", alertstate="firing", long_window="1h", '
-              'service="demo", severity="critical", short_window="5m", slo="avail"}')
+    alerts = 'ALERTS{alertname="SLOBurnRatePage", alertstate="firing"}'
+    labels = ('ALERTS{alertname="SLOBurnRatePage", alertstate="firing", service="demo", '
+              'severity="critical", sli="availability", slo="avail"}')
     test = {"rule_files": [str(rules)],
             "evaluation_interval": "1m",
             "tests": [{"interval": "1m",
@@ -305,13 +306,33 @@ def test_alerts_doc_states_each_slo_alerts_real_share() -> None:
     for slo in _config().slos:
         assert slo.window == "7d"
         for alert, text in (
-                ("SLOBurnRatePage1h", "2% of the 7d error budget is spent in 1h"),
-                ("SLOBurnRatePage6h", "5% of the 7d error budget is spent in 6h"),
-                ("SLOBurnRateTicket1d", "10% of the 7d error budget is spent in 1d"),
-                ("SLOBurnRateTicket3d", "10% of the 7d error budget is spent in 3d")):
+                ("SLOBurnRatePage", "2% of the 7d error budget is spent in 1h"),
+                ("SLOBurnRatePage", "5% of the 7d error budget is spent in 6h"),
+                ("SLOBurnRateTicket", "10% of the 7d error budget is spent in 1d"),
+                ("SLOBurnRateTicket", "10% of the 7d error budget is spent in 3d")):
             section = doc.split(f"## {alert}\n", 1)[1].split("\n## ", 1)[0]
-            assert re.search(rf"SLO `{slo.name}` \(\S+ over 7d\): fires above [\d.]+ × "
-                             rf"[\d.]+% = [\d.]+% errors over .*{re.escape(text)}", section), (
-                alert, slo.name)
+            block = section.split(f"SLO `{slo.name}` (", 1)[1].split("```", 1)[0]
+            assert re.search(rf"- fires above [\d.]+ × [\d.]+% = [\d.]+% errors over "
+                             rf".*{re.escape(text)}", block), (alert, slo.name)
     assert "fires above 3.36 × 1% = 3.36% errors over 1h and 5m" in doc
     assert "fires above 1.4 × 1% = 1.4% errors over 6h and 30m" in doc
+
+
+def test_symptom_alerts_carry_their_sli_and_page_only_without_an_slo() -> None:
+    from dataclasses import replace
+
+    with_slos = {r["alert"]: r["labels"] for r in alert_rules(_config())}
+    without = {r["alert"]: r["labels"] for r in alert_rules(replace(_config(), slos=()))}
+    for name, sli in (("HTTPErrorRatioHigh", "availability"),
+                      ("HTTP5xxRateHigh", "availability"),
+                      ("HTTPLatencyP95High", "latency"),
+                      ("StageFailureRatioHigh", "job_success"),
+                      ("AuthFailureSpike", "auth_success")):
+        assert with_slos[name]["sli"] == without[name]["sli"] == sli
+        assert "slo" not in with_slos[name]
+        assert with_slos[name]["severity"] == "warning"  # the SLO's page is the page
+    assert without["HTTPErrorRatioHigh"]["severity"] == "critical"
+    assert without["HTTP5xxRateHigh"]["severity"] == "critical"
+    pages = [r["labels"] for r in alert_rules(_config()) if r["alert"] == "SLOBurnRatePage"]
+    assert {"severity": "critical", "service": "demo", "slo": "api-availability",
+            "sli": "availability"} in pages

@@ -50,10 +50,8 @@ ALERT_PANELS: dict[str, tuple[str, str]] = {
     "CPUBudgetExhausted": ("promkit-external-cost", "cpu-hours-month"),
     "PromkitInstrumentationErrors": ("promkit-self", "instrumentation-errors"),
     "PromkitSeriesOverflow": ("promkit-self", "series-overflow"),
-    "SLOBurnRatePage1h": ("promkit-slos", "burn-rate-page"),
-    "SLOBurnRatePage6h": ("promkit-slos", "burn-rate-page"),
-    "SLOBurnRateTicket1d": ("promkit-slos", "burn-rate-ticket"),
-    "SLOBurnRateTicket3d": ("promkit-slos", "burn-rate-ticket"),
+    "SLOBurnRatePage": ("promkit-slos", "burn-rate-page"),
+    "SLOBurnRateTicket": ("promkit-slos", "burn-rate-ticket"),
     "SLOMetricAbsent": ("promkit-slos", "sli-events"),
 }
 """Alert name -> (dashboard uid, panel key) of the panel that shows what fired."""
@@ -530,7 +528,7 @@ def _slos(config: Config) -> DashboardSpec:
         for window, names in by_window.items():
             which = 'slo=~"' + "|".join(names) + '"'
             said: list[str] = []
-            for b in (b for b in BURN_WINDOWS if b.alert.startswith(severity)):
+            for b in (b for b in BURN_WINDOWS if b.alert == severity):
                 factor = num(burn_factor(window, b))
                 said.append(f"{factor} for {b.long} & {b.short}")
                 for w in (b.long, b.short):
@@ -577,8 +575,7 @@ def _slos(config: Config) -> DashboardSpec:
                   width=12, min=0),
         PanelSpec("slo-alerts", "SLO alerts firing or pending",
                   "Burn-rate and absent-metric alerts of the SLOs now pending or firing "
-                  "(Prometheus's ALERTS series; the alert windows are in long_window and "
-                  "short_window).", "short",
+                  "(Prometheus's ALERTS series; the SLI type is in sli).", "short",
                   (_t(f"ALERTS{{{SVC}, slo!=\"\"}}", "{{alertname}} {{slo}} {{alertstate}}",
                       instant=True, table=True),),
                   kind="table", width=12),

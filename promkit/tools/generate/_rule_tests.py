@@ -2,12 +2,13 @@
 
 For each alert: input series that must fire it (checked pending before its
 ``for`` has passed, firing after) and series that must keep it quiet. SLO
-alerts get a case per burn-rate window (good traffic, then every request
-failing from ``onset``: the long-window ratio crosses ``factor x budget`` at
-about ``onset + factor x budget x long``), a low-traffic guard case and an
-absent-metric case. Checks read the ``ALERTS`` series, so each can filter by
-labels (``slo``) and annotations need no exact rendering here (the live test
-reads them from the API).
+alerts get a case per burn-rate window pair (good traffic, then from ``onset``
+every request failing, or for a pair with a faster sibling a ratio between the
+two thresholds so that only this pair can fire: the long-window ratio crosses
+``factor x budget`` at about ``onset + factor x budget / ratio x long``), a
+low-traffic guard case and an absent-metric case. Checks read the ``ALERTS``
+series, so each can filter by labels (``slo``) and annotations need no exact
+rendering here (the live test reads them from the API).
 
 The values derive from the config's thresholds, so the tests follow a
 changed threshold.
@@ -29,7 +30,7 @@ from promkit.tools.generate._rules_slo import (
     burn_factor,
 )
 from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
-from promkit.tools.generate.rules import ALERTS, num
+from promkit.tools.generate.rules import ALERTS, SYMPTOM_SLI, num, severity
 
 __all__ = ["rule_test_files"]
 
@@ -69,9 +70,10 @@ class _Case:
         self.labels = labels
 
     def _alerts(self, state: str) -> str:
-        info = ALERTS[self.alert]
-        labels = {"alertname": self.alert, "alertstate": state, "severity": info.severity,
-                  "service": self.config.service, **self.labels}
+        labels = {"alertname": self.alert, "alertstate": state,
+                  "severity": severity(self.config, self.alert), "service": self.config.service,
+                  **({"sli": SYMPTOM_SLI[self.alert]} if self.alert in SYMPTOM_SLI else {}),
+                  **self.labels}
         return "ALERTS{" + _labels(**dict(sorted(labels.items()))) + "}"
 
     def _selector(self) -> str:
@@ -329,32 +331,40 @@ def _slo_cases(config: Config, windows: Sequence[BurnWindow],
     rate = max(60.0, c.slo_min_events_per_hour)  # events per minute
     for slo in slos:
         budget = slo.error_budget
+        labels = {"slo": slo.name, "sli": slo.type}
         for burn in windows:
             alert, long, short = burn.alert, burn.long, burn.short
-            factor = burn_factor(slo.window, burn)
-            labels = {"slo": slo.name, "long_window": long, "short_window": short}
+            pairs = [b for b in BURN_WINDOWS if b.alert == alert]
+            threshold = burn_factor(slo.window, burn) * budget
+            assert threshold < 1, "the config refuses unreachable burn thresholds"
+            # Every event fails from `onset`, or, when the alert has a pair with a higher
+            # threshold (faster windows), a ratio between the two so only this pair fires.
+            higher = [burn_factor(slo.window, b) * budget for b in pairs
+                      if burn_factor(slo.window, b) * budget > threshold]
+            ratio = (threshold + min(higher)) / 2 if higher else 1.0
             long_m = int(parse_duration(long) / 60)
             short_m = int(parse_duration(short) / 60)
-            cross = factor * budget * long_m  # minutes after onset the long ratio crosses
+            cross = threshold / ratio * long_m  # minutes after onset the long ratio crosses
             onset = long_m
-            assert factor * budget < 1, "the config refuses unreachable burn thresholds"
             quiet_at = onset + max(int(cross / 2) - 3, 0)
             fire_at = onset + min(int(cross * 1.5) + short_m + 5, long_m + short_m)
             end = fire_at + 5
-            fire = _slo_series(c, slo, [(rate, 0.0, onset), (rate, 1.0, end - onset + 1)])
-            case = _Case(c, f"{alert} fires for SLO {slo.name}", alert, end, fire, labels)
+            fire = _slo_series(c, slo, [(rate, 0.0, onset), (rate, ratio, end - onset + 1)])
+            case = _Case(c, f"{alert} fires on {long} and {short} for SLO {slo.name}", alert,
+                         end, fire, labels)
             cases.append(case.test([(quiet_at, None), (fire_at, "firing")]))
-            # Errors just under the burn threshold for the whole long window: quiet.
-            under = min(factor * budget * 0.8, 0.99)
-            quiet = _slo_series(c, slo, [(rate, under, end + 1)])
-            case = _Case(c, f"{alert} stays quiet for SLO {slo.name}", alert, end, quiet, labels)
-            cases.append(case.test([(fire_at, None), (end, None)]))
+            # Errors just under the lowest threshold of the alert from the start: every window
+            # reads that ratio at once, so a short run shows the alert stays quiet.
+            lowest = min(burn_factor(slo.window, b) * budget for b in pairs)
+            quiet_end = short_m + 30
+            quiet = _slo_series(c, slo, [(rate, lowest * 0.8, quiet_end + 1)])
+            case = _Case(c, f"{alert} stays quiet for SLO {slo.name} ({long} case)", alert,
+                         quiet_end, quiet, labels)
+            cases.append(case.test([(short_m + 10, None), (quiet_end, None)]))
         if not extras:
             continue
         # Low-traffic guard: every event fails, but fewer events per hour than the minimum.
-        first = BURN_WINDOWS[0]
-        alert = first.alert
-        labels = {"slo": slo.name, "long_window": first.long, "short_window": first.short}
+        alert = BURN_WINDOWS[0].alert
         per_minute = c.slo_min_events_per_hour / 60 / 2
         trickle = _slo_series(c, slo, [(per_minute, 1.0, 91)])
         case = _Case(c, f"low-traffic guard keeps {alert} quiet for SLO {slo.name}", alert, 90,
@@ -370,14 +380,12 @@ def _slo_cases(config: Config, windows: Sequence[BurnWindow],
         other = f'up{{service="{c.service}", job="none", instance="none"}}'
         end = int(wait + 10)
         case = _Case(c, f"SLOMetricAbsent fires for SLO {slo.name}", "SLOMetricAbsent", end,
-                     [(other, _gauge(1, end))], {"slo": slo.name})
-        absent_labels = _absent_labels(c, slo)
-        case.labels = {"slo": slo.name, **absent_labels}
+                     [(other, _gauge(1, end))], {**labels, **_absent_labels(c, slo)})
         checks: list[tuple[float, str | None]] = [(wait / 2, "pending")] if wait else []
         cases.append(case.test([*checks, (wait + 2, "firing")]))
         present = _slo_series(c, slo, [(rate, 0.0, end + 1)])
         case = _Case(c, f"SLOMetricAbsent stays quiet for SLO {slo.name}", "SLOMetricAbsent",
-                     end, present, {"slo": slo.name})
+                     end, present, labels)
         cases.append(case.test([(wait + 2, None)]))
     return cases
 
@@ -392,9 +400,9 @@ def _absent_labels(config: Config, slo: SLOSpec) -> dict[str, str]:
 
 def rule_test_files(config: Config) -> dict[str, dict[str, Any]]:
     """promtool test files by name (under ``prometheus/tests/``)."""
-    # Every SLO (each SLI source) on the 1h/5m window with the guard and absent cases,
-    # at 1m steps; the longer windows share that logic, so they run for the first SLO
-    # only, at 5m steps (a 3-day window at 1m steps takes promtool minutes).
+    # Every SLO (each SLI source) on the page's 1h/5m windows with the guard and absent
+    # cases, at 1m steps; the longer windows share that logic, so they run for the first
+    # SLO only, at 5m steps (a 3-day window at 1m steps takes promtool minutes).
     fast = [w for w in BURN_WINDOWS if parse_duration(w.long) <= 3600]
     slow = [w for w in BURN_WINDOWS if w not in fast]
     files: dict[str, dict[str, Any]] = {

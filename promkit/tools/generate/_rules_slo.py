@@ -11,8 +11,12 @@ Per SLO, one rule group (evaluated in order):
    averaged rates, so busy periods weigh more, like a plain ratio of counts);
 4. ``slo:objective:ratio`` and ``slo:error_budget_remaining:ratio`` over the
    SLO's own window;
-5. the burn-rate alerts of the Google SRE workbook (both windows over the
-   burn threshold) with a low-traffic guard, and ``SLOMetricAbsent``.
+5. the burn-rate alerts of the Google SRE workbook with a low-traffic guard:
+   ``SLOBurnRatePage`` when the 1h and 5m windows, or the 6h and 30m windows,
+   are both over their threshold; ``SLOBurnRateTicket`` likewise for 1d and
+   2h, or 3d and 6h. One alert per SLO and severity (as sloth writes them), so
+   an incident that crosses both page windows is one page, not two; and
+   ``SLOMetricAbsent``.
 
 Burn-rate factors follow the workbook's budget-consumption shares, scaled to
 each SLO's window (as sloth and pyrra do): an alert whose long window is ``L``
@@ -30,8 +34,8 @@ from typing import Any
 
 from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
 
-__all__ = ["BURN_WINDOWS", "SLI_WINDOWS", "BurnWindow", "burn_factor", "burn_statement",
-           "check_burn_thresholds", "slo_groups"]
+__all__ = ["BURN_ALERTS", "BURN_WINDOWS", "SLI_WINDOWS", "BurnWindow", "burn_factor",
+           "burn_statement", "check_burn_thresholds", "slo_groups"]
 
 
 @dataclass(frozen=True)
@@ -39,20 +43,22 @@ class BurnWindow:
     """One multiwindow burn-rate alert: its windows and the budget share it stands for."""
 
     alert: str
+    """The alert the window pair belongs to (each alert ORs two pairs)."""
     long: str
     short: str
     share: float
     """Share of the SLO's error budget spent over ``long`` when the error ratio is at the
-    alert's threshold (the SRE workbook's table)."""
+    pair's threshold (the SRE workbook's table)."""
 
 
 # Page on fast burn, ticket on slow: the SRE workbook's shares (chapter "Alerting on SLOs").
 BURN_WINDOWS: tuple[BurnWindow, ...] = (
-    BurnWindow("SLOBurnRatePage1h", "1h", "5m", 0.02),
-    BurnWindow("SLOBurnRatePage6h", "6h", "30m", 0.05),
-    BurnWindow("SLOBurnRateTicket1d", "1d", "2h", 0.10),
-    BurnWindow("SLOBurnRateTicket3d", "3d", "6h", 0.10),
+    BurnWindow("SLOBurnRatePage", "1h", "5m", 0.02),
+    BurnWindow("SLOBurnRatePage", "6h", "30m", 0.05),
+    BurnWindow("SLOBurnRateTicket", "1d", "2h", 0.10),
+    BurnWindow("SLOBurnRateTicket", "3d", "6h", 0.10),
 )
+BURN_ALERTS = ("SLOBurnRatePage", "SLOBurnRateTicket")
 
 
 def burn_factor(slo_window: str, burn: BurnWindow) -> float:
@@ -96,8 +102,9 @@ def check_burn_thresholds(slo: SLOSpec) -> str | None:
             lowest = 1 - 1 / factor
             longest = parse_duration(burn.long) / (burn.share * slo.error_budget)
             return (f"{num(slo.objective)} over {slo.window} leaves an error budget of "
-                    f"{num(slo.error_budget * 100)}%, so {burn.alert} ({num(burn.share * 100)}% "
-                    f"of the budget in {burn.long}) would need an error ratio above "
+                    f"{num(slo.error_budget * 100)}%, so {burn.alert} over {burn.long} and "
+                    f"{burn.short} ({num(burn.share * 100)}% of the budget in {burn.long}) "
+                    "would need an error ratio above "
                     f"{num(factor)} x {num(slo.error_budget)} = {num(factor * slo.error_budget)}"
                     f", and a ratio is at most 1: it could never fire. Use an objective above "
                     f"{lowest:.6g} or a window shorter than {format_duration(longest)}")
@@ -193,33 +200,42 @@ def slo_groups(config: Config) -> list[dict[str, Any]]:
             "expr": f"1 - slo:sli_error:ratio_rate{own}{match} / {budget}",
             "labels": labels,
         })
-        # Minimum events per second in the long window before a burn-rate alert may fire.
+        # Minimum events per hour in the long window before a burn-rate alert may fire.
         min_rate = num(c.slo_min_events_per_hour)
-        for burn in BURN_WINDOWS:
-            long, short = burn.long, burn.short
-            factor = num(burn_factor(slo.window, burn))
-            threshold = burn_factor(slo.window, burn) * slo.error_budget
+        for name in BURN_ALERTS:
+            pairs: list[str] = []
+            said: list[str] = []
+            for burn in (b for b in BURN_WINDOWS if b.alert == name):
+                long, short = burn.long, burn.short
+                factor = num(burn_factor(slo.window, burn))
+                threshold = burn_factor(slo.window, burn) * slo.error_budget
+                pairs.append(
+                    f"(\n  slo:sli_error:ratio_rate{long}{match} > {factor} * {budget}\n"
+                    f"  and\n  slo:sli_error:ratio_rate{short}{match} > {factor} * {budget}\n"
+                    f"  and on (service, slo)\n"
+                    f"  slo:sli_events:rate{long}{match} * 3600 >= {min_rate}\n)")
+                said.append(f"above {factor} x the error budget ({budget}) = "
+                            f"{num(threshold * 100)}% over both {long} and {short} "
+                            f"({num(burn.share * 100)}% of the {slo.window} budget in {long})")
             description = (
                 f"SLO {slo.name} ({slo.type}, objective {num(slo.objective * 100)}% over "
-                f"{slo.window}) of {c.service}: the error ratio is above {factor} x the "
-                f"error budget ({budget}) = {num(threshold * 100)}% over both {long} and "
-                f"{short}, with at least {min_rate} events per hour: "
-                f"{num(burn.share * 100)}% of the {slo.window} budget spent in {long}. Value: "
-                f"the {long} error ratio {{{{ $value | humanizePercentage }}}}."
+                f"{slo.window}) of {c.service}: the error ratio is {', or '.join(said)}, with at "
+                f"least {min_rate} events per hour. Value: the error ratio over the long window "
+                "that fired (the shorter one when both did), "
+                "{{ $value | humanizePercentage }}."
             )
+            longs = " or ".join(f"{b.long}" for b in BURN_WINDOWS if b.alert == name)
             rules.append(alert(
-                c, burn.alert,
-                f"(\n  slo:sli_error:ratio_rate{long}{match} > {factor} * {budget}\n"
-                f"and\n  slo:sli_error:ratio_rate{short}{match} > {factor} * {budget}\n)\n"
-                f"and on (service, slo)\n"
-                f"slo:sli_events:rate{long}{match} * 3600 >= {min_rate}",
-                labels={"slo": slo.name, "long_window": long, "short_window": short},
-                summary=(f"SLO {{{{ $labels.slo }}}}: error budget burning {factor}x "
-                         f"({long} and {short})"),
+                c, name, "\nor on (service, slo)\n".join(pairs),
+                labels={"slo": slo.name, "sli": slo.type},
+                summary=(f"SLO {{{{ $labels.slo }}}}: error budget burning "
+                         f"{'fast' if name == 'SLOBurnRatePage' else 'steadily'} "
+                         f"({longs})"),
                 description=description,
             ))
         rules.append(alert(
-            c, "SLOMetricAbsent", f"absent({watched})", labels={"slo": slo.name},
+            c, "SLOMetricAbsent", f"absent({watched})",
+            labels={"slo": slo.name, "sli": slo.type},
             description=f"Prometheus has no series {watched}: SLO {slo.name} cannot be "
                         "computed and its burn-rate alerts cannot fire. The service is down, "
                         "not scraped, or the metric was renamed.",

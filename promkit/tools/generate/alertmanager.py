@@ -228,6 +228,16 @@ def _inhibit_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "target_matchers": [f'alertname=~"{"|".join(absent)}"'],
                 "equal": ["service"],
             })
+    # A page for an SLO silences the threshold alerts on the same SLI of the service
+    # (HTTPErrorRatioHigh... carry sli="availability"): one incident, one page.
+    labelled = [r.get("labels") or {} for r in rules]
+    if any("sli" in x and "slo" in x for x in labelled) and any(
+            "sli" in x and "slo" not in x for x in labelled):
+        out.append({
+            "source_matchers": ['severity="critical"', 'slo=~".+"', 'sli=~".+"'],
+            "target_matchers": ['sli=~".+"', 'slo=""'],
+            "equal": ["service", "sli"],
+        })
     # A page for an SLO silences that SLO's tickets (the slower burn-rate windows).
     out.append({
         "source_matchers": ['severity="critical"', 'slo=~".+"'],

@@ -26,12 +26,14 @@ from promkit.tools.generate.config import Config, ConfigError
 __all__ = [
     "ALERTS",
     "BURN_WINDOWS",
+    "SYMPTOM_SLI",
     "AlertInfo",
     "alert_groups",
     "alert_rules",
     "alerts_markdown",
     "all_rule_groups",
     "recording_groups",
+    "severity",
     "slo_groups",
 ]
 
@@ -150,36 +152,53 @@ ALERTS: dict[str, AlertInfo] = {a.name: a for a in (
           "New label sets of {{ $labels.metric }} fold into its __overflow__ series: a label "
           "takes unbounded values (raw paths, IDs) or the limit is too low.",
           "increase of promkit_series_overflow_total over 15m > 0"),
-    _info("SLOBurnRatePage1h", "critical", None,
-          "SLO {{ $labels.slo }}: error budget burning fast (1h and 5m)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
-          "over both 1h and 5m that 2% of the budget of the SLO's window is gone in an hour.",
-          "error ratio > factor × budget over 1h and 5m, factor = 2% × SLO window / 1h; "
-          "≥ {min_events} events/h"),
-    _info("SLOBurnRatePage6h", "critical", None,
-          "SLO {{ $labels.slo }}: error budget burning fast (6h and 30m)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
-          "over both 6h and 30m that 5% of the budget of the SLO's window is gone in 6 hours.",
-          "error ratio > factor × budget over 6h and 30m, factor = 5% × SLO window / 6h; "
-          "≥ {min_events} events/h"),
-    _info("SLOBurnRateTicket1d", "warning", None,
-          "SLO {{ $labels.slo }}: error budget burning (1d and 2h)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
-          "over both 1d and 2h that 10% of the budget of the SLO's window is gone in a day.",
-          "error ratio > factor × budget over 1d and 2h, factor = 10% × SLO window / 1d; "
-          "≥ {min_events} events/h"),
-    _info("SLOBurnRateTicket3d", "warning", None,
-          "SLO {{ $labels.slo }}: error budget burning (3d and 6h)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast enough "
-          "over both 3d and 6h that 10% of the budget of the SLO's window is gone in 3 days.",
-          "error ratio > factor × budget over 3d and 6h, factor = 10% × SLO window / 3d; "
-          "≥ {min_events} events/h"),
+    _info("SLOBurnRatePage", "critical", None,
+          "SLO {{ $labels.slo }}: error budget burning fast (1h or 6h)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast: over "
+          "both 1h and 5m at a rate that spends 2% of the budget of the SLO's window in an "
+          "hour, or over both 6h and 30m at a rate that spends 5% of it in 6 hours. Page. "
+          "While it fires it silences the SLO's ticket and the symptom alerts of the same "
+          "SLI (see docs/alerting.md).",
+          "error ratio > factor × budget over 1h and 5m (factor = 2% × SLO window / 1h), or "
+          "over 6h and 30m (5% × SLO window / 6h); ≥ {min_events} events/h"),
+    _info("SLOBurnRateTicket", "warning", None,
+          "SLO {{ $labels.slo }}: error budget burning steadily (1d or 3d)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget steadily: "
+          "over both 1d and 2h at a rate that spends 10% of the budget of the SLO's window in "
+          "a day, or over both 3d and 6h at a rate that spends 10% of it in 3 days. Ticket, "
+          "not page.",
+          "error ratio > factor × budget over 1d and 2h (factor = 10% × SLO window / 1d), or "
+          "over 3d and 6h (10% × SLO window / 3d); ≥ {min_events} events/h"),
     _info("SLOMetricAbsent", "warning", "10m",
           "SLO {{ $labels.slo }}: its metric is absent",
           "Prometheus has no series of the metric SLO {{ $labels.slo }} is computed from, so "
           "its burn-rate alerts cannot fire. The service is down, not scraped, or renamed it.",
           "no series for 10m"),
 )}
+
+
+SYMPTOM_SLI: dict[str, str] = {
+    "HTTPErrorRatioHigh": "availability",
+    "HTTP5xxRateHigh": "availability",
+    "HTTPLatencyP95High": "latency",
+    "StageFailureRatioHigh": "job_success",
+    "AuthFailureSpike": "auth_success",
+}
+"""Threshold alerts on what an SLO type measures (alert name -> SLO type). They carry the
+label ``sli``; while the page of an SLO of that type fires, Alertmanager silences them
+(``equal: [service, sli]``), and when the config has such an SLO they are warnings, never
+pages: the SLO's page is the one page of the incident."""
+
+
+def severity(config: Config, name: str) -> str:
+    """The severity ``name`` gets for ``config``: a critical symptom alert whose SLI an SLO
+    covers becomes a warning (see :data:`SYMPTOM_SLI`)."""
+    info = ALERTS[name]
+    sli = SYMPTOM_SLI.get(name)
+    if sli is not None and info.severity == "critical" and any(
+            slo.type == sli for slo in config.slos):
+        return "warning"
+    return info.severity
 
 
 _PLACEHOLDER = re.compile(r"(?<!\{)\{(t\.[a-z0-9_]+|budget_hours|min_events)(?::([^}]*))?\}")
@@ -241,7 +260,10 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
     for_ = config.alert_for.get(name, info.for_)
     if for_:
         rule["for"] = for_
-    rule["labels"] = {"severity": info.severity, "service": config.service, **(labels or {})}
+    rule["labels"] = {"severity": severity(config, name), "service": config.service}
+    if name in SYMPTOM_SLI:
+        rule["labels"]["sli"] = SYMPTOM_SLI[name]
+    rule["labels"].update(labels or {})
     rule["annotations"] = {
         "summary": summary or info.summary,
         "description": description or _fmt(info.description, config),
@@ -599,22 +621,39 @@ def alerts_markdown(config: Config, source: str) -> str:
     for name in seen:
         info = ALERTS[name]
         first = next(r for r in rules if r["alert"] == name)
-        lines.append(f"| [{name}](#{name.lower()}) | {info.severity} | {first.get('for', '-')} "
+        lines.append(f"| [{name}](#{name.lower()}) | {first['labels']['severity']} "
+                     f"| {first.get('for', '-')} "
                      f"| {_fmt(info.threshold, config)} | "
                      f"{_link(first['annotations']['runbook'])} |")
     for name in seen:
         info = ALERTS[name]
         lines += ["", f"## {name}", "", _fmt(info.description, config).replace(
             "{{ $labels.", "`").replace(" }}", "`"), ""]
-        burn = next((b for b in BURN_WINDOWS if b.alert == name), None)
+        burns = [b for b in BURN_WINDOWS if b.alert == name]
         for rule in (r for r in rules if r["alert"] == name):
             slo = rule["labels"].get("slo")
             if slo:
                 spec = next(s for s in config.slos if s.name == slo)
-                what = f": {burn_statement(spec, burn)}." if burn else ":"
-                lines += [f"SLO `{slo}` ({num(spec.objective * 100)}% over {spec.window}){what}",
-                          ""]
+                lines += [f"SLO `{slo}` ({num(spec.objective * 100)}% over {spec.window})"
+                          + (":" if not burns else ", it"), ""]
+                lines += [f"- {burn_statement(spec, b)}." for b in burns]
+                lines += [""] if burns else []
             lines += ["```promql", rule["expr"].rstrip(), "```", ""]
-        lines.append(f"Severity `{info.severity}`, for `{rule.get('for', '0s')}`; runbook: "
+        sli = SYMPTOM_SLI.get(name)
+        if sli is not None:
+            covered = [slo.name for slo in config.slos if slo.type == sli]
+            effective = rule["labels"]["severity"]
+            if covered:
+                text = (f"the SLO {', '.join(f'`{n}`' for n in covered)} covers it, so "
+                        "Alertmanager silences this alert while that SLO's `SLOBurnRatePage` "
+                        "fires")
+                if effective != info.severity:
+                    text += (f", and it is a `{effective}`, not a `{info.severity}`: the "
+                             "SLO's page is the incident's one page")
+            else:
+                text = f"no SLO of type `{sli}` is configured, so no page silences it"
+            lines += [f"Watches the `{sli}` SLI (label `sli=\"{sli}\"`): {text}.", ""]
+        lines.append(f"Severity `{rule['labels']['severity']}`, for `{rule.get('for', '0s')}`; "
+                     "runbook: "
                      f"{_link(rule['annotations']['runbook'])}.")
     return "\n".join(lines).rstrip() + "\n"
