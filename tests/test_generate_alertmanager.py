@@ -188,7 +188,7 @@ def test_receivers_per_type(tmp_path: Path) -> None:
     assert receivers["discord"]["discord_configs"][0]["webhook_url_file"].endswith("discord.url")
     slack = receivers["slack"]["slack_configs"][0]
     assert slack["api_url_file"].endswith("slack.url")
-    assert "{{ .Annotations.runbook }}" in slack["text"]
+    assert "{{ .Annotations.runbook_url }}" in slack["text"]
     assert receivers["hook"]["webhook_configs"][0]["url_file"] == "/etc/promkit/secrets/hook.url"
     assert all(next(iter(v))["send_resolved"] is True
                for r in am["receivers"] for k, v in r.items() if k.endswith("_configs"))
@@ -402,10 +402,12 @@ def test_every_alert_has_a_runbook_page_and_every_page_an_alert() -> None:
     pages = {p.name for p in runbooks.glob("*.md")}
     linked = set()
     for rule in rules:
-        link = rule["annotations"]["runbook"]
+        link = rule["annotations"]["runbook_url"]
         assert link == f"{config.runbook_base}/{rule['alert']}.md", rule["alert"]
-        assert (REPO / link).is_file(), f"{rule['alert']}: no runbook page {link}"
-        linked.add(Path(link).name)
+        assert link.startswith("http://127.0.0.1:9099/runbooks/")  # the demo receiver serves
+        page = runbooks / link.rsplit("/", 1)[1]
+        assert page.is_file(), f"{rule['alert']}: no runbook page {page}"
+        linked.add(page.name)
     assert pages - linked == set(), f"runbook pages with no alert: {sorted(pages - linked)}"
     for name in pages:
         text = (runbooks / name).read_text()
@@ -423,3 +425,21 @@ def test_slo_page_inhibits_the_symptoms_of_its_sli() -> None:
     # Without SLO pages (synthetic rules) there is nothing to inhibit with.
     assert not any("sli" in str(r) for r in alertmanager_config(config, rules=RULES)[
         "inhibit_rules"])
+
+
+def test_the_demo_receiver_serves_every_runbook_url() -> None:
+    """The demo's runbook_base is its receiver: each alert's runbook_url answers the page."""
+    from starlette.testclient import TestClient
+
+    from demo.receiver import app
+
+    config = _demo_config()
+    client = TestClient(app)
+    for rule in _alert_rules(config):
+        path = rule["annotations"]["runbook_url"].removeprefix("http://127.0.0.1:9099")
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.text.startswith(f"# {rule['alert']}\n")
+    assert client.get("/runbooks/..%2F..%2Fpyproject.toml").status_code != 200
+    assert client.get("/runbooks/..pyproject.toml").status_code == 404
+    assert client.get("/runbooks/Nope.md").status_code == 404

@@ -139,9 +139,11 @@ def test_every_alert_has_labels_annotations_and_a_test() -> None:
     for rule in rules:
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
         assert rule["labels"]["service"] == "demo"
-        assert set(rule["annotations"]) == {"summary", "description", "runbook", "dashboard"}
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url",
+                                            "dashboard"}
         assert rule["annotations"]["dashboard"].startswith("http://127.0.0.1:3000/d/promkit-")
-        assert rule["annotations"]["runbook"] == f"docs/runbooks/{rule['alert']}.md"
+        assert rule["annotations"]["runbook_url"] == (
+            f"http://127.0.0.1:9099/runbooks/{rule['alert']}.md")
         assert "{ $" not in rule["annotations"]["description"].replace("{{ $", "")
 
 
@@ -336,3 +338,32 @@ def test_symptom_alerts_carry_their_sli_and_page_only_without_an_slo() -> None:
     pages = [r["labels"] for r in alert_rules(_config()) if r["alert"] == "SLOBurnRatePage"]
     assert {"severity": "critical", "service": "demo", "slo": "api-availability",
             "sli": "availability"} in pages
+
+
+def test_runbook_url_needs_an_absolute_base() -> None:
+    from dataclasses import replace
+
+    from promkit.tools.generate import ConfigError
+    from promkit.tools.generate.config import config_from_mapping
+
+    base = {"service": "a", "targets": [{"job": "a", "targets": ["127.0.0.1:1"]}]}
+    for bad in ("docs/runbooks", "/srv/runbooks", "wiki.example.com/runbooks", "ftp://x/y"):
+        with pytest.raises(ConfigError, match=r"runbook_base: .* is not an absolute http\(s\) "
+                                              "URL"):
+            config_from_mapping({**base, "runbook_base": bad})
+    config = config_from_mapping({**base, "runbook_base": "https://wiki.example.com/rb/"})
+    rule = next(r for r in alert_rules(config) if r["alert"] == "TargetDown")
+    assert rule["annotations"]["runbook_url"] == "https://wiki.example.com/rb/TargetDown.md"
+    none = next(r for r in alert_rules(replace(config, runbook_base=None))
+                if r["alert"] == "TargetDown")
+    assert "runbook_url" not in none["annotations"]
+
+
+def test_absent_metric_summary_names_its_slo() -> None:
+    """absent() keeps no slo label, so {{ $labels.slo }} rendered "SLO : its metric...";
+    the summary names the SLO itself (promtool checks the rendering: see _rule_tests)."""
+    for rule in alert_rules(_config()):
+        if rule["alert"] == "SLOMetricAbsent":
+            slo = rule["labels"]["slo"]
+            assert rule["annotations"]["summary"] == f"SLO {slo}: its metric is absent"
+            assert "$labels.slo" not in str(rule["annotations"])

@@ -80,7 +80,7 @@ def _assert_alertmanager_webhook(body: dict[str, Any], alertname: str, receiver:
     (alert,) = body["alerts"]
     assert alert["status"] == "firing"
     assert alert["labels"]["service"] == "demo"
-    assert set(alert["annotations"]) >= {"summary", "description", "runbook"}
+    assert set(alert["annotations"]) >= {"summary", "description", "runbook_url"}
     assert {"startsAt", "endsAt", "generatorURL", "fingerprint"} <= set(alert)
 
 
@@ -95,7 +95,7 @@ def test_prometheus_rule_reaches_every_receiver_type(
         "alert": "PromkitLiveTest", "expr": "vector(1)",
         "labels": {"severity": "critical", "service": "demo"},
         "annotations": {"summary": "live test", "description": "always true",
-                        "runbook": "docs/runbooks/PromkitLiveTest.md"},
+                        "runbook_url": "https://rb.example/PromkitLiveTest.md"},
     }]}]}))
     prometheus(rule_files=[rule_file], alertmanagers=[am.address], evaluation_interval="1s")
 
@@ -111,7 +111,7 @@ def test_prometheus_rule_reaches_every_receiver_type(
     (embed,) = discord["embeds"]
     assert embed["title"] == "[FIRING:1] PromkitLiveTest (demo, critical)"
     assert "live test" in embed["description"]
-    assert "docs/runbooks/PromkitLiveTest.md" in embed["description"]
+    assert "Runbook: https://rb.example/PromkitLiveTest.md" in embed["description"]
     assert isinstance(embed["color"], int)
 
     assert not hook.requests("/slack"), "a critical alert must not reach the warning receiver"
@@ -126,13 +126,13 @@ def test_posted_warning_goes_to_slack_only(
         "labels": {"alertname": "QueueDepthHigh", "service": "demo", "severity": "warning",
                    "queue": "jobs"},
         "annotations": {"summary": "queue jobs is deep", "description": "depth 42 > 30",
-                        "runbook": "docs/runbooks/QueueDepthHigh.md"},
+                        "runbook_url": "https://rb.example/QueueDepthHigh.md"},
     }])
     slack = hook.wait_for(lambda r: r.path == "/slack", timeout=15).json()
     (attachment,) = slack["attachments"]
     assert attachment["title"] == "[FIRING:1] QueueDepthHigh (demo, warning)"
     assert "queue jobs is deep" in attachment["text"]
-    assert "docs/runbooks/QueueDepthHigh.md" in attachment["text"]
+    assert "Runbook: https://rb.example/QueueDepthHigh.md" in attachment["text"]
     assert attachment["color"] in ("warning", "danger", "good")
     time.sleep(1.5)  # a group interval: anything misrouted would have arrived by now
     assert [r.path for r in hook.requests()] == ["/slack"]
@@ -143,7 +143,7 @@ def test_inhibition_live(tmp_path: Path, hook: WebhookReceiver,
     """A down target silences its instance's other alerts; critical silences same-name warning."""
     am = _start(alertmanager, tmp_path, hook)
     instance = {"service": "demo", "instance": "127.0.0.1:8000"}
-    annotations = {"summary": "s", "description": "d", "runbook": "r"}
+    annotations = {"summary": "s", "description": "d", "runbook_url": "https://rb.example/r"}
     am.post_alerts([
         {"labels": {"alertname": "DemoTargetDown", "severity": "critical", **instance},
          "annotations": annotations},

@@ -40,6 +40,7 @@ def test_generated_rules_load_evaluate_and_fire(
                      if s.threshold_seconds is not None else {})} for s in demo.slos],
         "budgets": {"cpu_hours_per_month": 100},
         "alert_for": {"HTTPErrorRatioHigh": "4s"},
+        "runbook_base": "https://runbooks.example/promkit",
         "receivers": [{"name": "default", "type": "webhook", "url": "http://127.0.0.1:9/x"}],
         "routes": [{"receiver": "default"}],
     }, source="live-test")
@@ -93,9 +94,10 @@ def test_generated_rules_load_evaluate_and_fire(
             time.sleep(0.2)
         assert states == ["pending", "firing"], states
         fired = alerts[0]
-        assert fired["labels"]["severity"] == "critical"
+        assert fired["labels"]["severity"] == "warning"  # the availability SLO pages instead
         assert fired["labels"]["service"] == "live"
-        assert fired["annotations"]["runbook"] == "docs/runbooks/HTTPErrorRatioHigh.md"
+        assert fired["annotations"]["runbook_url"] == (
+            "https://runbooks.example/promkit/HTTPErrorRatioHigh.md")
         assert fired["annotations"]["summary"].startswith("live: ")
         assert "%" in fired["annotations"]["summary"]
         assert "of HTTP requests of live answered 5xx" in fired["annotations"]["description"]

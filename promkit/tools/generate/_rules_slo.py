@@ -233,9 +233,11 @@ def slo_groups(config: Config) -> list[dict[str, Any]]:
                          f"({longs})"),
                 description=description,
             ))
+        # absent() keeps only the selector's equality labels (no slo): name the SLO in the text.
         rules.append(alert(
             c, "SLOMetricAbsent", f"absent({watched})",
             labels={"slo": slo.name, "sli": slo.type},
+            summary=f"SLO {slo.name}: its metric is absent",
             description=f"Prometheus has no series {watched}: SLO {slo.name} cannot be "
                         "computed and its burn-rate alerts cannot fire. The service is down, "
                         "not scraped, or the metric was renamed.",

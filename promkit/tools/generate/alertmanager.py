@@ -91,7 +91,8 @@ _TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firin
           '{{ end }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.service }}, '
           '{{ .CommonLabels.severity }})')
 _TEXT = ('{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n'
-         'Runbook: {{ .Annotations.runbook }}\n{{ end }}')
+         '{{ if .Annotations.runbook_url }}Runbook: {{ .Annotations.runbook_url }}\n{{ end }}'
+         '{{ end }}')
 
 
 class AlertmanagerError(ValueError):

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from promkit.instrument.catalog import STANDARD_CATALOG
 
@@ -200,8 +201,9 @@ class Config:
     budgets: Budgets = field(default_factory=Budgets)
     receivers: tuple[Receiver, ...] = ()
     routes: tuple[Route, ...] = ()
-    runbook_base: str = "docs/runbooks"
-    """Runbook annotation of alert ``A``: ``<runbook_base>/A.md`` (a path or a URL prefix)."""
+    runbook_base: str | None = None
+    """Where the runbook pages are served, an absolute http(s) URL: alert ``A`` gets the
+    annotation ``runbook_url: <runbook_base>/A.md``. ``None``: no ``runbook_url``."""
     grafana_url: str = "http://127.0.0.1:3000"
     """Where Grafana runs: alerts link to the panel that shows what they watch."""
     alert_for: Mapping[str, str] = field(default_factory=dict)
@@ -449,8 +451,15 @@ def config_from_mapping(data: Any, *, source: str = "<config>",
     receivers = _receivers(r, top.get("receivers") or [])
     kwargs["receivers"] = receivers
     kwargs["routes"] = _routes(r, top.get("routes") or [], {x.name for x in receivers})
-    if "runbook_base" in top:
-        kwargs["runbook_base"] = r.string(top["runbook_base"], "runbook_base").rstrip("/")
+    if top.get("runbook_base") is not None:
+        base = r.string(top["runbook_base"], "runbook_base").rstrip("/")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise r.error("runbook_base", f"{base!r} is not an absolute http(s) URL; alerts "
+                          "carry runbook_url: <runbook_base>/<AlertName>.md, opened from a "
+                          "notification, so give where the runbook pages are served, e.g. "
+                          "https://github.com/you/your-service/blob/main/docs/runbooks")
+        kwargs["runbook_base"] = base
     if "grafana_url" in top:
         url = r.string(top["grafana_url"], "grafana_url").rstrip("/")
         if not url.startswith(("http://", "https://")):

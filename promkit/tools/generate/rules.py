@@ -33,6 +33,7 @@ __all__ = [
     "alerts_markdown",
     "all_rule_groups",
     "recording_groups",
+    "runbook_url",
     "severity",
     "slo_groups",
 ]
@@ -170,7 +171,7 @@ ALERTS: dict[str, AlertInfo] = {a.name: a for a in (
           "error ratio > factor × budget over 1d and 2h (factor = 10% × SLO window / 1d), or "
           "over 3d and 6h (10% × SLO window / 3d); ≥ {min_events} events/h"),
     _info("SLOMetricAbsent", "warning", "10m",
-          "SLO {{ $labels.slo }}: its metric is absent",
+          "SLO <name>: its metric is absent",
           "Prometheus has no series of the metric SLO {{ $labels.slo }} is computed from, so "
           "its burn-rate alerts cannot fire. The service is down, not scraped, or renamed it.",
           "no series for 10m"),
@@ -267,8 +268,9 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
     rule["annotations"] = {
         "summary": summary or info.summary,
         "description": description or _fmt(info.description, config),
-        "runbook": f"{config.runbook_base}/{name}.md",
     }
+    if config.runbook_base is not None:
+        rule["annotations"]["runbook_url"] = runbook_url(config, name)
     from promkit.tools.generate.dashboards import (  # no cycle at import
         ALERT_PANELS,
         alert_panel_url,
@@ -277,6 +279,11 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
     if name in ALERT_PANELS:
         rule["annotations"]["dashboard"] = alert_panel_url(config, name, config.grafana_url)
     return rule
+
+
+def runbook_url(config: Config, name: str) -> str | None:
+    """``<runbook_base>/<name>.md``, the ``runbook_url`` annotation (None without a base)."""
+    return None if config.runbook_base is None else f"{config.runbook_base}/{name}.md"
 
 
 def _record(name: str, expr: str, labels: dict[str, str] | None = None) -> Rule:
@@ -584,17 +591,17 @@ def alert_rules(config: Config) -> list[Rule]:
     """Every generated alerting rule (alerts.yml then slo.yml), as Prometheus rule dicts.
 
     Each has ``labels.severity`` (critical, warning or info), ``labels.service``
-    and ``annotations`` ``summary``, ``description``, ``runbook``. SLO alerts
+    and ``annotations`` ``summary``, ``description``, ``runbook_url`` (with a
+    ``runbook_base``) and ``dashboard`` (when a panel shows the alert). SLO alerts
     repeat per SLO with an ``slo`` label (same alert name).
     """
     return [rule for group in (*alert_groups(config), *slo_groups(config))
             for rule in group["rules"] if "alert" in rule]
 
 
-def _link(runbook: str) -> str:
-    """A Markdown link to a runbook from docs/alerts.md (paths are repository-relative)."""
-    target = runbook if "://" in runbook else f"../{runbook}"
-    return f"[{runbook}]({target})"
+def _link(url: str | None) -> str:
+    """A Markdown link to a runbook from docs/alerts.md, or ``-`` without ``runbook_base``."""
+    return "-" if url is None else f"[{url.rsplit('/', 1)[-1]}]({url})"
 
 
 def alerts_markdown(config: Config, source: str) -> str:
@@ -607,7 +614,9 @@ def alerts_markdown(config: Config, source: str) -> str:
         f"Every alert `promkit generate` writes for the config `{source}` (service "
         f"`{config.service}`), in prometheus/rules/alerts.yml and prometheus/rules/slo.yml. "
         "Each carries the labels `severity` and `service` and the annotations `summary`, "
-        "`description` and `runbook`. Thresholds come from the config's `thresholds` "
+        "`description`, `runbook_url` (`<runbook_base>/<alert>.md`, when the config sets "
+        "`runbook_base`) and, when a panel shows it, `dashboard`. Thresholds come from "
+        "the config's `thresholds` "
         "(see [rules.md](rules.md)); `for` can be overridden per alert with `alert_for`.",
         "",
         "| alert | severity | for | threshold | runbook |",
@@ -624,7 +633,7 @@ def alerts_markdown(config: Config, source: str) -> str:
         lines.append(f"| [{name}](#{name.lower()}) | {first['labels']['severity']} "
                      f"| {first.get('for', '-')} "
                      f"| {_fmt(info.threshold, config)} | "
-                     f"{_link(first['annotations']['runbook'])} |")
+                     f"{_link(runbook_url(config, name))} |")
     for name in seen:
         info = ALERTS[name]
         lines += ["", f"## {name}", "", _fmt(info.description, config).replace(
@@ -655,5 +664,5 @@ def alerts_markdown(config: Config, source: str) -> str:
             lines += [f"Watches the `{sli}` SLI (label `sli=\"{sli}\"`): {text}.", ""]
         lines.append(f"Severity `{rule['labels']['severity']}`, for `{rule.get('for', '0s')}`; "
                      "runbook: "
-                     f"{_link(rule['annotations']['runbook'])}.")
+                     f"{_link(runbook_url(config, name))}.")
     return "\n".join(lines).rstrip() + "\n"
