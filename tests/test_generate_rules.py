@@ -367,3 +367,45 @@ def test_absent_metric_summary_names_its_slo() -> None:
             slo = rule["labels"]["slo"]
             assert rule["annotations"]["summary"] == f"SLO {slo}: its metric is absent"
             assert "$labels.slo" not in str(rule["annotations"])
+
+
+def test_every_alert_of_every_slo_has_its_labels_and_annotations_asserted() -> None:
+    """promtool checks exactly which alert fires, with all its labels and annotations."""
+    asserted: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in (PROM / "tests").glob("*_test.yml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (alert,) = check["exp_alerts"]
+                asserted[(check["alertname"], alert["exp_labels"].get("slo", ""))] = alert
+    rules = alert_rules(_config())
+    slo_alerts = [r for r in rules if "slo" in r["labels"]]
+    assert {r["alert"] for r in slo_alerts} == {"SLOBurnRatePage", "SLOBurnRateTicket",
+                                               "SLOMetricAbsent"}
+    for rule in slo_alerts:
+        alert = asserted[(rule["alert"], rule["labels"]["slo"])]
+        assert rule["labels"].items() <= alert["exp_labels"].items()
+        assert set(alert["exp_annotations"]) == set(rule["annotations"])
+        assert "{{" not in str(alert["exp_annotations"])  # rendered, not templates
+        assert alert["exp_annotations"]["summary"].startswith(f"SLO {rule['labels']['slo']}: ")
+    # The other alerts whose annotations have a renderer here are asserted too.
+    for name in ("HTTPErrorRatioHigh", "HTTP5xxRateHigh", "TargetDown", "QueueDepthHigh",
+                 "QueueReadFailing", "DiskUsageHigh", "StageFailureRatioHigh",
+                 "ExternalErrorRatioHigh", "PromkitSeriesOverflow"):
+        assert (name, "") in asserted, name
+
+
+def test_render_matches_prometheus_templates() -> None:
+    from promkit.tools.generate._rule_tests import render
+
+    labels = {"slo": "api", "service": "demo"}
+    assert render("SLO {{ $labels.slo }} of {{$labels.service}}: {{ $labels.nope }}!",
+                  labels, None) == "SLO api of demo: !"
+    # Go: fmt.Sprintf("%.4g%%", v*100); humanize: SI prefixes, %.4g.
+    assert render("{{ $value | humanizePercentage }}", {}, 0.336) == "33.6%"
+    assert render("{{ $value | humanizePercentage }}", {}, 0.0023333333) == "0.2333%"
+    assert render("{{ $value | humanize }}", {}, 2.0) == "2"
+    assert render("{{ $value | humanize }}", {}, 12345.0) == "12.35k"
+    assert render("{{ $value | humanize }}", {}, 0.25) == "250m"
+    assert render("{{ $value }}", {}, 61.0) == "61"
+    with pytest.raises(ValueError, match="humanizeDuration"):
+        render("{{ $value | humanizeDuration }}", {}, 1.0)

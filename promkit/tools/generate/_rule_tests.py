@@ -7,8 +7,12 @@ every request failing, or for a pair with a faster sibling a ratio between the
 two thresholds so that only this pair can fire: the long-window ratio crosses
 ``factor x budget`` at about ``onset + factor x budget / ratio x long``), a
 low-traffic guard case and an absent-metric case. Checks read the ``ALERTS``
-series, so each can filter by labels (``slo``) and annotations need no exact
-rendering here (the live test reads them from the API).
+series (state and labels). Every alert of every SLO, and each other alert
+whose annotations show no duration or smoothed count, also gets an
+``alert_rule_test``: exactly that alert fires, with all its labels and its
+annotations as Prometheus renders them (:func:`render` says what they must
+read, from the alert's labels and the case's known value), so a template that
+reads a label the expression dropped fails.
 
 The values derive from the config's thresholds, so the tests follow a
 changed threshold.
@@ -17,20 +21,23 @@ changed threshold.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
 from promkit.instrument.catalog import STANDARD_CATALOG
 from promkit.tools.generate._rules_slo import (
+    BURN_ALERTS,
     BURN_WINDOWS,
     HTTP_COUNT,
     BurnWindow,
     _bucket_le,
     burn_factor,
+    sli_sources,
 )
 from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
-from promkit.tools.generate.rules import ALERTS, SYMPTOM_SLI, num, severity
+from promkit.tools.generate.rules import ALERTS, SYMPTOM_SLI, alert_rules, num, severity
 
 __all__ = ["rule_test_files"]
 
@@ -59,6 +66,59 @@ def _gauge(value: float, minutes: int) -> str:
     return f"{num(value)}x{minutes}"
 
 
+_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+
+
+def _go_float(value: float) -> str:
+    """``{{ $value }}``: Go prints a float64 in its shortest form (``61``, ``0.25``)."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+
+
+def _humanize(value: float) -> str:
+    """Prometheus's ``humanize``: SI prefixes, four significant digits."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.4g}"
+    prefix = ""
+    if abs(value) >= 1:
+        for step in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(value) < 1000:
+                break
+            prefix, value = step, value / 1000
+    else:
+        for step in ("m", "u", "n", "p", "f", "a", "z", "y"):
+            if abs(value) >= 1:
+                break
+            prefix, value = step, value * 1000
+    return f"{value:.4g}{prefix}"
+
+
+def render(template: str, labels: Mapping[str, str], value: float | None) -> str:
+    """What Prometheus should make of an annotation ``template`` for an alert whose labels
+    are ``labels`` and whose value is ``value``: ``{{ $labels.x }}`` is the alert's label
+    (so a label the expression lost renders differently from Prometheus's and the case
+    fails), ``{{ $value }}``, ``| humanizePercentage`` and ``| humanize``."""
+
+    def fill(match: re.Match[str]) -> str:
+        expr = match.group(1)
+        if expr.startswith("$labels."):
+            return labels.get(expr.removeprefix("$labels."), "")
+        if value is None:
+            raise ValueError(f"{template!r} shows the value, but the case gives none")
+        if expr == "$value":
+            return _go_float(value)
+        if expr == "$value | humanizePercentage":
+            return f"{value * 100:.4g}%"
+        if expr == "$value | humanize":
+            return _humanize(value)
+        raise ValueError(f"no expected rendering for {{{{ {expr} }}}}")
+
+    return _TEMPLATE.sub(fill, template)
+
+
+_NO_CHECK = object()
+"""``value`` of a case whose labels and annotations are not asserted (see ``_fire_and_quiet``)."""
+
+
 class _Case:
     def __init__(self, config: Config, name: str, alert: str, minutes: int,
                  series: list[Series], labels: dict[str, str]) -> None:
@@ -69,30 +129,54 @@ class _Case:
         self.series = series
         self.labels = labels
 
+    def _full_labels(self) -> dict[str, str]:
+        """Every label the firing alert has (the rule's and the expression's), no alertname."""
+        return dict(sorted({
+            "severity": severity(self.config, self.alert), "service": self.config.service,
+            **({"sli": SYMPTOM_SLI[self.alert]} if self.alert in SYMPTOM_SLI else {}),
+            **self.labels}.items()))
+
     def _alerts(self, state: str) -> str:
-        labels = {"alertname": self.alert, "alertstate": state,
-                  "severity": severity(self.config, self.alert), "service": self.config.service,
-                  **({"sli": SYMPTOM_SLI[self.alert]} if self.alert in SYMPTOM_SLI else {}),
-                  **self.labels}
+        labels = {"alertname": self.alert, "alertstate": state, **self._full_labels()}
         return "ALERTS{" + _labels(**dict(sorted(labels.items()))) + "}"
+
+    def alert_test(self, minute: float, rule: Mapping[str, Any],
+                   value: float | None) -> dict[str, Any]:
+        """An ``alert_rule_test``: at ``minute`` exactly this alert fires, with exactly these
+        labels and annotations (``rule``'s templates rendered for them and ``value``)."""
+        labels = self._full_labels()
+        return {"eval_time": format_duration(minute * 60), "alertname": self.alert,
+                "exp_alerts": [{"exp_labels": labels, "exp_annotations": {
+                    k: render(v, labels, value) for k, v in rule["annotations"].items()}}]}
 
     def _selector(self) -> str:
         extra = {k: v for k, v in self.labels.items() if k == "slo"}
         return "ALERTS{" + _labels(alertname=self.alert, **extra) + "}"
 
-    def test(self, checks: list[tuple[float, str | None]]) -> dict[str, Any]:
-        """``checks``: (minute, None | "pending" | "firing")."""
+    def test(self, checks: list[tuple[float, str | None]],
+             alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """``checks``: (minute, None | "pending" | "firing"); ``alerts``: from
+        :meth:`alert_test`."""
         tests = []
         for minute, state in checks:
             samples = [] if state is None else [{"labels": self._alerts(state), "value": 1}]
             tests.append({"expr": self._selector(), "eval_time": format_duration(minute * 60),
                           "exp_samples": samples})
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "interval": "1m",
             "input_series": [{"series": s, "values": v} for s, v in self.series],
-            "promql_expr_test": tests,
         }
+        if alerts:
+            out["alert_rule_test"] = list(alerts)
+        out["promql_expr_test"] = tests
+        return out
+
+
+def _rule(config: Config, alert: str, slo: str = "") -> dict[str, Any]:
+    """The generated rule of ``alert`` (for SLO alerts: of the SLO named ``slo``)."""
+    return next(r for r in alert_rules(config)
+                if r["alert"] == alert and r["labels"].get("slo", "") == slo)
 
 
 def _for_minutes(config: Config, alert: str) -> float:
@@ -102,8 +186,12 @@ def _for_minutes(config: Config, alert: str) -> float:
 
 def _fire_and_quiet(config: Config, alert: str, fire: list[Series], quiet: list[Series],
                     labels: dict[str, str], true_from: float = 2,
-                    minutes: int | None = None) -> list[dict[str, Any]]:
-    """Fire case (condition true from ``true_from`` minutes) and a quiet case."""
+                    minutes: int | None = None, value: Any = _NO_CHECK) -> list[dict[str, Any]]:
+    """Fire case (condition true from ``true_from`` minutes) and a quiet case.
+
+    ``value``: the alert's value once firing (None when no annotation shows it): the fire
+    case then also asserts every label and annotation of the firing alert.
+    """
     wait = _for_minutes(config, alert)
     end = int(true_from + wait + 5) if minutes is None else minutes
     fire_checks: list[tuple[float, str | None]] = []
@@ -112,8 +200,11 @@ def _fire_and_quiet(config: Config, alert: str, fire: list[Series], quiet: list[
     else:
         fire_checks.append((0, None))
     fire_checks.append((true_from + wait + 3, "firing"))
+    case = _Case(config, f"{alert} fires", alert, end, fire, labels)
+    alerts = [] if value is _NO_CHECK else [
+        case.alert_test(true_from + wait + 3, _rule(config, alert), value)]
     return [
-        _Case(config, f"{alert} fires", alert, end, fire, labels).test(fire_checks),
+        case.test(fire_checks, alerts),
         _Case(config, f"{alert} stays quiet", alert, end, quiet, labels).test(
             [(true_from + wait + 3, None), (end, None)]),
     ]
@@ -166,10 +257,11 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
         ]
 
     cases += _fire_and_quiet(c, "HTTPErrorRatioHigh", http(min(3 * t.http_error_ratio, 0.9)),
-                             http(t.http_error_ratio / 2), {})
+                             http(t.http_error_ratio / 2), {},
+                             value=min(3 * t.http_error_ratio, 0.9))
     per_min_5xx = 60 * t.http_5xx_rate
     cases += _fire_and_quiet(c, "HTTP5xxRateHigh", http(0.5, 4 * per_min_5xx),
-                             http(0.5, per_min_5xx), {})
+                             http(0.5, per_min_5xx), {}, value=2 * t.http_5xx_rate)
     route = {"http_request_method": "GET", "http_route": "/api/items"}
     cases += _quantile_cases(
         c, "HTTPLatencyP95High", "http_server_request_duration_seconds",
@@ -178,7 +270,7 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
     target = {"job": c.targets[0].job, "instance": c.targets[0].targets[0]}
     up = f"up{{{_labels(service=svc, **target)}}}"
     cases += _fire_and_quiet(c, "TargetDown", [(up, _gauge(0, n))], [(up, _gauge(1, n))],
-                             target, true_from=0)
+                             target, true_from=0, value=None)
     queue = {"job": "queues", "instance": "127.0.0.1:9465", "queue": "jobs"}
     for alert, metric, limit in (
             ("QueueDepthHigh", "queue_depth", t.queue_depth),
@@ -187,14 +279,17 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
         s = f"{metric}{{{_labels(service=svc, **queue)}}}"
         # Exactly at the threshold stays quiet: the alert is "above".
         cases += _fire_and_quiet(c, alert, [(s, _gauge(limit * 2 + 1, n))],
-                                 [(s, _gauge(limit, n))], {"queue": "jobs"}, true_from=0)
+                                 [(s, _gauge(limit, n))], {"queue": "jobs"}, true_from=0,
+                                 # humanizeDuration (the age's summary) has no renderer here
+                                 value=limit * 2 + 1 if alert == "QueueDepthHigh" else _NO_CHECK)
     s = f"queue_up{{{_labels(service=svc, **queue)}}}"
     cases += _fire_and_quiet(c, "QueueReadFailing", [(s, _gauge(0, n))], [(s, _gauge(1, n))],
-                             {"queue": "jobs"}, true_from=0)
+                             {"queue": "jobs"}, true_from=0, value=None)
     disk = {"instance": "127.0.0.1:9464", "path": "/data"}
     s = f"system_filesystem_utilization_ratio{{{_labels(service=svc, job='worker', **disk)}}}"
     cases += _fire_and_quiet(c, "DiskUsageHigh", [(s, _gauge((1 + t.disk_used_ratio) / 2, n))],
-                             [(s, _gauge(t.disk_used_ratio, n))], disk, true_from=0)
+                             [(s, _gauge(t.disk_used_ratio, n))], disk, true_from=0,
+                             value=(1 + t.disk_used_ratio) / 2)
     auth = "auth_attempts_total{" + _labels(service=svc, auth_type="password",
                                             outcome="failure") + "}"
     ok = "auth_attempts_total{" + _labels(service=svc, auth_type="password",
@@ -219,7 +314,8 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
 
     cases += _fire_and_quiet(c, "StageFailureRatioHigh",
                              stages(min(3 * t.stage_failure_ratio, 0.9)),
-                             stages(t.stage_failure_ratio / 2), {"stage": "ocr"})
+                             stages(t.stage_failure_ratio / 2), {"stage": "ocr"},
+                             value=min(3 * t.stage_failure_ratio, 0.9))
     ext = {"service": svc, "peer_service": "llm-api", "operation": "complete"}
 
     def external(ratio: float) -> list[Series]:
@@ -233,7 +329,8 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
     ext_labels = {"peer_service": "llm-api", "operation": "complete"}
     cases += _fire_and_quiet(c, "ExternalErrorRatioHigh",
                              external(min(3 * t.external_error_ratio, 0.9)),
-                             external(t.external_error_ratio / 2), ext_labels)
+                             external(t.external_error_ratio / 2), ext_labels,
+                             value=min(3 * t.external_error_ratio, 0.9))
     cases += _quantile_cases(c, "ExternalLatencyP95High", "external_call_duration_seconds",
                              {**ext, "outcome": "success"}, ext_labels, t.external_p95_seconds)
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
@@ -251,7 +348,7 @@ def _alert_cases(config: Config) -> list[dict[str, Any]]:
                              [(s, _gauge(5, n))], {"cause": "bad_value"})
     s = "promkit_series_overflow_total{" + _labels(service=svc, metric="jobs_created_total") + "}"
     cases += _fire_and_quiet(c, "PromkitSeriesOverflow", [(s, _counter([(1, n)]))],
-                             [(s, _gauge(3, n))], {"metric": "jobs_created_total"})
+                             [(s, _gauge(3, n))], {"metric": "jobs_created_total"}, value=None)
     return cases
 
 
@@ -363,6 +460,18 @@ def _slo_cases(config: Config, windows: Sequence[BurnWindow],
             cases.append(case.test([(short_m + 10, None), (quiet_end, None)]))
         if not extras:
             continue
+        # Labels and annotations of each burn-rate alert: a steady error ratio above the
+        # alert's highest threshold from the start, so every window reads that ratio and the
+        # alert's value (the long window's ratio) is known.
+        for alert in BURN_ALERTS:
+            highest = max(burn_factor(slo.window, b) * budget for b in BURN_WINDOWS
+                          if b.alert == alert)
+            ratio = min(1.0, round(highest * 1.5, 6))
+            steady = _slo_series(c, slo, [(rate, ratio, 11)])
+            case = _Case(c, f"{alert} fires for SLO {slo.name}: labels and annotations", alert,
+                         10, steady, labels)
+            cases.append(case.test([(10, "firing")], [
+                case.alert_test(10, _rule(c, alert, slo.name), ratio)]))
         # Low-traffic guard: every event fails, but fewer events per hour than the minimum.
         alert = BURN_WINDOWS[0].alert
         per_minute = c.slo_min_events_per_hour / 60 / 2
@@ -375,14 +484,20 @@ def _slo_cases(config: Config, windows: Sequence[BurnWindow],
         case = _Case(c, f"{alert} pages above the traffic minimum for SLO {slo.name}", alert,
                      90, busy, labels)
         cases.append(case.test([(90, "firing")]))
-        # Absent metric: fires after its `for`; quiet while the metric exists.
+        # Absent metric: fires after its `for`; quiet while the metric exists. The other
+        # SLOs' metrics are there, so exactly this SLO's alert fires.
         wait = _for_minutes(c, "SLOMetricAbsent")
-        other = f'up{{service="{c.service}", job="none", instance="none"}}'
         end = int(wait + 10)
+        watched = sli_sources(c, slo)[2].split("{", 1)[0]
+        series = {s: v for o in c.slos if o is not slo
+                  for s, v in _slo_series(c, o, [(rate, 0.0, end + 1)])
+                  if s.split("{", 1)[0] != watched}
+        series[f'up{{service="{c.service}", job="none", instance="none"}}'] = _gauge(1, end)
         case = _Case(c, f"SLOMetricAbsent fires for SLO {slo.name}", "SLOMetricAbsent", end,
-                     [(other, _gauge(1, end))], {**labels, **_absent_labels(c, slo)})
+                     list(series.items()), {**labels, **_absent_labels(c, slo)})
         checks: list[tuple[float, str | None]] = [(wait / 2, "pending")] if wait else []
-        cases.append(case.test([*checks, (wait + 2, "firing")]))
+        cases.append(case.test([*checks, (wait + 2, "firing")], [
+            case.alert_test(wait + 2, _rule(c, "SLOMetricAbsent", slo.name), None)]))
         present = _slo_series(c, slo, [(rate, 0.0, end + 1)])
         case = _Case(c, f"SLOMetricAbsent stays quiet for SLO {slo.name}", "SLOMetricAbsent",
                      end, present, labels)
