@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import stat
@@ -289,16 +290,68 @@ def _runtime_copy(config: Config, tmp_path: Path, rules: list[dict[str, Any]]) -
 
 
 def test_amtool_check_config_demo(tmp_path: Path) -> None:
+    """The demo's generated file, as committed, loads in the installed Alertmanager."""
     amtool = _amtool()
     config = _demo_config()
-    rules = _alert_rules(config)
-    result = _check_config(amtool, _runtime_copy(config, tmp_path, rules))
+    assert config.alertmanager is not None and config.alertmanager.version == "0.25"
+    assert _amtool_version(amtool) >= (0, 25)
+    generated = write_alertmanager(config, tmp_path / "gen", rules=_alert_rules(config))
+    assert generated.read_text() == (REPO / ALERTMANAGER_PATH).read_text()
+    result = _check_config(amtool, REPO / ALERTMANAGER_PATH)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    if _amtool_version(amtool) >= (0, 26):  # it reads the committed form as is
-        generated = write_alertmanager(config, tmp_path / "gen", rules=rules)
-        result = _check_config(amtool, generated)
-        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generate_writes_what_the_installed_alertmanager_reads(tmp_path: Path) -> None:
+    """Without alertmanager.version, `promkit generate` writes for the installed amtool."""
+    from promkit.tools.generate import generate
+
+    amtool = _amtool()
+    (tmp_path / "slack.url").write_text("http://127.0.0.1:9/slack\n")
+    config = config_from_mapping({
+        "service": "demo", "targets": [{"job": "a", "targets": ["127.0.0.1:1"]}],
+        "receivers": [
+            {"name": "default", "type": "webhook", "url": "http://127.0.0.1:9099/alerts"},
+            {"name": "pager", "type": "ntfy", "url": "http://127.0.0.1:9099/ntfy"},
+            {"name": "chat", "type": "discord", "url": "http://127.0.0.1:9099/discord"},
+            {"name": "team", "type": "slack", "url_file": str(tmp_path / "slack.url")},
+        ],
+        "routes": [{"match": {"severity": "critical"}, "receiver": "pager", "continue": True},
+                   {"receiver": "default"}],
+    }, source="test")
+    generate(config, tmp_path / "out", dashboards=False)
+    path = tmp_path / "out" / ALERTMANAGER_PATH
+    major, minor = _amtool_version(amtool)
+    assert f"# Written for Alertmanager {major}.{minor} and later (the installed amtool" in (
+        path.read_text())
+    result = _check_config(amtool, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_file_url_the_target_version_cannot_read_is_a_config_error(tmp_path: Path) -> None:
+    """0.25 reads no webhook url_file: the error names the field and the ways out."""
+    from promkit.tools.generate import ConfigError, generate
+
+    config = _all_types_config(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        alertmanager_config(config, rules=RULES, version=(0, 25))
+    assert info.value.path == "receivers[1].url_file"
+    assert "Alertmanager 0.25 cannot read the URL of ntfy receiver 'ntfy' from a file " \
+           "(url_file came in 0.26)" in info.value.problem
+    assert "write_runtime_alertmanager" in info.value.problem
+    only_env = dataclasses.replace(config, receivers=(config.receivers[0],
+                                                      *config.receivers[3:]), routes=())
+    with pytest.raises(ConfigError, match=r"receivers\[2\]\.url_env: .* webhook receiver "
+                                          "'hook'"):
+        alertmanager_config(only_env, rules=RULES, version=(0, 25))
+    # The same config written for 0.26 keeps the files.
+    am = alertmanager_config(config, rules=RULES, version=(0, 26))
+    assert am["receivers"][1]["webhook_configs"][0]["url_file"].endswith("ntfy.url")
+    # The CLI flag wins over the config and the installed amtool.
+    generate(config, tmp_path / "new", dashboards=False,
+             alertmanager_target=((0, 27), "--alertmanager-version"))
+    assert "# Written for Alertmanager 0.27 and later (--alertmanager-version)" in (
+        tmp_path / "new" / ALERTMANAGER_PATH).read_text()
 
 
 def test_amtool_check_config_all_receiver_types(tmp_path: Path) -> None:

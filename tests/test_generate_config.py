@@ -40,7 +40,8 @@ def test_demo_config_loads() -> None:
     assert [t.job for t in config.targets] == ["demo-api", "demo-worker", "demo-queues"]
     assert config.slos[1].threshold_seconds == 0.2
     assert config.routes[0].continue_ is True
-    assert config.receiver("ntfy").url_file == "/etc/promkit/ntfy_url"
+    assert config.receiver("ntfy").url == "http://127.0.0.1:9099/ntfy"
+    assert config.alertmanager is not None and config.alertmanager.version == "0.25"
 
 
 def test_minimal_config_has_defaults(tmp_path: Path) -> None:
@@ -198,3 +199,15 @@ def test_slo_window_shorter_than_the_alert_windows_is_refused(tmp_path: Path) ->
                  "window: 2d}\n")
     assert err.path == "slos[0].window" and err.line == 5
     assert "shorter than the longest burn-rate alert window (3d)" in err.problem
+
+
+def test_alertmanager_version(tmp_path: Path) -> None:
+    config = _load(tmp_path, BASE + 'alertmanager: {version: "0.27.0"}\n')
+    assert config.alertmanager is not None
+    assert config.alertmanager.version == "0.27.0" and config.alertmanager.targets == ()
+    err = _error(tmp_path, BASE + "alertmanager: {version: 0.30}\n")
+    assert err.path == "alertmanager.version" and 'quote the version: "0.3"' in err.problem
+    err = _error(tmp_path, BASE + 'alertmanager: {version: "0.24"}\n')
+    assert err.path == "alertmanager.version" and "older than 0.25" in err.problem
+    err = _error(tmp_path, BASE + 'alertmanager: {version: "latest"}\n')
+    assert err.path == "alertmanager.version" and "not a valid version" in err.problem

@@ -348,6 +348,10 @@ def _add_generate(subparsers: Subparsers) -> None:
                         help="directory to write into (default: the current directory)")
     parser.add_argument("--no-dashboards", action="store_true",
                         help="do not write the Grafana dashboards")
+    parser.add_argument("--alertmanager-version", metavar="X.Y", default=None,
+                        help="write alertmanager.yml for this Alertmanager (0.25 reads no "
+                             "webhook url_file); default: the config's alertmanager.version, "
+                             "else the installed amtool's, else the newest form")
     parser.set_defaults(handler=_generate)
 
 
@@ -367,16 +371,25 @@ def _project_config(option: str | None) -> Config:
 def _generate(args: argparse.Namespace) -> int:
     from promkit.tools.generate import ConfigError, generate, sdk_available
     from promkit.tools.generate._grafana_sdk import SDK_REQUIREMENT
+    from promkit.tools.generate.alertmanager import alertmanager_target
 
     config = _project_config(args.config)
     out = args.out or "."
     dashboards = not args.no_dashboards and sdk_available()
     try:
-        written = generate(config, out, dashboards=dashboards)
+        target = alertmanager_target(config, args.alertmanager_version)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        written = generate(config, out, dashboards=dashboards, alertmanager_target=target)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     print(f"promkit: generated {len(written)} files under {out} from {config.source}",
           flush=True)
+    version, why = target
+    print("promkit: alertmanager.yml is for Alertmanager "
+          + (f"{'.'.join(map(str, version))} and later ({why})" if version is not None
+             else f"0.26 and later ({why})"), flush=True)
     if not args.no_dashboards and not dashboards:
         print("promkit: Grafana dashboards skipped: they need grafana-foundation-sdk "
               f"(Python >= 3.11): pip install 'promkit[dashboards]' (pins {SDK_REQUIREMENT}), "

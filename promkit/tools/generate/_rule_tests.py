@@ -71,6 +71,7 @@ _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 def _go_float(value: float) -> str:
     """``{{ $value }}``: Go prints a float64 in its shortest form (``61``, ``0.25``)."""
+    value = float(value)
     return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
 
 

@@ -25,6 +25,7 @@ from promkit.instrument.catalog import STANDARD_CATALOG
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "OLDEST_ALERTMANAGER",
     "RECEIVER_TYPES",
     "SLO_TYPES",
     "AlertmanagerTargets",
@@ -60,6 +61,14 @@ _JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ALERT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _TARGET = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
+OLDEST_ALERTMANAGER = (0, 25)
+"""The oldest Alertmanager the generated config loads in (``discord_configs`` came in 0.25)."""
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
 
 
 class ConfigError(ValueError):
@@ -111,7 +120,12 @@ class ScrapeTarget:
 
 @dataclass(frozen=True)
 class AlertmanagerTargets:
-    targets: tuple[str, ...]
+    """Where Prometheus sends alerts, and the Alertmanager version the generated
+    ``alertmanager.yml`` is written for (``"0.25"``; ``None``: the installed ``amtool``'s
+    when ``promkit generate`` runs, else the newest form)."""
+
+    targets: tuple[str, ...] = ()
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -432,9 +446,21 @@ def config_from_mapping(data: Any, *, source: str = "<config>",
             kwargs[key] = r.duration(top[key], key)
     kwargs["targets"] = _targets(r, top["targets"])
     if top.get("alertmanager") is not None:
-        am = r.mapping(top["alertmanager"], "alertmanager", ("targets",), required=("targets",))
-        kwargs["alertmanager"] = AlertmanagerTargets(
-            _host_ports(r, am["targets"], "alertmanager.targets"))
+        am = r.mapping(top["alertmanager"], "alertmanager", ("targets", "version"))
+        version = None
+        if am.get("version") is not None:
+            raw = am["version"]
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                raise r.error("alertmanager.version", f"quote the version: \"{raw}\" (YAML "
+                              "reads an unquoted 0.30 as the number 0.3)")
+            version = r.string(raw, "alertmanager.version", _VERSION, "version (0.25, 0.27.0)")
+            if _version_tuple(version) < OLDEST_ALERTMANAGER:
+                raise r.error("alertmanager.version", f"{version} is older than "
+                              f"{'.'.join(map(str, OLDEST_ALERTMANAGER))}, the oldest "
+                              "Alertmanager promkit writes a config for")
+        targets = () if am.get("targets") is None else _host_ports(
+            r, am["targets"], "alertmanager.targets")
+        kwargs["alertmanager"] = AlertmanagerTargets(targets, version)
     if top.get("thresholds") is not None:
         kwargs["thresholds"] = _thresholds(r, top["thresholds"])
     if top.get("slos") is not None:
