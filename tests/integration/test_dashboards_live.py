@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from demo.settings import CONFIG_PATH as DEMO_CONFIG
 from promkit.tools.generate import generate, load_config
@@ -84,6 +85,13 @@ def test_every_dashboard_query_returns_series(
     config = load_config(DEMO_CONFIG)
     out = tmp_path / "generated"
     generate(config, out)
+    # Every rule group at the 1 s interval (the month-to-date group's 1m would keep the
+    # CPU-hours panel empty for up to two minutes; its expressions read no interval).
+    for path in (out / "prometheus" / "rules").glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        for group in data["groups"]:
+            group.pop("interval", None)
+        path.write_text(yaml.safe_dump(data))
     boards = [json.loads(p.read_text(encoding="utf-8"))
               for p in sorted((out / "grafana" / "dashboards").glob("*.json"))]
     assert len(boards) == 6

@@ -380,6 +380,18 @@ def _cpu_cases(config: Config, budget: float) -> list[dict[str, Any]]:
         _Case(c, "CPUBudgetExhausted stays quiet", "CPUBudgetExhausted", end,
               [(s, _counter([(60 * rate / 2, end)]))], {}).test([(75, None), (end, None)]),
     ]
+    # The month-to-date comes from the counters: CPU used while the target was not scraped
+    # (minutes 31-59 missing) and before a restart (the counter back near 0 at minute 41)
+    # counts. At a pace that reaches the budget at minute 75, minute 70 is under it and
+    # minute 85 over it only if those minutes count.
+    per_minute = budget * 3600 / 75
+    gap = (f"0+{num(per_minute)}x30 _x29 "
+           f"{num(60 * per_minute)}+{num(per_minute)}x30")
+    restart = f"0+{num(per_minute)}x40 {num(per_minute)}+{num(per_minute)}x49"
+    for what, values in (("a 29-minute scrape gap", gap), ("a restart", restart)):
+        cases.append(_Case(c, f"CPUBudgetExhausted fires: the month-to-date counts {what}",
+                           "CPUBudgetExhausted", end, [(s, values)], {}).test(
+            [(70, None), (85, "firing")]))
     return cases
 
 
