@@ -210,9 +210,11 @@ def _add_report(subparsers: Subparsers) -> None:
             "queue wait / run, stages, external calls), what fails and why, what it costs "
             "(month to date and projected against budgets) and what it will need (trends "
             "with a linear projection). Terminal text by default; --json, --markdown or "
-            "--html FILE; --post URL sends the digest to a webhook. Exit codes: 0 report "
-            "made (issues or not), 1 issues found with --fail-on-issues, 2 Prometheus "
-            "unreachable or empty or a bad argument, 3 the --post webhook failed."
+            "--html FILE; --post URL sends the digest to a webhook, always: when no report "
+            "can be made it posts a warning saying what could not be read. Exit codes: 0 "
+            "report made (issues or not), 1 issues found with --fail-on-issues, 2 Prometheus "
+            "unreachable or empty or a bad argument (with --post the warning was posted), 3 "
+            "the --post webhook failed: nothing was posted."
         ),
     )
     parser.add_argument("--prometheus", metavar="URL", default=DEFAULT_PROMETHEUS,
@@ -231,7 +233,8 @@ def _add_report(subparsers: Subparsers) -> None:
                         help="no ANSI colours in terminal text (default: colour on a TTY "
                              "unless NO_COLOR is set)")
     parser.add_argument("--post", metavar="URL",
-                        help="POST the digest (always: '✓ nominal' or '⚠ n issues') to URL")
+                        help="POST the digest to URL, always: '✓ nominal', '⚠ n issues', or "
+                             "'⚠ promkit report failed' with what could not be read")
     parser.add_argument("--post-format", default="auto",
                         choices=("auto", "discord", "slack", "ntfy", "generic"),
                         help="webhook payload (default: by URL host; else generic JSON)")
@@ -246,7 +249,7 @@ def _add_report(subparsers: Subparsers) -> None:
 def _report(args: argparse.Namespace) -> int:
     from promkit.tools.report import ReportError, generate
     from promkit.tools.report.html import render_html
-    from promkit.tools.report.post import PostError, post_report
+    from promkit.tools.report.post import PostError, post_failure, post_report
     from promkit.tools.report.render import render_json, render_markdown, render_text
 
     if not 0 < args.timeout <= 300:
@@ -255,7 +258,20 @@ def _report(args: argparse.Namespace) -> int:
         report = generate(args.prometheus, args.since, service=args.service,
                           timeout=args.timeout)
     except ReportError as exc:
-        raise UsageError(str(exc)) from None
+        if not args.post:
+            raise UsageError(str(exc)) from None
+        # The digest always fires: most of all when Prometheus cannot be read.
+        print(f"promkit: error: {exc}", file=sys.stderr)
+        try:
+            used = post_failure(str(exc), args.post, prometheus=args.prometheus,
+                                since=args.since, service=args.service, fmt=args.post_format,
+                                timeout=args.timeout)
+        except PostError as post_exc:
+            print(f"promkit: error: {post_exc}; nothing was posted", file=sys.stderr)
+            return EXIT_POST_FAILED
+        print(f"promkit: posted the failure ({used}): ⚠ promkit report failed",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         sys.stdout.write(render_json(report))
     elif args.markdown:
@@ -277,7 +293,7 @@ def _report(args: argparse.Namespace) -> int:
         try:
             used = post_report(report, args.post, fmt=args.post_format, timeout=args.timeout)
         except PostError as exc:
-            print(f"promkit: error: {exc}", file=sys.stderr)
+            print(f"promkit: error: {exc}; nothing was posted", file=sys.stderr)
             return EXIT_POST_FAILED
         print(f"promkit: posted the digest ({used}): {report.headline()}", file=sys.stderr)
     if args.fail_on_issues and report.issues:
