@@ -407,5 +407,13 @@ def test_render_matches_prometheus_templates() -> None:
     assert render("{{ $value | humanize }}", {}, 12345.0) == "12.35k"
     assert render("{{ $value | humanize }}", {}, 0.25) == "250m"
     assert render("{{ $value }}", {}, 61.0) == "61"
+    # What Prometheus 2.42 renders (checked with promtool): an exponent from 1e6 on.
+    assert render("{{ $value }}", {}, 100000.0) == "100000"
+    assert render("{{ $value }}", {}, 1234567.0) == "1.234567e+06"
+    assert render("{{ $value }}", {}, 0.00001234) == "1.234e-05"
+    assert render("{{ $value }}", {}, 0.0001234) == "0.0001234"
+    assert render("{{ $value }}", {}, -2.5) == "-2.5"
+    assert render("{{ $value | humanize }}", {}, 1234567.0) == "1.235M"
+    assert render("{{ $value | humanizePercentage }}", {}, 1234567.0) == "1.235e+08%"
     with pytest.raises(ValueError, match="humanizeDuration"):
         render("{{ $value | humanizeDuration }}", {}, 1.0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
@@ -70,9 +71,23 @@ _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 
 def _go_float(value: float) -> str:
-    """``{{ $value }}``: Go prints a float64 in its shortest form (``61``, ``0.25``)."""
+    """``{{ $value }}``: Go's ``%v`` of a float64, the shortest digits that read back,
+    with an exponent below 1e-4 or from 1e6 on (``61``, ``100000``, ``1.234567e+06``)."""
     value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    mantissa = "".join(map(str, digits))
+    power = len(digits) - 1 + exponent
+    if power < -4 or power >= 6:
+        text = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+        text += f"e{'-' if power < 0 else '+'}{abs(power):02d}"
+    else:
+        text = format(Decimal(repr(abs(value))).normalize(), "f")
+    return ("-" if sign else "") + text
 
 
 def _humanize(value: float) -> str:
