@@ -4,7 +4,9 @@ Receives the worker's job-completion webhooks (``POST /webhook``) and
 Alertmanager notifications (generic webhook JSON, ``POST /alertmanager``;
 any other POST path is accepted too). Each one is printed as one JSON log
 line with its correlation ID, and the last ``DEMO_RECEIVER_KEEP`` (200) are
-kept in memory: ``GET /received?kind=alertmanager|job&limit=N``.
+kept in memory: ``GET /received?kind=alertmanager|job&limit=N``. It also
+serves the repository's runbook pages, ``GET /runbooks/<AlertName>.md`` (the
+demo config's ``runbook_base``), so the ``runbook_url`` of a demo alert opens.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -74,6 +78,18 @@ async def list_received(request: Request) -> JSONResponse:
     return JSONResponse(items[-limit:])
 
 
+RUNBOOKS = Path(__file__).resolve().parents[1] / "docs" / "runbooks"
+
+
+async def runbook(request: Request) -> PlainTextResponse:
+    name = request.path_params["name"]
+    path = RUNBOOKS / name
+    if not re.fullmatch(r"[A-Za-z0-9]+\.md", name) or not path.is_file():
+        return PlainTextResponse(f"no runbook {name}\n", status_code=404)
+    return PlainTextResponse(path.read_text(encoding="utf-8"),
+                             media_type="text/markdown; charset=utf-8")
+
+
 async def healthz(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
@@ -81,6 +97,7 @@ async def healthz(request: Request) -> PlainTextResponse:
 app = Starlette(routes=[
     Route("/healthz", healthz),
     Route("/received", list_received, methods=["GET"]),
+    Route("/runbooks/{name}", runbook, methods=["GET"]),
     Route("/{path:path}", receive, methods=["POST"]),
 ])
 

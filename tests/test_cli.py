@@ -242,6 +242,10 @@ def test_a_world_readable_token_file_is_warned_about(serving: list[Serving],
         (["serve", "--host", "no-such-host.invalid", "--port", "0"],
          "cannot listen on no-such-host.invalid:0"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
+        (["generate", "--config", "demo/promkit.yaml", "--alertmanager-version", "0.2x"],
+         "'0.2x' is not an Alertmanager version"),
+        (["generate", "--config", "demo/promkit.yaml", "--alertmanager-version", "0.24"],
+         "promkit writes configs for Alertmanager 0.25 or later"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str) -> None:

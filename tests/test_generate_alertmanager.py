@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import stat
@@ -188,7 +189,7 @@ def test_receivers_per_type(tmp_path: Path) -> None:
     assert receivers["discord"]["discord_configs"][0]["webhook_url_file"].endswith("discord.url")
     slack = receivers["slack"]["slack_configs"][0]
     assert slack["api_url_file"].endswith("slack.url")
-    assert "{{ .Annotations.runbook }}" in slack["text"]
+    assert "{{ .Annotations.runbook_url }}" in slack["text"]
     assert receivers["hook"]["webhook_configs"][0]["url_file"] == "/etc/promkit/secrets/hook.url"
     assert all(next(iter(v))["send_resolved"] is True
                for r in am["receivers"] for k, v in r.items() if k.endswith("_configs"))
@@ -289,16 +290,68 @@ def _runtime_copy(config: Config, tmp_path: Path, rules: list[dict[str, Any]]) -
 
 
 def test_amtool_check_config_demo(tmp_path: Path) -> None:
+    """The demo's generated file, as committed, loads in the installed Alertmanager."""
     amtool = _amtool()
     config = _demo_config()
-    rules = _alert_rules(config)
-    result = _check_config(amtool, _runtime_copy(config, tmp_path, rules))
+    assert config.alertmanager is not None and config.alertmanager.version == "0.25"
+    assert _amtool_version(amtool) >= (0, 25)
+    generated = write_alertmanager(config, tmp_path / "gen", rules=_alert_rules(config))
+    assert generated.read_text() == (REPO / ALERTMANAGER_PATH).read_text()
+    result = _check_config(amtool, REPO / ALERTMANAGER_PATH)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    if _amtool_version(amtool) >= (0, 26):  # it reads the committed form as is
-        generated = write_alertmanager(config, tmp_path / "gen", rules=rules)
-        result = _check_config(amtool, generated)
-        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generate_writes_what_the_installed_alertmanager_reads(tmp_path: Path) -> None:
+    """Without alertmanager.version, `promkit generate` writes for the installed amtool."""
+    from promkit.tools.generate import generate
+
+    amtool = _amtool()
+    (tmp_path / "slack.url").write_text("http://127.0.0.1:9/slack\n")
+    config = config_from_mapping({
+        "service": "demo", "targets": [{"job": "a", "targets": ["127.0.0.1:1"]}],
+        "receivers": [
+            {"name": "default", "type": "webhook", "url": "http://127.0.0.1:9099/alerts"},
+            {"name": "pager", "type": "ntfy", "url": "http://127.0.0.1:9099/ntfy"},
+            {"name": "chat", "type": "discord", "url": "http://127.0.0.1:9099/discord"},
+            {"name": "team", "type": "slack", "url_file": str(tmp_path / "slack.url")},
+        ],
+        "routes": [{"match": {"severity": "critical"}, "receiver": "pager", "continue": True},
+                   {"receiver": "default"}],
+    }, source="test")
+    generate(config, tmp_path / "out", dashboards=False)
+    path = tmp_path / "out" / ALERTMANAGER_PATH
+    major, minor = _amtool_version(amtool)
+    assert f"# Written for Alertmanager {major}.{minor} and later (the installed amtool" in (
+        path.read_text())
+    result = _check_config(amtool, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_file_url_the_target_version_cannot_read_is_a_config_error(tmp_path: Path) -> None:
+    """0.25 reads no webhook url_file: the error names the field and the ways out."""
+    from promkit.tools.generate import ConfigError, generate
+
+    config = _all_types_config(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        alertmanager_config(config, rules=RULES, version=(0, 25))
+    assert info.value.path == "receivers[1].url_file"
+    assert "Alertmanager 0.25 cannot read the URL of ntfy receiver 'ntfy' from a file " \
+           "(url_file came in 0.26)" in info.value.problem
+    assert "write_runtime_alertmanager" in info.value.problem
+    only_env = dataclasses.replace(config, receivers=(config.receivers[0],
+                                                      *config.receivers[3:]), routes=())
+    with pytest.raises(ConfigError, match=r"receivers\[2\]\.url_env: .* webhook receiver "
+                                          "'hook'"):
+        alertmanager_config(only_env, rules=RULES, version=(0, 25))
+    # The same config written for 0.26 keeps the files.
+    am = alertmanager_config(config, rules=RULES, version=(0, 26))
+    assert am["receivers"][1]["webhook_configs"][0]["url_file"].endswith("ntfy.url")
+    # The CLI flag wins over the config and the installed amtool.
+    generate(config, tmp_path / "new", dashboards=False,
+             alertmanager_target=((0, 27), "--alertmanager-version"))
+    assert "# Written for Alertmanager 0.27 and later (--alertmanager-version)" in (
+        tmp_path / "new" / ALERTMANAGER_PATH).read_text()
 
 
 def test_amtool_check_config_all_receiver_types(tmp_path: Path) -> None:
@@ -402,13 +455,44 @@ def test_every_alert_has_a_runbook_page_and_every_page_an_alert() -> None:
     pages = {p.name for p in runbooks.glob("*.md")}
     linked = set()
     for rule in rules:
-        link = rule["annotations"]["runbook"]
+        link = rule["annotations"]["runbook_url"]
         assert link == f"{config.runbook_base}/{rule['alert']}.md", rule["alert"]
-        assert (REPO / link).is_file(), f"{rule['alert']}: no runbook page {link}"
-        linked.add(Path(link).name)
+        assert link.startswith("http://127.0.0.1:9099/runbooks/")  # the demo receiver serves
+        page = runbooks / link.rsplit("/", 1)[1]
+        assert page.is_file(), f"{rule['alert']}: no runbook page {page}"
+        linked.add(page.name)
     assert pages - linked == set(), f"runbook pages with no alert: {sorted(pages - linked)}"
     for name in pages:
         text = (runbooks / name).read_text()
         assert text.startswith(f"# {name[:-3]}\n"), name
         for section in ("## What it means", "## First queries", "## Likely causes"):
             assert section in text, f"{name}: missing {section!r}"
+
+
+def test_slo_page_inhibits_the_symptoms_of_its_sli() -> None:
+    config = _demo_config()
+    inhibit = alertmanager_config(config, rules=_alert_rules(config))["inhibit_rules"]
+    assert {"source_matchers": ['severity="critical"', 'slo=~".+"', 'sli=~".+"'],
+            "target_matchers": ['sli=~".+"', 'slo=""'],
+            "equal": ["service", "sli"]} in inhibit
+    # Without SLO pages (synthetic rules) there is nothing to inhibit with.
+    assert not any("sli" in str(r) for r in alertmanager_config(config, rules=RULES)[
+        "inhibit_rules"])
+
+
+def test_the_demo_receiver_serves_every_runbook_url() -> None:
+    """The demo's runbook_base is its receiver: each alert's runbook_url answers the page."""
+    from starlette.testclient import TestClient
+
+    from demo.receiver import app
+
+    config = _demo_config()
+    client = TestClient(app)
+    for rule in _alert_rules(config):
+        path = rule["annotations"]["runbook_url"].removeprefix("http://127.0.0.1:9099")
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.text.startswith(f"# {rule['alert']}\n")
+    assert client.get("/runbooks/..%2F..%2Fpyproject.toml").status_code != 200
+    assert client.get("/runbooks/..pyproject.toml").status_code == 404
+    assert client.get("/runbooks/Nope.md").status_code == 404

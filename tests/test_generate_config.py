@@ -40,7 +40,8 @@ def test_demo_config_loads() -> None:
     assert [t.job for t in config.targets] == ["demo-api", "demo-worker", "demo-queues"]
     assert config.slos[1].threshold_seconds == 0.2
     assert config.routes[0].continue_ is True
-    assert config.receiver("ntfy").url_file == "/etc/promkit/ntfy_url"
+    assert config.receiver("ntfy").url == "http://127.0.0.1:9099/ntfy"
+    assert config.alertmanager is not None and config.alertmanager.version == "0.25"
 
 
 def test_minimal_config_has_defaults(tmp_path: Path) -> None:
@@ -156,7 +157,7 @@ def test_python_config(tmp_path: Path) -> None:
     path = tmp_path / "promkit_config.py"
     path.write_text("CONFIG = {'service': 'svc', 'targets': [{'job': 'a', "
                     "'targets': ['127.0.0.1:1']}], 'slos': [{'name': 'x', 'type': 'latency', "
-                    "'objective': 0.9, 'threshold_seconds': 0.3}]}\n")
+                    "'objective': 0.95, 'threshold_seconds': 0.3}]}\n")
     config = load_config(path)
     assert config.service == "svc" and config.slos[0].threshold_seconds == 0.3
     # A Config object round-trips through validation.
@@ -174,3 +175,39 @@ def test_python_config(tmp_path: Path) -> None:
 def test_mapping_errors_name_the_source() -> None:
     with pytest.raises(ConfigError, match=r"^<config>: service: expected a non-empty string"):
         config_from_mapping({"service": 3, "targets": []})
+
+
+def test_slo_whose_page_could_never_fire_is_refused(tmp_path: Path) -> None:
+    # 30d: the 1h page factor is 0.02 x 720h / 1h = 14.4; with objective 0.9 (budget 0.1) it
+    # would need an error ratio above 1.44. The lowest objective that works: 1 - 1/14.4.
+    err = _error(tmp_path, BASE + "slos:\n  - {name: a, type: availability, objective: 0.9, "
+                 "window: 30d}\n")
+    assert err.path == "slos[0].objective" and err.line == 5
+    assert "SLOBurnRatePage over 1h and 5m" in err.problem and "14.4 x 0.1 = 1.44" in err.problem
+    assert "objective above 0.930556" in err.problem  # 1 - 1/14.4 = 0.9305555...
+    assert "window shorter than 20d20h" in err.problem  # 1h / (0.02 x 0.1) = 500h
+    # 7d: factor 3.36, so 0.9 is fine and 0.7 (3.36 x 0.3 = 1.008) is not.
+    _load(tmp_path, BASE + "slos:\n  - {name: a, type: availability, objective: 0.9, "
+          "window: 7d}\n")
+    err = _error(tmp_path, BASE + "slos:\n  - {name: a, type: availability, objective: 0.7, "
+                 "window: 7d}\n")
+    assert err.path == "slos[0].objective" and "3.36 x 0.3 = 1.008" in err.problem
+
+
+def test_slo_window_shorter_than_the_alert_windows_is_refused(tmp_path: Path) -> None:
+    err = _error(tmp_path, BASE + "slos:\n  - {name: a, type: availability, objective: 0.99, "
+                 "window: 2d}\n")
+    assert err.path == "slos[0].window" and err.line == 5
+    assert "shorter than the longest burn-rate alert window (3d)" in err.problem
+
+
+def test_alertmanager_version(tmp_path: Path) -> None:
+    config = _load(tmp_path, BASE + 'alertmanager: {version: "0.27.0"}\n')
+    assert config.alertmanager is not None
+    assert config.alertmanager.version == "0.27.0" and config.alertmanager.targets == ()
+    err = _error(tmp_path, BASE + "alertmanager: {version: 0.30}\n")
+    assert err.path == "alertmanager.version" and 'quote the version: "0.3"' in err.problem
+    err = _error(tmp_path, BASE + 'alertmanager: {version: "0.24"}\n')
+    assert err.path == "alertmanager.version" and "older than 0.25" in err.problem
+    err = _error(tmp_path, BASE + 'alertmanager: {version: "latest"}\n')
+    assert err.path == "alertmanager.version" and "not a valid version" in err.problem

@@ -120,6 +120,55 @@ def test_name_check_fails_on_a_bogus_name(boards: dict[str, dict[str, Any]],
     assert len(problems) == 1 and "http_server_requests_bogus_total" in problems[0]
 
 
+def recording_rules(rules_dir: Path) -> dict[str, str]:
+    """Recording rule name -> the expressions that record it (joined)."""
+    out: dict[str, str] = {}
+    for path in sorted(rules_dir.glob("*.yml")):
+        for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []):
+            for rule in group["rules"]:
+                if "record" in rule:
+                    out[rule["record"]] = out.get(rule["record"], "") + "\n" + rule["expr"]
+    return out
+
+
+def uncovered_families(boards: dict[str, dict[str, Any]], rules: dict[str, str]) -> list[str]:
+    """Catalog metric families that no panel shows, directly or through recording rules."""
+    todo = {name for board in boards.values()
+            for query in dashboard_queries(board, variables=False)
+            if query.where.startswith("panel ")
+            for name in promql_metric_names(query.expr)}
+    reached: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo |= promql_metric_names(rules.get(name, "")) - reached
+    missing = []
+    for spec in STANDARD_CATALOG:
+        samples = ({spec.name + s for s in ("_bucket", "_count", "_sum")}
+                   if spec.kind == "histogram" else {spec.name})
+        if not samples & reached:
+            missing.append(spec.name)
+    return missing
+
+
+def test_every_catalog_metric_is_on_a_dashboard(boards: dict[str, dict[str, Any]],
+                                               generated: Path) -> None:
+    """A metric added to the catalog cannot be forgotten: some panel must show it, itself or
+    through the recording rules built on it."""
+    assert uncovered_families(boards, recording_rules(generated / "prometheus" / "rules")) == []
+
+
+def test_the_coverage_check_names_what_no_panel_shows(boards: dict[str, dict[str, Any]],
+                                                     generated: Path) -> None:
+    rules = recording_rules(generated / "prometheus" / "rules")
+    without = {k: v for k, v in boards.items() if k not in ("websockets.json", "database.json")}
+    assert uncovered_families(without, rules) == [
+        "websocket_server_active_connections", "websocket_server_messages_total",
+        "websocket_server_session_duration_seconds", "websocket_server_closes_total",
+        "db_client_operation_duration_seconds"]
+
+
 @pytest.mark.parametrize(("expr", "names"), [
     ('sum by (le) (rate(a_bucket{x="y", z=~"$v"}[$__rate_interval]))', {"a_bucket"}),
     ("x:y:z / on (service, slo) group_left (extra) b", {"x:y:z", "b"}),
@@ -141,8 +190,9 @@ def _panels(board: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_dashboards_present(boards: dict[str, dict[str, Any]]) -> None:
-    assert sorted(boards) == ["external-cost.json", "jobs-stages.json", "promkit-self.json",
-                              "resources.json", "service-overview.json", "slos.json"]
+    assert sorted(boards) == ["database.json", "external-cost.json", "jobs-stages.json",
+                              "promkit-self.json", "resources.json", "service-overview.json",
+                              "slos.json", "websockets.json"]
     uids = [b["uid"] for b in boards.values()]
     assert len(set(uids)) == len(uids)
 

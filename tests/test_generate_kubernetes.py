@@ -26,7 +26,7 @@ GROUPS: list[dict[str, Any]] = [
     {"name": "g2", "rules": [{"alert": "A", "expr": "up == 0", "for": "2m",
                               "labels": {"severity": "critical", "service": "demo"},
                               "annotations": {"summary": "s", "description": "d",
-                                              "runbook": "docs/runbooks/A.md"}}]},
+                                              "runbook_url": "https://rb.example/A.md"}}]},
 ]
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -16,7 +16,7 @@ import yaml
 from demo.settings import CONFIG_PATH as DEMO_CONFIG
 from promkit.instrument.catalog import STANDARD_CATALOG
 from promkit.tools.generate import generate, load_config
-from promkit.tools.generate.rules import ALERTS, alert_rules, all_rule_groups
+from promkit.tools.generate.rules import ALERTS, alert_rules, all_rule_groups, slo_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -139,9 +139,11 @@ def test_every_alert_has_labels_annotations_and_a_test() -> None:
     for rule in rules:
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
         assert rule["labels"]["service"] == "demo"
-        assert set(rule["annotations"]) == {"summary", "description", "runbook", "dashboard"}
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url",
+                                            "dashboard"}
         assert rule["annotations"]["dashboard"].startswith("http://127.0.0.1:3000/d/promkit-")
-        assert rule["annotations"]["runbook"] == f"docs/runbooks/{rule['alert']}.md"
+        assert rule["annotations"]["runbook_url"] == (
+            f"http://127.0.0.1:9099/runbooks/{rule['alert']}.md")
         assert "{ $" not in rule["annotations"]["description"].replace("{{ $", "")
 
 
@@ -222,3 +224,198 @@ def test_every_recording_rule_is_documented() -> None:
     groups = [g for gs in all_rule_groups(_config()).values() for g in gs]
     recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
     assert sorted(recorded - documented) == []
+
+
+# -- burn-rate factors ------------------------------------------------------------------------
+
+# The SRE workbook's table: (alert, long window) -> (short window, share of the budget).
+WORKBOOK = {("SLOBurnRatePage", "1h"): ("5m", 0.02), ("SLOBurnRatePage", "6h"): ("30m", 0.05),
+            ("SLOBurnRateTicket", "1d"): ("2h", 0.10), ("SLOBurnRateTicket", "3d"): ("6h", 0.10)}
+# factor = share x SLO window / long window, worked out by hand:
+#   30d = 720h: 0.02 x 720 / 1 = 14.4, 0.05 x 720 / 6 = 6, 0.10 x 720 / 24 = 3, 0.10 x 720 / 72 = 1
+#    7d = 168h: 0.02 x 168 / 1 = 3.36, 0.05 x 168 / 6 = 1.4, 0.10 x 168 / 24 = 0.7,
+#               0.10 x 168 / 72 = 0.2333...
+BY_HAND = {
+    "30d": {"1h": 14.4, "6h": 6.0, "1d": 3.0, "3d": 1.0},
+    "7d": {"1h": 3.36, "6h": 1.4, "1d": 0.7, "3d": 0.2333333333},
+}
+_THRESHOLD = re.compile(r"slo:sli_error:ratio_rate(\w+)\{[^}]*\} > ([\d.]+) \* ([\d.]+)")
+
+
+def _slo_config(window: str, objective: float = 0.99) -> Any:
+    from promkit.tools.generate.config import config_from_mapping
+
+    return config_from_mapping({
+        "service": "demo", "targets": [{"job": "a", "targets": ["127.0.0.1:1"]}],
+        "slos": [{"name": "avail", "type": "availability", "objective": objective,
+                  "window": window}]})
+
+
+@pytest.mark.parametrize("window", ["30d", "7d"])
+def test_burn_factors_are_the_workbook_shares_scaled_to_the_window(window: str) -> None:
+    hours = parse_hours(window)
+    rules = [r for r in alert_rules(_slo_config(window)) if r["alert"].startswith("SLOBurn")]
+    assert sorted(r["alert"] for r in rules) == ["SLOBurnRatePage", "SLOBurnRateTicket"]
+    seen = set()
+    for rule in rules:
+        found = _THRESHOLD.findall(rule["expr"])
+        assert len(found) == 4, rule["expr"]  # two pairs of (long, short)
+        for (long, lf, lb), (short, sf, sb) in zip(found[::2], found[1::2]):
+            want_short, share = WORKBOOK[(rule["alert"], long)]
+            assert short == want_short
+            # Both windows of a pair carry the same threshold: factor x budget.
+            assert lf == sf and lb == sb == "0.01"
+            assert float(lf) == BY_HAND[window][long], rule["expr"]
+            # The share the written factor really spends: factor x long / window.
+            assert float(lf) * parse_hours(long) / hours == pytest.approx(share, rel=1e-9)
+            seen.add((rule["alert"], long))
+    assert seen == set(WORKBOOK)
+
+
+def parse_hours(duration: str) -> float:
+    from promkit.tools.generate.config import parse_duration
+
+    return parse_duration(duration) / 3600
+
+
+def test_a_steady_5x_burn_of_a_7d_budget_pages(tmp_path: Path) -> None:
+    """5% of requests failing against a 99% / 7d SLO is 5x the sustainable rate: the budget
+    is gone in 168h / 5 = 33.6h. With the 30-day table (14.4 and 6) it never paged; now the
+    1h page (factor 3.36: 3.36%) fires within the hour. Checked by promtool on the rules."""
+    promtool = _promtool()
+    rules = tmp_path / "slo.yml"
+    rules.write_text(yaml.safe_dump({"groups": slo_groups(_slo_config("7d"))}))
+    good = ('http_server_request_duration_seconds_count{service="demo", http_request_method="GET",'
+            ' http_route="/", http_response_status_code="200", http_response_status_class="2xx"}')
+    bad = good.replace('"200"', '"500"').replace('"2xx"', '"5xx"')
+    alerts = 'ALERTS{alertname="SLOBurnRatePage", alertstate="firing"}'
+    labels = ('ALERTS{alertname="SLOBurnRatePage", alertstate="firing", service="demo", '
+              'severity="critical", sli="availability", slo="avail"}')
+    test = {"rule_files": [str(rules)],
+            "evaluation_interval": "1m",
+            "tests": [{"interval": "1m",
+                       "input_series": [{"series": good, "values": "0+95x120"},
+                                        {"series": bad, "values": "0+5x120"}],
+                       "promql_expr_test": [
+                           {"expr": alerts, "eval_time": "70m",
+                            "exp_samples": [{"labels": labels, "value": 1}]}]}]}
+    path = tmp_path / "burn_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = _run(promtool, "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_doc_states_each_slo_alerts_real_share() -> None:
+    doc = (ROOT / "docs/alerts.md").read_text()
+    for slo in _config().slos:
+        assert slo.window == "7d"
+        for alert, text in (
+                ("SLOBurnRatePage", "2% of the 7d error budget is spent in 1h"),
+                ("SLOBurnRatePage", "5% of the 7d error budget is spent in 6h"),
+                ("SLOBurnRateTicket", "10% of the 7d error budget is spent in 1d"),
+                ("SLOBurnRateTicket", "10% of the 7d error budget is spent in 3d")):
+            section = doc.split(f"## {alert}\n", 1)[1].split("\n## ", 1)[0]
+            block = section.split(f"SLO `{slo.name}` (", 1)[1].split("```", 1)[0]
+            assert re.search(rf"- fires above [\d.]+ × [\d.]+% = [\d.]+% errors over "
+                             rf".*{re.escape(text)}", block), (alert, slo.name)
+    assert "fires above 3.36 × 1% = 3.36% errors over 1h and 5m" in doc
+    assert "fires above 1.4 × 1% = 1.4% errors over 6h and 30m" in doc
+
+
+def test_symptom_alerts_carry_their_sli_and_page_only_without_an_slo() -> None:
+    from dataclasses import replace
+
+    with_slos = {r["alert"]: r["labels"] for r in alert_rules(_config())}
+    without = {r["alert"]: r["labels"] for r in alert_rules(replace(_config(), slos=()))}
+    for name, sli in (("HTTPErrorRatioHigh", "availability"),
+                      ("HTTP5xxRateHigh", "availability"),
+                      ("HTTPLatencyP95High", "latency"),
+                      ("StageFailureRatioHigh", "job_success"),
+                      ("AuthFailureSpike", "auth_success")):
+        assert with_slos[name]["sli"] == without[name]["sli"] == sli
+        assert "slo" not in with_slos[name]
+        assert with_slos[name]["severity"] == "warning"  # the SLO's page is the page
+    assert without["HTTPErrorRatioHigh"]["severity"] == "critical"
+    assert without["HTTP5xxRateHigh"]["severity"] == "critical"
+    pages = [r["labels"] for r in alert_rules(_config()) if r["alert"] == "SLOBurnRatePage"]
+    assert {"severity": "critical", "service": "demo", "slo": "api-availability",
+            "sli": "availability"} in pages
+
+
+def test_runbook_url_needs_an_absolute_base() -> None:
+    from dataclasses import replace
+
+    from promkit.tools.generate import ConfigError
+    from promkit.tools.generate.config import config_from_mapping
+
+    base = {"service": "a", "targets": [{"job": "a", "targets": ["127.0.0.1:1"]}]}
+    for bad in ("docs/runbooks", "/srv/runbooks", "wiki.example.com/runbooks", "ftp://x/y"):
+        with pytest.raises(ConfigError, match=r"runbook_base: .* is not an absolute http\(s\) "
+                                              "URL"):
+            config_from_mapping({**base, "runbook_base": bad})
+    config = config_from_mapping({**base, "runbook_base": "https://wiki.example.com/rb/"})
+    rule = next(r for r in alert_rules(config) if r["alert"] == "TargetDown")
+    assert rule["annotations"]["runbook_url"] == "https://wiki.example.com/rb/TargetDown.md"
+    none = next(r for r in alert_rules(replace(config, runbook_base=None))
+                if r["alert"] == "TargetDown")
+    assert "runbook_url" not in none["annotations"]
+
+
+def test_absent_metric_summary_names_its_slo() -> None:
+    """absent() keeps no slo label, so {{ $labels.slo }} rendered "SLO : its metric...";
+    the summary names the SLO itself (promtool checks the rendering: see _rule_tests)."""
+    for rule in alert_rules(_config()):
+        if rule["alert"] == "SLOMetricAbsent":
+            slo = rule["labels"]["slo"]
+            assert rule["annotations"]["summary"] == f"SLO {slo}: its metric is absent"
+            assert "$labels.slo" not in str(rule["annotations"])
+
+
+def test_every_alert_of_every_slo_has_its_labels_and_annotations_asserted() -> None:
+    """promtool checks exactly which alert fires, with all its labels and annotations."""
+    asserted: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in (PROM / "tests").glob("*_test.yml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (alert,) = check["exp_alerts"]
+                asserted[(check["alertname"], alert["exp_labels"].get("slo", ""))] = alert
+    rules = alert_rules(_config())
+    slo_alerts = [r for r in rules if "slo" in r["labels"]]
+    assert {r["alert"] for r in slo_alerts} == {"SLOBurnRatePage", "SLOBurnRateTicket",
+                                               "SLOMetricAbsent"}
+    for rule in slo_alerts:
+        alert = asserted[(rule["alert"], rule["labels"]["slo"])]
+        assert rule["labels"].items() <= alert["exp_labels"].items()
+        assert set(alert["exp_annotations"]) == set(rule["annotations"])
+        assert "{{" not in str(alert["exp_annotations"])  # rendered, not templates
+        assert alert["exp_annotations"]["summary"].startswith(f"SLO {rule['labels']['slo']}: ")
+    # The other alerts whose annotations have a renderer here are asserted too.
+    for name in ("HTTPErrorRatioHigh", "HTTP5xxRateHigh", "TargetDown", "QueueDepthHigh",
+                 "QueueReadFailing", "DiskUsageHigh", "StageFailureRatioHigh",
+                 "ExternalErrorRatioHigh", "PromkitSeriesOverflow"):
+        assert (name, "") in asserted, name
+
+
+def test_render_matches_prometheus_templates() -> None:
+    from promkit.tools.generate._rule_tests import render
+
+    labels = {"slo": "api", "service": "demo"}
+    assert render("SLO {{ $labels.slo }} of {{$labels.service}}: {{ $labels.nope }}!",
+                  labels, None) == "SLO api of demo: !"
+    # Go: fmt.Sprintf("%.4g%%", v*100); humanize: SI prefixes, %.4g.
+    assert render("{{ $value | humanizePercentage }}", {}, 0.336) == "33.6%"
+    assert render("{{ $value | humanizePercentage }}", {}, 0.0023333333) == "0.2333%"
+    assert render("{{ $value | humanize }}", {}, 2.0) == "2"
+    assert render("{{ $value | humanize }}", {}, 12345.0) == "12.35k"
+    assert render("{{ $value | humanize }}", {}, 0.25) == "250m"
+    assert render("{{ $value }}", {}, 61.0) == "61"
+    # What Prometheus 2.42 renders (checked with promtool): an exponent from 1e6 on.
+    assert render("{{ $value }}", {}, 100000.0) == "100000"
+    assert render("{{ $value }}", {}, 1234567.0) == "1.234567e+06"
+    assert render("{{ $value }}", {}, 0.00001234) == "1.234e-05"
+    assert render("{{ $value }}", {}, 0.0001234) == "0.0001234"
+    assert render("{{ $value }}", {}, -2.5) == "-2.5"
+    assert render("{{ $value | humanize }}", {}, 1234567.0) == "1.235M"
+    assert render("{{ $value | humanizePercentage }}", {}, 1234567.0) == "1.235e+08%"
+    with pytest.raises(ValueError, match="humanizeDuration"):
+        render("{{ $value | humanizeDuration }}", {}, 1.0)

@@ -365,3 +365,62 @@ def test_cli_not_prometheus_exit_2(receiver: tuple[str, list[Any]]) -> None:
     proc = _cli("--prometheus", url)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("promkit: error:")
+
+
+# -- the digest always fires -----------------------------------------------------------------
+
+
+def test_unreachable_prometheus_still_posts_what_could_not_be_read(
+        receiver: tuple[str, list[Any]]) -> None:
+    """The timer's digest arrives as a warning when Prometheus cannot be read; exit 2."""
+    url, received = receiver
+    proc = _cli("--prometheus", "http://127.0.0.1:1", "--timeout", "3",
+                "--post", url + "/digest")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "promkit: error: cannot reach Prometheus at http://127.0.0.1:1" in proc.stderr
+    assert "promkit: posted the failure (generic)" in proc.stderr
+    ((path, headers, body),) = received
+    assert path == "/digest" and headers["Content-Type"] == "application/json"
+    payload = json.loads(body)
+    assert payload["title"].startswith("⚠ promkit report failed") and payload["status"] == "failed"
+    assert payload["error"].startswith("cannot reach Prometheus at http://127.0.0.1:1")
+    assert "could not be made: cannot reach Prometheus at http://127.0.0.1:1" in payload["text"]
+    assert payload["prometheus"] == "http://127.0.0.1:1" and payload["report"] is None
+
+
+def test_not_a_prometheus_posts_too(receiver: tuple[str, list[Any]]) -> None:
+    url, received = receiver  # answers GET with 501: not a Prometheus
+    proc = _cli("--prometheus", url, "--post", url + "/digest", "--post-format", "slack")
+    assert proc.returncode == 2 and "posted the failure (slack)" in proc.stderr
+    ((_, _, body),) = received
+    assert json.loads(body)["text"].startswith("*⚠ promkit report failed")
+
+
+def test_only_a_failed_post_is_silent_and_exit_3_says_so(
+        receiver: tuple[str, list[Any]]) -> None:
+    url, received = receiver
+    proc = _cli("--prometheus", "http://127.0.0.1:1", "--timeout", "3",
+                "--post", url + "/broken")
+    assert proc.returncode == 3
+    assert "webhook http://127.0.0.1:" in proc.stderr and "answered 500" in proc.stderr
+    assert "nothing was posted" in proc.stderr and "Traceback" not in proc.stderr
+    assert [path for path, _, _ in received] == ["/broken"]  # tried, refused
+    closed = _cli("--prometheus", "http://127.0.0.1:1", "--timeout", "3",
+                  "--post", "http://127.0.0.1:1/digest")
+    assert closed.returncode == 3 and "cannot reach webhook" in closed.stderr
+
+
+def test_failure_payload_formats() -> None:
+    from promkit.tools.report.post import build_failure_payload
+
+    error = "cannot reach Prometheus at http://prom:9090: connection refused"
+    body, _ = build_failure_payload(error, "discord", prometheus="http://prom:9090", since="24h",
+                                    service="api")
+    content = json.loads(body)["content"]
+    assert content.startswith("**⚠ promkit report failed — promkit report api (last 24h)**")
+    assert error in content
+    body, headers = build_failure_payload(error, "ntfy", prometheus="http://prom:9090",
+                                          since="24h")
+    assert headers["Priority"] == "high" and headers["Tags"] == "warning"
+    assert error.encode() in body

@@ -251,9 +251,11 @@ def _add_report(subparsers: Subparsers) -> None:
             "queue wait / run, stages, external calls), what fails and why, what it costs "
             "(month to date and projected against budgets) and what it will need (trends "
             "with a linear projection). Terminal text by default; --json, --markdown or "
-            "--html FILE; --post URL sends the digest to a webhook. Exit codes: 0 report "
-            "made (issues or not), 1 issues found with --fail-on-issues, 2 Prometheus "
-            "unreachable or empty or a bad argument, 3 the --post webhook failed."
+            "--html FILE; --post URL sends the digest to a webhook, always: when no report "
+            "can be made it posts a warning saying what could not be read. Exit codes: 0 "
+            "report made (issues or not), 1 issues found with --fail-on-issues, 2 Prometheus "
+            "unreachable or empty or a bad argument (with --post the warning was posted), 3 "
+            "the --post webhook failed: nothing was posted."
         ),
     )
     parser.add_argument("--prometheus", metavar="URL", default=DEFAULT_PROMETHEUS,
@@ -272,7 +274,8 @@ def _add_report(subparsers: Subparsers) -> None:
                         help="no ANSI colours in terminal text (default: colour on a TTY "
                              "unless NO_COLOR is set)")
     parser.add_argument("--post", metavar="URL",
-                        help="POST the digest (always: '✓ nominal' or '⚠ n issues') to URL")
+                        help="POST the digest to URL, always: '✓ nominal', '⚠ n issues', or "
+                             "'⚠ promkit report failed' with what could not be read")
     parser.add_argument("--post-format", default="auto",
                         choices=("auto", "discord", "slack", "ntfy", "generic"),
                         help="webhook payload (default: by URL host; else generic JSON)")
@@ -287,7 +290,7 @@ def _add_report(subparsers: Subparsers) -> None:
 def _report(args: argparse.Namespace) -> int:
     from promkit.tools.report import ReportError, generate
     from promkit.tools.report.html import render_html
-    from promkit.tools.report.post import PostError, post_report
+    from promkit.tools.report.post import PostError, post_failure, post_report
     from promkit.tools.report.render import render_json, render_markdown, render_text
 
     if not 0 < args.timeout <= 300:
@@ -296,7 +299,20 @@ def _report(args: argparse.Namespace) -> int:
         report = generate(args.prometheus, args.since, service=args.service,
                           timeout=args.timeout)
     except ReportError as exc:
-        raise UsageError(str(exc)) from None
+        if not args.post:
+            raise UsageError(str(exc)) from None
+        # The digest always fires: most of all when Prometheus cannot be read.
+        print(f"promkit: error: {exc}", file=sys.stderr)
+        try:
+            used = post_failure(str(exc), args.post, prometheus=args.prometheus,
+                                since=args.since, service=args.service, fmt=args.post_format,
+                                timeout=args.timeout)
+        except PostError as post_exc:
+            print(f"promkit: error: {post_exc}; nothing was posted", file=sys.stderr)
+            return EXIT_POST_FAILED
+        print(f"promkit: posted the failure ({used}): ⚠ promkit report failed",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         sys.stdout.write(render_json(report))
     elif args.markdown:
@@ -318,7 +334,7 @@ def _report(args: argparse.Namespace) -> int:
         try:
             used = post_report(report, args.post, fmt=args.post_format, timeout=args.timeout)
         except PostError as exc:
-            print(f"promkit: error: {exc}", file=sys.stderr)
+            print(f"promkit: error: {exc}; nothing was posted", file=sys.stderr)
             return EXIT_POST_FAILED
         print(f"promkit: posted the digest ({used}): {report.headline()}", file=sys.stderr)
     if args.fail_on_issues and report.issues:
@@ -389,6 +405,10 @@ def _add_generate(subparsers: Subparsers) -> None:
                         help="directory to write into (default: the current directory)")
     parser.add_argument("--no-dashboards", action="store_true",
                         help="do not write the Grafana dashboards")
+    parser.add_argument("--alertmanager-version", metavar="X.Y", default=None,
+                        help="write alertmanager.yml for this Alertmanager (0.25 reads no "
+                             "webhook url_file); default: the config's alertmanager.version, "
+                             "else the installed amtool's, else the newest form")
     parser.set_defaults(handler=_generate)
 
 
@@ -408,16 +428,25 @@ def _project_config(option: str | None) -> Config:
 def _generate(args: argparse.Namespace) -> int:
     from promkit.tools.generate import ConfigError, generate, sdk_available
     from promkit.tools.generate._grafana_sdk import SDK_REQUIREMENT
+    from promkit.tools.generate.alertmanager import alertmanager_target
 
     config = _project_config(args.config)
     out = args.out or "."
     dashboards = not args.no_dashboards and sdk_available()
     try:
-        written = generate(config, out, dashboards=dashboards)
+        target = alertmanager_target(config, args.alertmanager_version)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        written = generate(config, out, dashboards=dashboards, alertmanager_target=target)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     print(f"promkit: generated {len(written)} files under {out} from {config.source}",
           flush=True)
+    version, why = target
+    print("promkit: alertmanager.yml is for Alertmanager "
+          + (f"{'.'.join(map(str, version))} and later ({why})" if version is not None
+             else f"0.26 and later ({why})"), flush=True)
     if not args.no_dashboards and not dashboards:
         print("promkit: Grafana dashboards skipped: they need grafana-foundation-sdk "
               f"(Python >= 3.11): pip install 'promkit[dashboards]' (pins {SDK_REQUIREMENT}), "

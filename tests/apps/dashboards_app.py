@@ -2,12 +2,15 @@
 
 HTTP (the test drives it): ``/ok``, ``/slow`` (60 ms), ``/fail`` (500),
 ``/boom`` (an unhandled exception), ``/login?ok=0|1`` (auth attempts),
-``/metrics``. In the background, every 50 ms, a loop creates and runs a job on
-queue ``ocr`` through stages ``fetch`` and ``ocr`` (every fourth fails with
-``OcrTimeout``), calls a fake LLM and OCR provider through ``external_call``
-(errors, timeouts, retries), records tokens, pages and CPU seconds with prices
-and budgets, looks up a cache, skips and recovers jobs, sets queue depth and
-oldest age, and trips promkit's own error and overflow counters. The resource
+``POST /upload`` (a request body), the WebSocket ``/ws`` (echoes each message,
+closes normally after ``bye``), ``/metrics``. In the background, every 50 ms,
+a loop creates and runs a job on queue ``ocr`` through stages ``fetch`` and
+``ocr`` (every fourth fails with ``OcrTimeout``), calls a fake LLM and OCR
+provider through ``external_call`` (errors, timeouts, retries), records tokens,
+pages and CPU seconds with prices and budgets, looks up a cache, skips and
+recovers jobs, sets queue depth and oldest age, stream consumer groups and
+queue reads, records database operations, job persist failures and client
+disconnects, and trips promkit's own error and overflow counters. The resource
 sampler runs on the event loop (event-loop lag).
 """
 
@@ -22,7 +25,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from promkit.exporters import metrics_app
 from promkit.instrument import (
@@ -74,6 +78,20 @@ async def login(request: Request) -> JSONResponse:
     return JSONResponse({"ok": good}, status_code=200 if good else 401)
 
 
+async def upload(request: Request) -> JSONResponse:
+    return JSONResponse({"received": len(await request.body())})
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    while True:
+        text = await websocket.receive_text()
+        if text == "bye":
+            await websocket.close(code=1000)
+            return
+        await websocket.send_text(text)
+
+
 def _one_job(n: int) -> None:
     payload: dict[str, Any] = {}
     tracker.created(payload, "ocr", queue_depth=n % 7)
@@ -112,6 +130,16 @@ def _external(n: int) -> None:
 def _queues_and_self(n: int) -> None:
     registry.gauge("queue_depth").labels("ocr").set(n % 9)
     registry.gauge("queue_oldest_item_age_seconds").labels("ocr").set((n % 9) * 1.5)
+    registry.gauge("queue_up").labels("ocr").set(1)
+    registry.gauge("queue_stream_pending").labels("events", "workers").set(n % 5)
+    registry.gauge("queue_stream_lag").labels("events", "workers").set(n % 3)
+    operation = ("SELECT", "INSERT", "UPDATE")[n % 3]
+    registry.histogram("db_client_operation_duration_seconds").labels(
+        "postgresql", operation).observe(0.002 * (1 + n % 3))
+    if n % 10 == 3:
+        tracker.persist_failed("redis")
+        # A client that gave up on a slow answer (the middleware counts these).
+        registry.counter("http_server_client_disconnects_total").labels("GET", "/slow").inc()
     record_usage("ocr_pages", -1)          # refused: counted as an instrumentation error
     tenants.labels(f"tenant-{n % 6}").inc()  # past 3 tenants: the overflow series
 
@@ -154,6 +182,8 @@ app = Starlette(routes=[
     Route("/fail", fail),
     Route("/boom", boom),
     Route("/login", login),
+    Route("/upload", upload, methods=["POST"]),
+    WebSocketRoute("/ws", echo),
     Route("/metrics", metrics_app()),
 ], lifespan=lifespan)
 app.add_middleware(HttpMetricsMiddleware)

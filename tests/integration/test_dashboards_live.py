@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from demo.settings import CONFIG_PATH as DEMO_CONFIG
 from promkit.tools.generate import generate, load_config
@@ -29,20 +30,37 @@ from promkit.tools.generate._grafana_check import Query, dashboard_queries, subs
 from ._servers import AppServer, PrometheusAPIError, PrometheusServer
 
 pytest.importorskip("grafana_foundation_sdk", reason="needs promkit[dashboards] (Python >= 3.11)")
+pytest.importorskip("websockets", reason="the traffic opens WebSocket sessions")
 
-ROUTES = ("/ok", "/slow", "/fail", "/boom", "/login")
+ROUTES = ("/ok", "/slow", "/fail", "/boom", "/login", "/upload")
 STAGES = ("fetch", "ocr")
 DEADLINE = 60.0  # seconds from the first scrape for every query to return a series
 _LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(.*),\s*([a-zA-Z_]\w*)\s*\)\s*$", re.DOTALL)
 
 
 def _traffic(app: AppServer, stop: threading.Event) -> None:
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
+
     paths = ["/ok", "/ok", "/ok", "/slow", "/fail", "/boom", "/login?ok=1", "/login?ok=0"]
+    ws_url = app.url.replace("http://", "ws://") + "/ws"
     with httpx.Client(base_url=app.url, timeout=5.0) as client:
         while not stop.is_set():
             for path in paths:
                 with contextlib.suppress(httpx.HTTPError):
                     client.get(path)
+            with contextlib.suppress(httpx.HTTPError):
+                client.post("/upload", content=b"x" * 700)
+            # A WebSocket session through the middleware: two messages each way, a normal
+            # close (1000) from the server.
+            with contextlib.suppress(OSError, WebSocketException), \
+                    connect(ws_url, open_timeout=5) as ws:
+                for text in ("a", "b"):
+                    ws.send(text)
+                    ws.recv(timeout=5)
+                ws.send("bye")
+                with contextlib.suppress(WebSocketException):
+                    ws.recv(timeout=5)
             stop.wait(0.05)
 
 
@@ -84,9 +102,16 @@ def test_every_dashboard_query_returns_series(
     config = load_config(DEMO_CONFIG)
     out = tmp_path / "generated"
     generate(config, out)
+    # Every rule group at the 1 s interval (the month-to-date group's 1m would keep the
+    # CPU-hours panel empty for up to two minutes; its expressions read no interval).
+    for path in (out / "prometheus" / "rules").glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        for group in data["groups"]:
+            group.pop("interval", None)
+        path.write_text(yaml.safe_dump(data))
     boards = [json.loads(p.read_text(encoding="utf-8"))
               for p in sorted((out / "grafana" / "dashboards").glob("*.json"))]
-    assert len(boards) == 6
+    assert len(boards) == 8
 
     app = uvicorn_app("dashboards_app:app", ready_path="/ok")
     stop = threading.Event()

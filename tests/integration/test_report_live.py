@@ -152,6 +152,26 @@ def test_empty_prometheus_exit_2(prometheus: Callable[..., PrometheusServer]) ->
         assert "Traceback" not in proc.stderr
 
 
+def test_empty_prometheus_still_posts_the_digest(
+        prometheus: Callable[..., PrometheusServer]) -> None:
+    """With --post, an empty Prometheus posts a warning saying what could not be read."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
+    from webhook_receiver import WebhookReceiver
+
+    empty = prometheus(targets=[])
+    with WebhookReceiver() as hook:
+        proc = run_report("--prometheus", empty.url, "--post", hook.url("/digest"),
+                          "--post-format", "ntfy")
+        assert proc.returncode == 2, proc.stderr
+        assert "has no targets and no data" in proc.stderr
+        assert "posted the failure (ntfy)" in proc.stderr
+        (request,) = hook.requests("/digest")
+    text = request.body.decode()
+    assert "the report could not be made: Prometheus at " in text
+    assert "has no targets and no data" in text and empty.url in text
+    assert request.headers["priority"] == "high" and request.headers["tags"] == "warning"
+
+
 def test_unknown_service_exit_2(faulty_stack: PrometheusServer) -> None:
     proc = run_report("--prometheus", faulty_stack.url, "--service", "nope")
     assert proc.returncode == 2 and "job='nope'" in proc.stderr

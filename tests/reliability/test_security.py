@@ -177,9 +177,11 @@ def test_no_secret_in_generated_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ,
            "PROMKIT_TEST_DISCORD_URL": f"https://discord.com/api/webhooks/1/{ENV_SECRET}"}
+    # For an Alertmanager that reads URLs from files (0.25 cannot: generating for it would
+    # be a config error naming the receiver's field, which names no secret either).
     proc = subprocess.run([sys.executable, "-m", "promkit", "generate", "--config",
-                           str(config), "--out", str(out)], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+                           str(config), "--out", str(out), "--alertmanager-version", "0.27"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
     if proc.returncode != 0:
         pytest.skip("promkit generate failed (the generator is being written by another "
                     f"engineer): {proc.stderr.strip()[-300:]}")

@@ -44,13 +44,19 @@ def _write(path: Path, text: str, written: list[Path]) -> None:
     written.append(path)
 
 
-def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True) -> list[Path]:
+def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True,
+             alertmanager_target: tuple[tuple[int, int] | None, str] | None = None
+             ) -> list[Path]:
     """Write every generated file under ``out_dir``; returns the paths written.
 
     ``dashboards=False`` leaves out the Grafana dashboards (which need
-    grafana-foundation-sdk: see :func:`sdk_available`).
+    grafana-foundation-sdk: see :func:`sdk_available`). ``alertmanager_target``:
+    the Alertmanager version ``alertmanager.yml`` is written for and where it came
+    from; default :func:`.alertmanager.alertmanager_target` (the config's
+    ``alertmanager.version``, else the installed ``amtool``'s, else the newest form).
     """
     from promkit.tools.generate._rule_tests import rule_test_files
+    from promkit.tools.generate.alertmanager import alertmanager_target as target_of
     from promkit.tools.generate.alertmanager import write_alertmanager
     from promkit.tools.generate.dashboards import write_dashboards
     from promkit.tools.generate.kubernetes import write_kubernetes
@@ -77,7 +83,8 @@ def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True) ->
                + dump_yaml(body), written)
     _write(out / "docs" / "alerts.md", alerts_markdown(config, source), written)
     all_groups = [group for groups in rule_files.values() for group in groups]
-    written.append(write_alertmanager(config, out))
+    written.append(write_alertmanager(config, out,
+                                      target=alertmanager_target or target_of(config)))
     written += write_kubernetes(config, out, all_groups)
     if dashboards:  # raises DashboardsUnavailable without the SDK
         written += write_dashboards(config, out)

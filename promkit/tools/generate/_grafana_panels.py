@@ -1,4 +1,4 @@
-"""The six promkit dashboards, declared as data from the catalog's metrics and the rules.
+"""The promkit dashboards, declared as data from the catalog's metrics and the rules.
 
 Panels read the recording rules of ``prometheus/rules/`` (named
 ``level:metric:operations``; see :mod:`.rules`) where one exists for what they
@@ -18,7 +18,9 @@ from promkit.tools.generate._grafana_model import (
     TargetSpec,
     VariableSpec,
 )
+from promkit.tools.generate._rules_slo import BURN_WINDOWS, burn_factor
 from promkit.tools.generate.config import Config, format_duration, parse_duration
+from promkit.tools.generate.rules import num
 
 __all__ = ["ALERT_PANELS", "dashboard_specs"]
 
@@ -28,9 +30,6 @@ STAGE = 'stage=~"$stage"'
 INSTANCE = 'instance=~"$instance"'
 RATE = "[$__rate_interval]"
 QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
-# The SLI windows of the SLO rules; burn rates are drawn for the alert windows.
-PAGE_WINDOWS = ("5m", "1h", "30m", "6h")
-TICKET_WINDOWS = ("2h", "1d", "6h", "3d")
 
 ALERT_PANELS: dict[str, tuple[str, str]] = {
     "HTTPErrorRatioHigh": ("promkit-service-overview", "error-ratio-by-route"),
@@ -39,7 +38,7 @@ ALERT_PANELS: dict[str, tuple[str, str]] = {
     "TargetDown": ("promkit-self", "targets-up"),
     "QueueDepthHigh": ("promkit-jobs", "queue-depth"),
     "QueueOldestItemTooOld": ("promkit-jobs", "queue-oldest-age"),
-    "QueueReadFailing": ("promkit-jobs", "queue-depth"),
+    "QueueReadFailing": ("promkit-jobs", "queue-up"),
     "DiskUsageHigh": ("promkit-resources", "disk-used"),
     "AuthFailureSpike": ("promkit-service-overview", "auth-attempts"),
     "StageFailureRatioHigh": ("promkit-jobs", "stage-failure-ratio"),
@@ -51,10 +50,8 @@ ALERT_PANELS: dict[str, tuple[str, str]] = {
     "CPUBudgetExhausted": ("promkit-external-cost", "cpu-hours-month"),
     "PromkitInstrumentationErrors": ("promkit-self", "instrumentation-errors"),
     "PromkitSeriesOverflow": ("promkit-self", "series-overflow"),
-    "SLOBurnRatePage1h": ("promkit-slos", "burn-rate-page"),
-    "SLOBurnRatePage6h": ("promkit-slos", "burn-rate-page"),
-    "SLOBurnRateTicket1d": ("promkit-slos", "burn-rate-ticket"),
-    "SLOBurnRateTicket3d": ("promkit-slos", "burn-rate-ticket"),
+    "SLOBurnRatePage": ("promkit-slos", "burn-rate-page"),
+    "SLOBurnRateTicket": ("promkit-slos", "burn-rate-ticket"),
     "SLOMetricAbsent": ("promkit-slos", "sli-events"),
 }
 """Alert name -> (dashboard uid, panel key) of the panel that shows what fired."""
@@ -203,12 +200,133 @@ def _service_overview(config: Config) -> DashboardSpec:
                   (_t(_sel("service_auth:auth_attempts:rate5m"), "{{auth_type}} {{outcome}}"),),
                   width=8, min=0, stacked=True),
     ))
+    payloads = RowSpec("Payloads and disconnects", (
+        PanelSpec("request-size", "Request body size p95 by route",
+                  "95th percentile of request body sizes over 5 minutes by route "
+                  "(service_route:http_server_request_body_size_bytes:p95_5m).", "bytes",
+                  (_t(_sel("service_route:http_server_request_body_size_bytes:p95_5m", ROUTE),
+                      by_route),),
+                  width=8, min=0),
+        PanelSpec("response-size", "Response body size p95 by route",
+                  "95th percentile of response body sizes over 5 minutes by route "
+                  "(service_route:http_server_response_body_size_bytes:p95_5m).", "bytes",
+                  (_t(_sel("service_route:http_server_response_body_size_bytes:p95_5m", ROUTE),
+                      by_route),),
+                  width=8, min=0),
+        PanelSpec("client-disconnects", "Client disconnects per second by route",
+                  "Requests whose client went away before the response was complete, per "
+                  "second (service_route:http_server_client_disconnects:rate5m): timeouts "
+                  "on the client side, or users giving up on a slow route.", "cps",
+                  (_t(_sel("service_route:http_server_client_disconnects:rate5m", ROUTE),
+                      by_route),),
+                  width=8, min=0),
+    ))
     return DashboardSpec(
         "promkit-service-overview", "service-overview.json", "promkit / Service overview",
         "RED metrics of the HTTP service: rate, errors and duration by route, top slow and "
-        "failing routes, status codes, in-flight requests.",
-        _variables(config, "service", "route", "instance"), (stats, red, top, more),
+        "failing routes, status codes, in-flight requests, payload sizes, client disconnects.",
+        _variables(config, "service", "route", "instance"), (stats, red, top, more, payloads),
         annotations=(_FIRING,))
+
+
+# -- WebSockets --------------------------------------------------------------------------------
+
+
+def _websockets(config: Config) -> DashboardSpec:
+    ws = "{{http_route}}"
+    connections = RowSpec("Connections", (
+        PanelSpec("ws-open", "Open connections",
+                  "WebSocket connections open now, all routes "
+                  "(service_route:websocket_server_active_connections:sum).", "short",
+                  (_t(f"sum({_sel('service_route:websocket_server_active_connections:sum')})",
+                      "open", instant=True),),
+                  kind="stat", width=6, height=8),
+        PanelSpec("ws-open-by-route", "Open connections by route",
+                  "WebSocket connections open per route "
+                  "(service_route:websocket_server_active_connections:sum).", "short",
+                  (_t(_sel("service_route:websocket_server_active_connections:sum"), ws),),
+                  width=9, min=0, stacked=True),
+        PanelSpec("ws-session-duration", "Session duration p95 by route",
+                  "95th percentile of the duration of WebSocket sessions that ended in the "
+                  "last 5 minutes "
+                  "(service_route:websocket_server_session_duration_seconds:p95_5m).", "s",
+                  (_t(_sel("service_route:websocket_server_session_duration_seconds:p95_5m"),
+                      ws),),
+                  width=9, min=0),
+    ))
+    traffic = RowSpec("Messages and closes", (
+        PanelSpec("ws-messages", "Messages per second by route and direction",
+                  "WebSocket messages per second, received from clients and sent to them "
+                  "(service_route:websocket_server_messages:rate5m).", "cps",
+                  (_t(_sel("service_route:websocket_server_messages:rate5m"),
+                      "{{http_route}} {{direction}}"),),
+                  width=12, min=0),
+        PanelSpec("ws-closes", "Closes per second by close code",
+                  "Sessions closed per second by route and WebSocket close code "
+                  "(service_route:websocket_server_closes:rate5m): 1000 normal, 1001 going "
+                  "away, 1006 dropped without a close frame, 1011 server error.", "cps",
+                  (_t(_sel("service_route:websocket_server_closes:rate5m"),
+                      "{{http_route}} {{close_code}}"),),
+                  width=12, min=0, stacked=True),
+        PanelSpec("ws-close-reasons", "Close reasons, last hour",
+                  "Sessions closed in the last hour by close code, all routes: what ends "
+                  "the sessions (service_route:websocket_server_closes:rate5m, averaged).",
+                  "short",
+                  (_t(f"sum by (close_code) (avg_over_time("
+                      f"{_sel('service_route:websocket_server_closes:rate5m')}[1h])) * 3600",
+                      "{{close_code}}", instant=True),),
+                  kind="bargauge", width=24, height=6),
+    ))
+    return DashboardSpec(
+        "promkit-websockets", "websockets.json", "promkit / WebSockets",
+        "WebSocket health: open connections, session duration, messages by direction, "
+        "closes by close code.",
+        _variables(config, "service"), (connections, traffic), annotations=(_FIRING,))
+
+
+# -- Database ----------------------------------------------------------------------------------
+
+
+def _database(config: Config) -> DashboardSpec:
+    op = "{{db_system_name}} {{db_operation_name}}"
+    db = "db_client_operation_duration_seconds"
+    ops = RowSpec("Operations", (
+        PanelSpec("db-ops-total", "Operations per second",
+                  "Database operations per second, all systems and operations "
+                  "(service_db:db_client_operations:rate5m).", "ops",
+                  (_t(f"sum({_sel('service_db:db_client_operations:rate5m')})", "ops/s",
+                      instant=True),),
+                  kind="stat", width=6, height=8),
+        PanelSpec("db-ops", "Operations per second by operation",
+                  "Database operations per second by system and operation "
+                  "(service_db:db_client_operations:rate5m).", "ops",
+                  (_t(_sel("service_db:db_client_operations:rate5m"), op),),
+                  width=18, min=0, stacked=True),
+        PanelSpec("db-latency", "Operation latency p50 / p95 / p99",
+                  f"Duration of database operations over 5 minutes (service_db:{db}:p50_5m, "
+                  "p95_5m, p99_5m), and the p99 from the raw buckets with exemplars.", "s",
+                  (*_rule_quantiles(f"service_db:{db}", op),
+                   _t(_raw_quantile(db, "0.99", "db_system_name, db_operation_name"),
+                      "p99 raw " + op, exemplar=True)),
+                  width=12, min=0),
+        PanelSpec("db-slowest", "Slowest operations (p95)",
+                  f"The ten operations with the highest 95th percentile duration over 5 "
+                  f"minutes (service_db:{db}:p95_5m).", "s",
+                  (_t(f"topk(10, {_sel(f'service_db:{db}:p95_5m')})", op, instant=True),),
+                  kind="bargauge", width=12),
+        PanelSpec("db-time", "Time in the database by operation",
+                  "Seconds spent in each operation per second of wall time (rate of "
+                  f"{db}_sum): where the database time goes, frequency times duration; 1 is "
+                  "one connection busy all the time.", "percentunit",
+                  (_t(f"sum by (db_system_name, db_operation_name) "
+                      f"(rate({_sel(db + '_sum')}{RATE}))", op),),
+                  width=24, min=0, stacked=True),
+    ))
+    return DashboardSpec(
+        "promkit-database", "database.json", "promkit / Database",
+        "Database performance: operations per second, latency quantiles, the slowest "
+        "operations and where the database time goes.",
+        _variables(config, "service"), (ops,), annotations=(_FIRING,))
 
 
 # -- Jobs and stages -------------------------------------------------------------------------
@@ -310,6 +428,20 @@ def _jobs(config: Config) -> DashboardSpec:
                   "(service_cache:cache_hit_ratio:ratio_rate5m).", "percentunit",
                   (_t(_sel("service_cache:cache_hit_ratio:ratio_rate5m"), "{{cache}}"),),
                   width=6, min=0, max=1),
+        PanelSpec("queue-up", "Queue reads up",
+                  "1 when the queue exporter's last read of the queue succeeded, 0 when it "
+                  "failed or timed out (queue_up); QueueReadFailing fires after 5 minutes "
+                  "at 0, and depth and age are unknown meanwhile.", "bool_yes_no",
+                  (_t(f"min by (queue) ({_sel('queue_up')})", "{{queue}}", instant=True),),
+                  kind="stat", width=6, base_color="red", thresholds=((0.5, "green"),)),
+        PanelSpec("stream-groups", "Stream consumer groups: pending and lag",
+                  "Entries delivered to a consumer group but not acknowledged "
+                  "(service_queue:queue_stream_pending:max) and entries not yet delivered to "
+                  "it (service_queue:queue_stream_lag:max), per stream and group.", "short",
+                  (_t(_sel("service_queue:queue_stream_pending:max"),
+                      "pending {{queue}} {{group}}"),
+                   _t(_sel("service_queue:queue_stream_lag:max"), "lag {{queue}} {{group}}")),
+                  width=18, min=0),
         PanelSpec("job-exceptions", "Skipped, recovered jobs and cold starts",
                   "Jobs skipped or evicted (service:jobs_skipped:rate5m), recovered or "
                   "requeued (service:jobs_recovered:rate5m), and worker cold starts "
@@ -319,6 +451,20 @@ def _jobs(config: Config) -> DashboardSpec:
                       "recovered {{job_type}} {{reason}}"),
                    _t(_sel("service:worker_cold_starts:rate5m"), "cold starts {{worker_type}}")),
                   width=24, min=0),
+        PanelSpec("job-transitions", "Job status transitions per second",
+                  "Jobs moving from one status to another per second by job type (raw "
+                  "job_status_transitions_total: no recording rule keeps both statuses).",
+                  "cps",
+                  (_t(f"sum by (job_type, from_status, to_status) "
+                      f"(rate({_sel('job_status_transitions_total')}{RATE}))",
+                      "{{job_type}} {{from_status}} → {{to_status}}"),),
+                  width=12, min=0, stacked=True),
+        PanelSpec("job-persist-failures", "Job persist failures per second",
+                  "Failures to store a job's state or result, per second by store "
+                  "(service:job_persist_failures:rate5m): the job ran but its record may be "
+                  "stale.", "cps",
+                  (_t(_sel("service:job_persist_failures:rate5m"), "{{store}}"),),
+                  width=12, min=0),
     ))
     return DashboardSpec(
         "promkit-jobs", "jobs-stages.json", "promkit / Jobs and stages",
@@ -524,10 +670,29 @@ def _slos(config: Config) -> DashboardSpec:
     objectives = ", ".join(f"{s.name} {s.objective * 100:g}% over {s.window}"
                            for s in config.slos)
 
-    def burn(window: str) -> TargetSpec:
-        return _t(f"{_sel(f'slo:sli_error:ratio_rate{window}')}\n/ on (service, slo)\n"
-                  f"(1 - {_sel('slo:objective:ratio')})", f"{{{{slo}}}} {window}")
+    def burn(severity: str) -> tuple[tuple[TargetSpec, ...], str]:
+        """Burn rate over each window divided by its alert's factor: 1 is the threshold."""
+        targets: list[TargetSpec] = []
+        factors: list[str] = []
+        for window, names in by_window.items():
+            which = 'slo=~"' + "|".join(names) + '"'
+            said: list[str] = []
+            for b in (b for b in BURN_WINDOWS if b.alert == severity):
+                factor = num(burn_factor(window, b))
+                said.append(f"{factor} for {b.long} & {b.short}")
+                for w in (b.long, b.short):
+                    targets.append(_t(
+                        f"{_sel(f'slo:sli_error:ratio_rate{w}', which)}\n/ on (service, slo)\n"
+                        f"(1 - {_sel('slo:objective:ratio', which)})\n/ {factor}",
+                        f"{{{{slo}}}} {w}"))
+            factors.append(f"{window} SLOs: {', '.join(said)}")
+        return tuple(targets), "; ".join(factors)
 
+    page, page_factors = burn("SLOBurnRatePage")
+    ticket, ticket_factors = burn("SLOBurnRateTicket")
+    explain = ("Burn rate (error ratio over the error budget, 1 - objective) over each window, "
+               "divided by the factor of its alert (share of the budget x SLO window / long "
+               "window, the SRE workbook's table scaled to the SLO's window): ")
     row = RowSpec("Objectives and budgets", (
         PanelSpec("sli-vs-objective", "SLI vs objective",
                   "Each SLO's indicator (good events over all) over its own window "
@@ -541,17 +706,14 @@ def _slos(config: Config) -> DashboardSpec:
                   (_t(_sel("slo:error_budget_remaining:ratio"), "{{slo}}", instant=True),),
                   kind="stat", width=12, decimals=1, base_color="red",
                   thresholds=((0.25, "orange"), (0.5, "green"))),
-        PanelSpec("burn-rate-page", "Burn rate, page windows (5m, 1h, 30m, 6h)",
-                  "Error ratio over the error budget (1 - objective) per window: 1 spends the "
-                  "budget exactly over the SLO window. Pages fire when both 1h and 5m burn "
-                  "above 14.4, or both 6h and 30m above 6.", "suffix: x",
-                  tuple(burn(w) for w in PAGE_WINDOWS), width=12, min=0,
-                  thresholds=((6, "orange"), (14.4, "red"))),
-        PanelSpec("burn-rate-ticket", "Burn rate, ticket windows (2h, 1d, 6h, 3d)",
-                  "Error ratio over the error budget per window. Tickets fire when both 1d "
-                  "and 2h burn above 3, or both 3d and 6h above 1.", "suffix: x",
-                  tuple(burn(w) for w in TICKET_WINDOWS), width=12, min=0,
-                  thresholds=((1, "orange"), (3, "red"))),
+        PanelSpec("burn-rate-page", "Page burn rate vs threshold (1h & 5m, 6h & 30m)",
+                  explain + f"{page_factors}. The page fires when both windows of a pair "
+                  "are above 1 (2% of the budget in 1h, or 5% in 6h).", "suffix: x",
+                  page, width=12, min=0, thresholds=((0.5, "orange"), (1, "red"))),
+        PanelSpec("burn-rate-ticket", "Ticket burn rate vs threshold (1d & 2h, 3d & 6h)",
+                  explain + f"{ticket_factors}. The ticket fires when both windows of a "
+                  "pair are above 1 (10% of the budget in 1d, or 10% in 3d).", "suffix: x",
+                  ticket, width=12, min=0, thresholds=((0.5, "orange"), (1, "red"))),
         PanelSpec("sli-events", "SLI events per second",
                   "Events each SLO counts per second over 5 minutes "
                   "(slo:sli_events:rate5m) and the bad ones (slo:sli_errors:rate5m); below "
@@ -562,8 +724,7 @@ def _slos(config: Config) -> DashboardSpec:
                   width=12, min=0),
         PanelSpec("slo-alerts", "SLO alerts firing or pending",
                   "Burn-rate and absent-metric alerts of the SLOs now pending or firing "
-                  "(Prometheus's ALERTS series; the alert windows are in long_window and "
-                  "short_window).", "short",
+                  "(Prometheus's ALERTS series; the SLI type is in sli).", "short",
                   (_t(f"ALERTS{{{SVC}, slo!=\"\"}}", "{{alertname}} {{slo}} {{alertstate}}",
                       instant=True, table=True),),
                   kind="table", width=12),
@@ -625,7 +786,8 @@ def _self(config: Config) -> DashboardSpec:
 
 def dashboard_specs(config: Config) -> list[DashboardSpec]:
     """Every dashboard for ``config`` (the SLO dashboard only when the config has SLOs)."""
-    specs = [_service_overview(config), _jobs(config), _external(config), _resources(config)]
+    specs = [_service_overview(config), _websockets(config), _database(config), _jobs(config),
+             _external(config), _resources(config)]
     if config.slos:
         specs.append(_slos(config))
     specs.append(_self(config))

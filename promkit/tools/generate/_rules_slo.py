@@ -11,25 +11,106 @@ Per SLO, one rule group (evaluated in order):
    averaged rates, so busy periods weigh more, like a plain ratio of counts);
 4. ``slo:objective:ratio`` and ``slo:error_budget_remaining:ratio`` over the
    SLO's own window;
-5. the burn-rate alerts of the Google SRE workbook (both windows over the
-   burn threshold) with a low-traffic guard, and ``SLOMetricAbsent``.
+5. the burn-rate alerts of the Google SRE workbook with a low-traffic guard:
+   ``SLOBurnRatePage`` when the 1h and 5m windows, or the 6h and 30m windows,
+   are both over their threshold; ``SLOBurnRateTicket`` likewise for 1d and
+   2h, or 3d and 6h. One alert per SLO and severity (as sloth writes them), so
+   an incident that crosses both page windows is one page, not two; and
+   ``SLOMetricAbsent``.
+
+Burn-rate factors follow the workbook's budget-consumption shares, scaled to
+each SLO's window (as sloth and pyrra do): an alert whose long window is ``L``
+and whose share is ``s`` fires when the error ratio is above
+``factor x (1 - objective)`` with ``factor = s x window / L``. So the page over
+1h spends 2% of the budget whatever the window: factor 14.4 for 30d, 3.36 for
+7d. :func:`burn_factor` computes it; the config refuses an SLO for which an
+alert could never fire (``factor x budget >= 1``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
 
-__all__ = ["BURN_WINDOWS", "SLI_WINDOWS", "slo_groups"]
+__all__ = ["BURN_ALERTS", "BURN_WINDOWS", "SLI_WINDOWS", "BurnWindow", "burn_factor",
+           "burn_statement", "check_burn_thresholds", "slo_groups"]
 
-# (alert, long window, short window, burn rate): page on fast burn, ticket on slow.
-BURN_WINDOWS: tuple[tuple[str, str, str, float], ...] = (
-    ("SLOBurnRatePage1h", "1h", "5m", 14.4),
-    ("SLOBurnRatePage6h", "6h", "30m", 6.0),
-    ("SLOBurnRateTicket1d", "1d", "2h", 3.0),
-    ("SLOBurnRateTicket3d", "3d", "6h", 1.0),
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """One multiwindow burn-rate alert: its windows and the budget share it stands for."""
+
+    alert: str
+    """The alert the window pair belongs to (each alert ORs two pairs)."""
+    long: str
+    short: str
+    share: float
+    """Share of the SLO's error budget spent over ``long`` when the error ratio is at the
+    pair's threshold (the SRE workbook's table)."""
+
+
+# Page on fast burn, ticket on slow: the SRE workbook's shares (chapter "Alerting on SLOs").
+BURN_WINDOWS: tuple[BurnWindow, ...] = (
+    BurnWindow("SLOBurnRatePage", "1h", "5m", 0.02),
+    BurnWindow("SLOBurnRatePage", "6h", "30m", 0.05),
+    BurnWindow("SLOBurnRateTicket", "1d", "2h", 0.10),
+    BurnWindow("SLOBurnRateTicket", "3d", "6h", 0.10),
 )
+BURN_ALERTS = ("SLOBurnRatePage", "SLOBurnRateTicket")
+
+
+def burn_factor(slo_window: str, burn: BurnWindow) -> float:
+    """How many times the sustainable error rate ``burn`` fires at, for an SLO over
+    ``slo_window``: ``share x window / long window`` (14.4 for 2% in 1h of 30d)."""
+    return burn.share * parse_duration(slo_window) / parse_duration(burn.long)
+
+
+def burn_statement(slo: SLOSpec, burn: BurnWindow) -> str:
+    """What the alert's threshold means for ``slo``, in numbers (docs/alerts.md).
+
+    The share is recomputed from the factor as written in the rule (rounded like
+    the rule's text), so the sentence states what the generated rule does.
+    """
+    from promkit.tools.generate.rules import num
+
+    factor = float(num(burn_factor(slo.window, burn)))
+    window = parse_duration(slo.window)
+    long = parse_duration(burn.long)
+    share = factor * long / window
+    threshold = factor * slo.error_budget
+    text = (f"fires above {num(factor)} × {num(slo.error_budget * 100)}% = "
+            f"{num(threshold * 100)}% errors over {burn.long} and {burn.short}: at that rate "
+            f"{num(round(share * 100, 6))}% of the {slo.window} error budget is spent in "
+            f"{burn.long}")
+    if factor >= 1:
+        return f"{text}, and all of it in {format_duration(window / factor)}"
+    return (f"{text}; the factor is below 1, so at that pace only "
+            f"{num(round(factor * 100, 4))}% of the budget would be spent over the whole "
+            f"{slo.window}")
+
+
+def check_burn_thresholds(slo: SLOSpec) -> str | None:
+    """Why an alert of ``slo`` could never fire (``factor x budget >= 1``), or None."""
+    from promkit.tools.generate.rules import num
+
+    for burn in BURN_WINDOWS:
+        factor = burn_factor(slo.window, burn)
+        if factor * slo.error_budget >= 1:
+            # factor x budget < 1 <=> objective > 1 - 1/factor <=> window < long / (share x budget)
+            lowest = 1 - 1 / factor
+            longest = parse_duration(burn.long) / (burn.share * slo.error_budget)
+            return (f"{num(slo.objective)} over {slo.window} leaves an error budget of "
+                    f"{num(slo.error_budget * 100)}%, so {burn.alert} over {burn.long} and "
+                    f"{burn.short} ({num(burn.share * 100)}% of the budget in {burn.long}) "
+                    "would need an error ratio above "
+                    f"{num(factor)} x {num(slo.error_budget)} = {num(factor * slo.error_budget)}"
+                    f", and a ratio is at most 1: it could never fire. Use an objective above "
+                    f"{lowest:.6g} or a window shorter than {format_duration(longest)}")
+    return None
+
+
 SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 HTTP_COUNT = "http_server_request_duration_seconds_count"
 
@@ -119,27 +200,44 @@ def slo_groups(config: Config) -> list[dict[str, Any]]:
             "expr": f"1 - slo:sli_error:ratio_rate{own}{match} / {budget}",
             "labels": labels,
         })
-        # Minimum events per second in the long window before a burn-rate alert may fire.
+        # Minimum events per hour in the long window before a burn-rate alert may fire.
         min_rate = num(c.slo_min_events_per_hour)
-        for name, long, short, factor in BURN_WINDOWS:
+        for name in BURN_ALERTS:
+            pairs: list[str] = []
+            said: list[str] = []
+            for burn in (b for b in BURN_WINDOWS if b.alert == name):
+                long, short = burn.long, burn.short
+                factor = num(burn_factor(slo.window, burn))
+                threshold = burn_factor(slo.window, burn) * slo.error_budget
+                pairs.append(
+                    f"(\n  slo:sli_error:ratio_rate{long}{match} > {factor} * {budget}\n"
+                    f"  and\n  slo:sli_error:ratio_rate{short}{match} > {factor} * {budget}\n"
+                    f"  and on (service, slo)\n"
+                    f"  slo:sli_events:rate{long}{match} * 3600 >= {min_rate}\n)")
+                said.append(f"above {factor} x the error budget ({budget}) = "
+                            f"{num(threshold * 100)}% over both {long} and {short} "
+                            f"({num(burn.share * 100)}% of the {slo.window} budget in {long})")
             description = (
                 f"SLO {slo.name} ({slo.type}, objective {num(slo.objective * 100)}% over "
-                f"{slo.window}) of {c.service}: the error ratio is above {num(factor)} x the "
-                f"error budget ({budget}) over both {long} and {short}, with at least "
-                f"{min_rate} events per hour. Value: the {long} error ratio "
+                f"{slo.window}) of {c.service}: the error ratio is {', or '.join(said)}, with at "
+                f"least {min_rate} events per hour. Value: the error ratio over the long window "
+                "that fired (the shorter one when both did), "
                 "{{ $value | humanizePercentage }}."
             )
+            longs = " or ".join(f"{b.long}" for b in BURN_WINDOWS if b.alert == name)
             rules.append(alert(
-                c, name,
-                f"(\n  slo:sli_error:ratio_rate{long}{match} > {num(factor)} * {budget}\n"
-                f"and\n  slo:sli_error:ratio_rate{short}{match} > {num(factor)} * {budget}\n)\n"
-                f"and on (service, slo)\n"
-                f"slo:sli_events:rate{long}{match} * 3600 >= {min_rate}",
-                labels={"slo": slo.name, "long_window": long, "short_window": short},
+                c, name, "\nor on (service, slo)\n".join(pairs),
+                labels={"slo": slo.name, "sli": slo.type},
+                summary=(f"SLO {{{{ $labels.slo }}}}: error budget burning "
+                         f"{'fast' if name == 'SLOBurnRatePage' else 'steadily'} "
+                         f"({longs})"),
                 description=description,
             ))
+        # absent() keeps only the selector's equality labels (no slo): name the SLO in the text.
         rules.append(alert(
-            c, "SLOMetricAbsent", f"absent({watched})", labels={"slo": slo.name},
+            c, "SLOMetricAbsent", f"absent({watched})",
+            labels={"slo": slo.name, "sli": slo.type},
+            summary=f"SLO {slo.name}: its metric is absent",
             description=f"Prometheus has no series {watched}: SLO {slo.name} cannot be "
                         "computed and its burn-rate alerts cannot fire. The service is down, "
                         "not scraped, or the metric was renamed.",

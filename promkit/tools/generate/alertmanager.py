@@ -16,12 +16,17 @@ never holds a secret:
   (``printf %s "$VAR" > ...``, a Kubernetes Secret mounted there, or
   :func:`write_runtime_alertmanager`).
 
+The file is written for one Alertmanager version (:func:`alertmanager_target`):
+``--alertmanager-version``, else the config's ``alertmanager.version``, else the
+installed ``amtool``'s when ``promkit generate`` runs, else the newest form.
 Alertmanager 0.25 (Debian bookworm's ``prometheus-alertmanager``) reads
 ``api_url_file`` (Slack) but not ``url_file`` (webhook, ntfy) or
-``webhook_url_file`` (Discord), which arrived in 0.26. For it,
-:func:`write_runtime_alertmanager` writes a runtime copy, outside the
-repository and readable by its owner only, with the URLs read from their files
-and variables and inlined. The committed file is for Alertmanager >= 0.26.
+``webhook_url_file`` (Discord), which arrived in 0.26: for 0.25 a receiver whose
+URL is in a file or the environment can only be a Slack one, and any other is a
+:class:`~promkit.tools.generate.config.ConfigError` naming the receiver's field
+and the ways out (a non-secret ``url``, a newer Alertmanager, or
+:func:`write_runtime_alertmanager`: a runtime copy, outside the repository and
+readable by its owner only, with the URLs inlined).
 
 ntfy has no Alertmanager integration of its own in Alertmanager; ntfy accepts
 Alertmanager's webhook JSON when the topic URL carries ``?template=alertmanager``
@@ -41,7 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from promkit.tools.generate.config import Config, Receiver, Route
+from promkit.tools.generate.config import (
+    OLDEST_ALERTMANAGER,
+    Config,
+    ConfigError,
+    Receiver,
+    Route,
+)
 
 __all__ = [
     "ALERTMANAGER_PATH",
@@ -51,9 +62,13 @@ __all__ = [
     "SEVERITIES",
     "SEVERITY_TIMING",
     "AlertmanagerError",
+    "Version",
     "alertmanager_config",
+    "alertmanager_target",
     "inline_secrets",
+    "installed_alertmanager",
     "ntfy_url",
+    "parse_version",
     "render_alertmanager",
     "target_down_alerts",
     "write_alertmanager",
@@ -76,6 +91,63 @@ ROOT_TIMING: Mapping[str, str] = SEVERITY_TIMING["warning"]
 _TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
 NATIVE_FILE_KEYS_0_25 = ("api_url_file",)
 """The URL-from-file options Alertmanager 0.25 understands (webhook and Discord's came in 0.26)."""
+FILE_KEYS_SINCE: Mapping[str, tuple[int, int]] = {
+    "api_url_file": (0, 22), "url_file": (0, 26), "webhook_url_file": (0, 26)}
+"""The first Alertmanager release that reads each URL-from-file option."""
+
+Version = tuple[int, int]
+
+
+def parse_version(text: str) -> Version:
+    """``(major, minor)`` of ``0.25``, ``0.25.0`` or ``v0.27.0``; ValueError otherwise."""
+    match = re.match(r"^v?(\d+)\.(\d+)(?:\.\d+)?$", text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not an Alertmanager version (0.25, 0.27.0)")
+    return int(match[1]), int(match[2])
+
+
+def installed_alertmanager(amtool: str | None = None) -> tuple[Version, str] | None:
+    """The version of the installed ``amtool`` (``amtool --version``) and its path, or None."""
+    import shutil
+    import subprocess
+
+    path = amtool or shutil.which("amtool") or shutil.which("amtool", path="/usr/bin")
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"version (\d+\.\d+)", out.stdout + out.stderr)
+    return (parse_version(match[1]), path) if match else None
+
+
+def alertmanager_target(config: Config, override: str | None = None, *,
+                        detect: bool = True) -> tuple[Version | None, str]:
+    """``(version, where it came from)`` for the generated file.
+
+    ``override`` (``--alertmanager-version``) wins, then the config's
+    ``alertmanager.version``, then (``detect``) the installed ``amtool``; ``(None,
+    ...)`` means the newest form (Alertmanager >= 0.26).
+    """
+    if override is not None:
+        version = parse_version(override)
+        if version < OLDEST_ALERTMANAGER:
+            raise ValueError(f"--alertmanager-version {override}: promkit writes configs for "
+                             f"Alertmanager {_dotted(OLDEST_ALERTMANAGER)} or later")
+        return version, "--alertmanager-version"
+    if config.alertmanager is not None and config.alertmanager.version is not None:
+        return parse_version(config.alertmanager.version), "alertmanager.version"
+    if detect:
+        found = installed_alertmanager()
+        if found is not None:
+            return found[0], f"the installed amtool, {found[1]}"
+    return None, "no version given or installed: the newest form"
+
+
+def _dotted(version: Version) -> str:
+    return ".".join(map(str, version))
 
 # Receiver type -> (Alertmanager integration, inline URL key, file URL key).
 _INTEGRATIONS: Mapping[str, tuple[str, str, str]] = {
@@ -91,7 +163,8 @@ _TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firin
           '{{ end }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.service }}, '
           '{{ .CommonLabels.severity }})')
 _TEXT = ('{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n'
-         'Runbook: {{ .Annotations.runbook }}\n{{ end }}')
+         '{{ if .Annotations.runbook_url }}Runbook: {{ .Annotations.runbook_url }}\n{{ end }}'
+         '{{ end }}')
 
 
 class AlertmanagerError(ValueError):
@@ -127,10 +200,24 @@ def _secret_file(receiver: Receiver, secrets_dir: str) -> str | None:
     return None
 
 
-def _receiver(receiver: Receiver, secrets_dir: str) -> dict[str, Any]:
+def _receiver(config: Config, receiver: Receiver, secrets_dir: str,
+              version: Version | None) -> dict[str, Any]:
     if receiver.type not in _INTEGRATIONS:
         raise AlertmanagerError(f"receiver {receiver.name!r}: unknown type {receiver.type!r}")
     integration, url_key, file_key = _INTEGRATIONS[receiver.type]
+    since = FILE_KEYS_SINCE[file_key]
+    if receiver.url is None and version is not None and version < since:
+        field = "url_file" if receiver.url_file is not None else "url_env"
+        index = config.receivers.index(receiver)
+        raise ConfigError(
+            config.source, f"receivers[{index}].{field}",
+            f"Alertmanager {_dotted(version)} cannot read the URL of {receiver.type} receiver "
+            f"{receiver.name!r} from a file ({file_key} came in {_dotted(since)}), and the "
+            "generated file must "
+            "not hold the URL. Give a URL that is no secret with url, write for Alertmanager "
+            f">= {_dotted(since)} (alertmanager.version, or --alertmanager-version), or run "
+            "Alertmanager on a runtime copy with the URL inlined outside the repository "
+            "(promkit.tools.generate.alertmanager.write_runtime_alertmanager)")
     entry: dict[str, Any] = {"send_resolved": receiver.send_resolved}
     if receiver.url is not None:
         if receiver.type in _SECRET_URL_TYPES and not _is_loopback(receiver.url):
@@ -228,6 +315,16 @@ def _inhibit_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "target_matchers": [f'alertname=~"{"|".join(absent)}"'],
                 "equal": ["service"],
             })
+    # A page for an SLO silences the threshold alerts on the same SLI of the service
+    # (HTTPErrorRatioHigh... carry sli="availability"): one incident, one page.
+    labelled = [r.get("labels") or {} for r in rules]
+    if any("sli" in x and "slo" in x for x in labelled) and any(
+            "sli" in x and "slo" not in x for x in labelled):
+        out.append({
+            "source_matchers": ['severity="critical"', 'slo=~".+"', 'sli=~".+"'],
+            "target_matchers": ['sli=~".+"', 'slo=""'],
+            "equal": ["service", "sli"],
+        })
     # A page for an SLO silences that SLO's tickets (the slower burn-rate windows).
     out.append({
         "source_matchers": ['severity="critical"', 'slo=~".+"'],
@@ -249,8 +346,14 @@ def _inhibit_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | None = None,
                         timing: Mapping[str, str] | None = None,
-                        secrets_dir: str = DEFAULT_SECRETS_DIR) -> dict[str, Any]:
+                        secrets_dir: str = DEFAULT_SECRETS_DIR,
+                        version: Version | None = None) -> dict[str, Any]:
     """The Alertmanager config for ``config`` as a dict (what ``alertmanager.yml`` holds).
+
+    ``version``: the Alertmanager to write for (default: the config's
+    ``alertmanager.version``, else the newest form; see :func:`alertmanager_target`).
+    Raises :class:`~promkit.tools.generate.config.ConfigError` for a receiver that
+    version cannot load without a secret in the file.
 
     ``rules``: the alerting rules (default ``rules.alert_rules(config)``), read
     to find the target-down alerts that inhibit the others. ``timing``:
@@ -261,6 +364,8 @@ def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | 
         from promkit.tools.generate.rules import alert_rules
 
         rules = alert_rules(config)
+    if version is None:
+        version = alertmanager_target(config, detect=False)[0]
     default = _default_receiver(config)
 
     def timed(values: Mapping[str, str]) -> dict[str, str]:
@@ -292,7 +397,7 @@ def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | 
             }],
         },
         "inhibit_rules": _inhibit_rules(rules),
-        "receivers": [_receiver(r, secrets_dir) for r in config.receivers],
+        "receivers": [_receiver(config, r, secrets_dir, version) for r in config.receivers],
     }
 
 
@@ -303,16 +408,25 @@ def _dump(data: Mapping[str, Any]) -> str:
 
 
 def render_alertmanager(config: Config, **kwargs: Any) -> str:
-    """``alertmanager.yml`` text: a header comment, then :func:`alertmanager_config`."""
+    """``alertmanager.yml`` text: a header comment, then :func:`alertmanager_config`.
+
+    ``target``: ``(version, where it came from)`` from :func:`alertmanager_target`
+    (default: the config's version, no detection); other ``kwargs`` go to
+    :func:`alertmanager_config`.
+    """
     from promkit.tools.generate._yaml import generated_header
 
     secrets_dir = kwargs.get("secrets_dir", DEFAULT_SECRETS_DIR)
+    version, why = kwargs.pop("target", None) or alertmanager_target(config, detect=False)
+    kwargs["version"] = version
     header = [generated_header("the Alertmanager config (routes, inhibition, receivers)",
                                _source(config)).rstrip("\n")]
+    written_for = (f"Alertmanager {_dotted(version)} and later ({why})" if version is not None
+                   else "Alertmanager 0.26 and later (no version given)")
     header += [
-        "# Alertmanager >= 0.26 reads it as is; 0.25 (Debian bookworm) needs a runtime copy",
-        "# with the URLs inlined: promkit.tools.generate.alertmanager.write_runtime_alertmanager.",
-        "# No secret is written here: URLs come from files (see docs/alerting.md).",
+        f"# Written for {written_for}; `amtool check-config` checks it.",
+        "# No secret is written here: URLs are inline only when they are no secret, else in",
+        "# files Alertmanager reads (see docs/alerting.md).",
     ]
     for receiver in config.receivers:
         if receiver.url_env is not None:
@@ -389,6 +503,8 @@ def write_runtime_alertmanager(config: Config, path: str | Path, *,
     :func:`alertmanager_config` (``timing``, ``rules``, ``secrets_dir``).
     """
     path = Path(path)
+    # The full form (every URL-from-file option), then the URLs inlined where needed.
+    kwargs.setdefault("version", max(FILE_KEYS_SINCE.values()))
     data = inline_secrets(alertmanager_config(config, **kwargs), config, env=env,
                           native_files=native_files)
     path.parent.mkdir(parents=True, exist_ok=True)

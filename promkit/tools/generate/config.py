@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from promkit.instrument.catalog import STANDARD_CATALOG
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "OLDEST_ALERTMANAGER",
     "RECEIVER_TYPES",
     "SLO_TYPES",
     "AlertmanagerTargets",
@@ -59,6 +61,14 @@ _JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ALERT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _TARGET = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
+OLDEST_ALERTMANAGER = (0, 25)
+"""The oldest Alertmanager the generated config loads in (``discord_configs`` came in 0.25)."""
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
 
 
 class ConfigError(ValueError):
@@ -110,7 +120,12 @@ class ScrapeTarget:
 
 @dataclass(frozen=True)
 class AlertmanagerTargets:
-    targets: tuple[str, ...]
+    """Where Prometheus sends alerts, and the Alertmanager version the generated
+    ``alertmanager.yml`` is written for (``"0.25"``; ``None``: the installed ``amtool``'s
+    when ``promkit generate`` runs, else the newest form)."""
+
+    targets: tuple[str, ...] = ()
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,8 +215,9 @@ class Config:
     budgets: Budgets = field(default_factory=Budgets)
     receivers: tuple[Receiver, ...] = ()
     routes: tuple[Route, ...] = ()
-    runbook_base: str = "docs/runbooks"
-    """Runbook annotation of alert ``A``: ``<runbook_base>/A.md`` (a path or a URL prefix)."""
+    runbook_base: str | None = None
+    """Where the runbook pages are served, an absolute http(s) URL: alert ``A`` gets the
+    annotation ``runbook_url: <runbook_base>/A.md``. ``None``: no ``runbook_url``."""
     grafana_url: str = "http://127.0.0.1:3000"
     """Where Grafana runs: alerts link to the panel that shows what they watch."""
     alert_for: Mapping[str, str] = field(default_factory=dict)
@@ -430,9 +446,21 @@ def config_from_mapping(data: Any, *, source: str = "<config>",
             kwargs[key] = r.duration(top[key], key)
     kwargs["targets"] = _targets(r, top["targets"])
     if top.get("alertmanager") is not None:
-        am = r.mapping(top["alertmanager"], "alertmanager", ("targets",), required=("targets",))
-        kwargs["alertmanager"] = AlertmanagerTargets(
-            _host_ports(r, am["targets"], "alertmanager.targets"))
+        am = r.mapping(top["alertmanager"], "alertmanager", ("targets", "version"))
+        version = None
+        if am.get("version") is not None:
+            raw = am["version"]
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                raise r.error("alertmanager.version", f"quote the version: \"{raw}\" (YAML "
+                              "reads an unquoted 0.30 as the number 0.3)")
+            version = r.string(raw, "alertmanager.version", _VERSION, "version (0.25, 0.27.0)")
+            if _version_tuple(version) < OLDEST_ALERTMANAGER:
+                raise r.error("alertmanager.version", f"{version} is older than "
+                              f"{'.'.join(map(str, OLDEST_ALERTMANAGER))}, the oldest "
+                              "Alertmanager promkit writes a config for")
+        targets = () if am.get("targets") is None else _host_ports(
+            r, am["targets"], "alertmanager.targets")
+        kwargs["alertmanager"] = AlertmanagerTargets(targets, version)
     if top.get("thresholds") is not None:
         kwargs["thresholds"] = _thresholds(r, top["thresholds"])
     if top.get("slos") is not None:
@@ -449,8 +477,15 @@ def config_from_mapping(data: Any, *, source: str = "<config>",
     receivers = _receivers(r, top.get("receivers") or [])
     kwargs["receivers"] = receivers
     kwargs["routes"] = _routes(r, top.get("routes") or [], {x.name for x in receivers})
-    if "runbook_base" in top:
-        kwargs["runbook_base"] = r.string(top["runbook_base"], "runbook_base").rstrip("/")
+    if top.get("runbook_base") is not None:
+        base = r.string(top["runbook_base"], "runbook_base").rstrip("/")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise r.error("runbook_base", f"{base!r} is not an absolute http(s) URL; alerts "
+                          "carry runbook_url: <runbook_base>/<AlertName>.md, opened from a "
+                          "notification, so give where the runbook pages are served, e.g. "
+                          "https://github.com/you/your-service/blob/main/docs/runbooks")
+        kwargs["runbook_base"] = base
     if "grafana_url" in top:
         url = r.string(top["grafana_url"], "grafana_url").rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -510,6 +545,9 @@ def _thresholds(r: _Reader, value: Any) -> Thresholds:
 
 
 def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
+    # The burn-rate table lives with the SLO rules, which import this module.
+    from promkit.tools.generate._rules_slo import BURN_WINDOWS, check_burn_thresholds
+
     out: list[SLOSpec] = []
     seen: set[str] = set()
     buckets = STANDARD_CATALOG[LATENCY_SLO_METRIC].buckets or ()
@@ -531,6 +569,10 @@ def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
             raise r.error(f"{path}.objective", f"{m['objective']!r} must be strictly between 0 "
                           "and 1 (0.99 means 99%)")
         window = r.duration(m.get("window", "30d"), f"{path}.window")
+        longest = max(BURN_WINDOWS, key=lambda b: parse_duration(b.long)).long
+        if parse_duration(window) < parse_duration(longest):
+            raise r.error(f"{path}.window", f"{window!r} is shorter than the longest burn-rate "
+                          f"alert window ({longest}); use {longest} or more (7d, 28d, 30d)")
         threshold = m.get("threshold_seconds")
         if kind == "latency":
             if threshold is None:
@@ -544,7 +586,11 @@ def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
         elif threshold is not None:
             raise r.error(f"{path}.threshold_seconds",
                           f"only latency SLOs take threshold_seconds, this one is {kind!r}")
-        out.append(SLOSpec(name, kind, objective, window, threshold))
+        spec = SLOSpec(name, kind, objective, window, threshold)
+        unreachable = check_burn_thresholds(spec)
+        if unreachable is not None:
+            raise r.error(f"{path}.objective", unreachable)
+        out.append(spec)
     return tuple(out)
 
 

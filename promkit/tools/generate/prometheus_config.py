@@ -36,7 +36,7 @@ def base_config(config: Config) -> dict[str, Any]:
             "evaluation_interval": config.evaluation_interval,
         },
     }
-    if config.alertmanager is not None:
+    if config.alertmanager is not None and config.alertmanager.targets:
         out["alerting"] = {"alertmanagers": [
             {"static_configs": [{"targets": list(config.alertmanager.targets)}]},
         ]}

@@ -20,18 +20,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promkit.tools.generate._rules_slo import BURN_WINDOWS, slo_groups
+from promkit.tools.generate._rules_slo import BURN_WINDOWS, burn_statement, slo_groups
 from promkit.tools.generate.config import Config, ConfigError
 
 __all__ = [
     "ALERTS",
     "BURN_WINDOWS",
+    "SYMPTOM_SLI",
     "AlertInfo",
     "alert_groups",
     "alert_rules",
     "alerts_markdown",
     "all_rule_groups",
     "recording_groups",
+    "runbook_url",
+    "severity",
     "slo_groups",
 ]
 
@@ -150,32 +153,53 @@ ALERTS: dict[str, AlertInfo] = {a.name: a for a in (
           "New label sets of {{ $labels.metric }} fold into its __overflow__ series: a label "
           "takes unbounded values (raw paths, IDs) or the limit is too low.",
           "increase of promkit_series_overflow_total over 15m > 0"),
-    _info("SLOBurnRatePage1h", "critical", None,
-          "SLO {{ $labels.slo }}: error budget burning 14.4x (1h and 5m)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget 14.4 times "
-          "faster than sustainable over both 1h and 5m: 2% of a 30-day budget per hour.",
-          "error ratio > 14.4 × budget over 1h and 5m, ≥ {min_events} events/h"),
-    _info("SLOBurnRatePage6h", "critical", None,
-          "SLO {{ $labels.slo }}: error budget burning 6x (6h and 30m)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget 6 times faster "
-          "than sustainable over both 6h and 30m: 5% of a 30-day budget in 6 hours.",
-          "error ratio > 6 × budget over 6h and 30m, ≥ {min_events} events/h"),
-    _info("SLOBurnRateTicket1d", "warning", None,
-          "SLO {{ $labels.slo }}: error budget burning 3x (1d and 2h)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget 3 times faster "
-          "than sustainable over both 1d and 2h: 10% of a 30-day budget in a day.",
-          "error ratio > 3 × budget over 1d and 2h, ≥ {min_events} events/h"),
-    _info("SLOBurnRateTicket3d", "warning", None,
-          "SLO {{ $labels.slo }}: error budget burning 1x (3d and 6h)",
-          "SLO {{ $labels.slo }} of {{ $labels.service }} burns its error budget at least as "
-          "fast as sustainable over both 3d and 6h: the budget will be gone by the window's end.",
-          "error ratio > 1 × budget over 3d and 6h, ≥ {min_events} events/h"),
+    _info("SLOBurnRatePage", "critical", None,
+          "SLO {{ $labels.slo }}: error budget burning fast (1h or 6h)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget fast: over "
+          "both 1h and 5m at a rate that spends 2% of the budget of the SLO's window in an "
+          "hour, or over both 6h and 30m at a rate that spends 5% of it in 6 hours. Page. "
+          "While it fires it silences the SLO's ticket and the symptom alerts of the same "
+          "SLI (see docs/alerting.md).",
+          "error ratio > factor × budget over 1h and 5m (factor = 2% × SLO window / 1h), or "
+          "over 6h and 30m (5% × SLO window / 6h); ≥ {min_events} events/h"),
+    _info("SLOBurnRateTicket", "warning", None,
+          "SLO {{ $labels.slo }}: error budget burning steadily (1d or 3d)",
+          "SLO {{ $labels.slo }} of {{ $labels.service }} spends its error budget steadily: "
+          "over both 1d and 2h at a rate that spends 10% of the budget of the SLO's window in "
+          "a day, or over both 3d and 6h at a rate that spends 10% of it in 3 days. Ticket, "
+          "not page.",
+          "error ratio > factor × budget over 1d and 2h (factor = 10% × SLO window / 1d), or "
+          "over 3d and 6h (10% × SLO window / 3d); ≥ {min_events} events/h"),
     _info("SLOMetricAbsent", "warning", "10m",
-          "SLO {{ $labels.slo }}: its metric is absent",
+          "SLO <name>: its metric is absent",
           "Prometheus has no series of the metric SLO {{ $labels.slo }} is computed from, so "
           "its burn-rate alerts cannot fire. The service is down, not scraped, or renamed it.",
           "no series for 10m"),
 )}
+
+
+SYMPTOM_SLI: dict[str, str] = {
+    "HTTPErrorRatioHigh": "availability",
+    "HTTP5xxRateHigh": "availability",
+    "HTTPLatencyP95High": "latency",
+    "StageFailureRatioHigh": "job_success",
+    "AuthFailureSpike": "auth_success",
+}
+"""Threshold alerts on what an SLO type measures (alert name -> SLO type). They carry the
+label ``sli``; while the page of an SLO of that type fires, Alertmanager silences them
+(``equal: [service, sli]``), and when the config has such an SLO they are warnings, never
+pages: the SLO's page is the one page of the incident."""
+
+
+def severity(config: Config, name: str) -> str:
+    """The severity ``name`` gets for ``config``: a critical symptom alert whose SLI an SLO
+    covers becomes a warning (see :data:`SYMPTOM_SLI`)."""
+    info = ALERTS[name]
+    sli = SYMPTOM_SLI.get(name)
+    if sli is not None and info.severity == "critical" and any(
+            slo.type == sli for slo in config.slos):
+        return "warning"
+    return info.severity
 
 
 _PLACEHOLDER = re.compile(r"(?<!\{)\{(t\.[a-z0-9_]+|budget_hours|min_events)(?::([^}]*))?\}")
@@ -205,7 +229,7 @@ def _fmt(text: str, config: Config) -> str:
 
 def num(value: float) -> str:
     """A number as PromQL text, without float noise (``0.010000000000000009`` -> ``0.01``)."""
-    return f"{round(value, 10):g}" if abs(value) < 1e15 else repr(value)
+    return f"{round(value, 10):.10g}" if abs(value) < 1e15 else repr(value)
 
 
 def sel(config: Config, metric: str, **matchers: str) -> str:
@@ -226,19 +250,27 @@ def _by(labels: Sequence[str]) -> str:
 
 
 def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = None,
-          description: str | None = None) -> Rule:
-    """An alerting rule for ``name`` of :data:`ALERTS` (``for`` overridable by the config)."""
+          description: str | None = None, summary: str | None = None) -> Rule:
+    """An alerting rule for ``name`` of :data:`ALERTS` (``for`` overridable by the config).
+
+    ``summary`` and ``description`` replace the :data:`ALERTS` texts for rules whose
+    numbers differ per instance (an SLO's burn factor).
+    """
     info = ALERTS[name]
     rule: Rule = {"alert": name, "expr": expr}
     for_ = config.alert_for.get(name, info.for_)
     if for_:
         rule["for"] = for_
-    rule["labels"] = {"severity": info.severity, "service": config.service, **(labels or {})}
+    rule["labels"] = {"severity": severity(config, name), "service": config.service}
+    if name in SYMPTOM_SLI:
+        rule["labels"]["sli"] = SYMPTOM_SLI[name]
+    rule["labels"].update(labels or {})
     rule["annotations"] = {
-        "summary": info.summary,
+        "summary": summary or info.summary,
         "description": description or _fmt(info.description, config),
-        "runbook": f"{config.runbook_base}/{name}.md",
     }
+    if config.runbook_base is not None:
+        rule["annotations"]["runbook_url"] = runbook_url(config, name)
     from promkit.tools.generate.dashboards import (  # no cycle at import
         ALERT_PANELS,
         alert_panel_url,
@@ -247,6 +279,11 @@ def alert(config: Config, name: str, expr: str, labels: dict[str, str] | None = 
     if name in ALERT_PANELS:
         rule["annotations"]["dashboard"] = alert_panel_url(config, name, config.grafana_url)
     return rule
+
+
+def runbook_url(config: Config, name: str) -> str | None:
+    """``<runbook_base>/<name>.md``, the ``runbook_url`` annotation (None without a base)."""
+    return None if config.runbook_base is None else f"{config.runbook_base}/{name}.md"
 
 
 def _record(name: str, expr: str, labels: dict[str, str] | None = None) -> Rule:
@@ -424,33 +461,70 @@ def recording_groups(config: Config) -> list[Group]:
               ("metric",)),
         *_quantiles(c, "service", "promkit_exposition_duration_seconds", ("format",))[2:],
     ]})
+    groups += _month_to_date_groups(config)
     groups.append({"name": "promkit-cpu-budget", "rules": _cpu_budget_rules(config)})
     return groups
 
 
-def _cpu_budget_rules(config: Config) -> list[Rule]:
-    """CPU-hours month-to-date and the projection to the end of the month.
+MONTH_TO_DATE_INTERVAL = "1m"
+"""Evaluation interval of the month-to-date group: its rules read 32 days back."""
+MONTH_TO_DATE_LOOKBACK = "32d"
 
-    PromQL has no "since the first of the month" range, so the month-to-date
-    total is a running sum the rule keeps itself: each evaluation adds the
-    CPU used since its own previous sample (the 5m CPU rate times the time
-    since that sample's timestamp) to that sample, which it keeps only while
-    the sample's timestamp is in the current month (UTC); otherwise it
-    starts again at 0. See docs/rules.md for the limits.
+
+def _month_to_date(config: Config, record: str, counter: str, series_by: Sequence[str],
+                   by: Sequence[str], last: str, scale: str = "") -> list[Rule]:
+    """``record`` (by ``by``): how much ``counter`` grew since the month began (UTC).
+
+    PromQL has no "since the first of the month" range, so each evaluation adds
+    what the counters grew since the previous one, read from the counters
+    themselves: ``current - last`` per counter series (``series_by``), where
+    ``last`` is the previous evaluation's copy of the counter; a series whose
+    counter went down (a restart) or that is new counts its whole value (0 on
+    the rules' first evaluation, which starts the sum at 0). The
+    previous month-to-date and the copies are read with ``last_over_time(...[32d])``,
+    so a scrape gap or a Prometheus outage of any length within the month loses
+    nothing: the first evaluation after it adds the counters' growth over the gap.
+    ``<record>_month`` is the month of each ``record`` sample: the sum starts again
+    when it changes. Rules are in evaluation order (each reads the previous
+    evaluation's copies before they are replaced).
     """
+    c = config
+    svc = f'{{service="{c.service}"}}'
+    month = f"{record}_month"
+    lookback = MONTH_TO_DATE_LOOKBACK
+    cur = f"sum by ({', '.join(series_by)}) ({sel(c, counter)})"
+    grown = (f"sum by ({', '.join(by)}) (\n"
+             f"    ({cur} - last_over_time({last}{svc}[{lookback}])) >= 0\n"
+             f"  or\n"
+             f"    {cur} and on (service) last_over_time({month}{svc}[{lookback}])\n"
+             f"  or\n"
+             f"    {cur} * 0\n"
+             f"){scale}")
+    kept = (f"(\n  last_over_time({record}{svc}[{lookback}])\n"
+            f"  and\n  last_over_time({month}{svc}[{lookback}]) == on () group_left month()\n)")
+    return [
+        _record(record, f"{kept}\n+\n{grown}\nor\n{kept}\nor\n{grown}"),
+        _record(month, f"{record}{svc} * 0 + on () group_left month()"),
+        _record(last, cur),
+    ]
+
+
+def _month_to_date_groups(config: Config) -> list[Group]:
+    """CPU-hours month-to-date from the stage CPU counters (see :func:`_month_to_date`)."""
+    rules = _month_to_date(
+        config, "service:cpu_hours:month_to_date", "job_stage_cpu_seconds_total",
+        ("service", "job", "instance", "stage"), ("service",),
+        "service_instance_stage:job_stage_cpu_seconds_total:last", " / 3600")
+    return [{"name": "promkit-month-to-date", "interval": MONTH_TO_DATE_INTERVAL,
+             "rules": rules}]
+
+
+def _cpu_budget_rules(config: Config) -> list[Rule]:
+    """The CPU rate, the projection to the end of the month and the budget."""
     c = config
     mtd = "service:cpu_hours:month_to_date"
     rules = [
         _rate(c, "service", "cpu_seconds", "job_stage_cpu_seconds_total", ()),
-        _record(mtd,
-                f"(\n"
-                f"    {mtd}\n"
-                f"  + on (service)\n"
-                f"    (service:cpu_seconds:rate5m or on (service) {mtd} * 0)\n"
-                f"  * on (service) (time() - timestamp({mtd})) / 3600\n"
-                f") and on (service) (month(timestamp({mtd})) == scalar(month()))\n"
-                f"or on (service)\n"
-                f"service:cpu_seconds:rate5m * 0"),
         _record("service:cpu_hours:projected_month_end",
                 f"{mtd}\n+ on (service)\n"
                 f"avg_over_time(service:cpu_seconds:rate5m[1d]) / 3600\n"
@@ -554,17 +628,17 @@ def alert_rules(config: Config) -> list[Rule]:
     """Every generated alerting rule (alerts.yml then slo.yml), as Prometheus rule dicts.
 
     Each has ``labels.severity`` (critical, warning or info), ``labels.service``
-    and ``annotations`` ``summary``, ``description``, ``runbook``. SLO alerts
+    and ``annotations`` ``summary``, ``description``, ``runbook_url`` (with a
+    ``runbook_base``) and ``dashboard`` (when a panel shows the alert). SLO alerts
     repeat per SLO with an ``slo`` label (same alert name).
     """
     return [rule for group in (*alert_groups(config), *slo_groups(config))
             for rule in group["rules"] if "alert" in rule]
 
 
-def _link(runbook: str) -> str:
-    """A Markdown link to a runbook from docs/alerts.md (paths are repository-relative)."""
-    target = runbook if "://" in runbook else f"../{runbook}"
-    return f"[{runbook}]({target})"
+def _link(url: str | None) -> str:
+    """A Markdown link to a runbook from docs/alerts.md, or ``-`` without ``runbook_base``."""
+    return "-" if url is None else f"[{url.rsplit('/', 1)[-1]}]({url})"
 
 
 def alerts_markdown(config: Config, source: str) -> str:
@@ -577,7 +651,9 @@ def alerts_markdown(config: Config, source: str) -> str:
         f"Every alert `promkit generate` writes for the config `{source}` (service "
         f"`{config.service}`), in prometheus/rules/alerts.yml and prometheus/rules/slo.yml. "
         "Each carries the labels `severity` and `service` and the annotations `summary`, "
-        "`description` and `runbook`. Thresholds come from the config's `thresholds` "
+        "`description`, `runbook_url` (`<runbook_base>/<alert>.md`, when the config sets "
+        "`runbook_base`) and, when a panel shows it, `dashboard`. Thresholds come from "
+        "the config's `thresholds` "
         "(see [rules.md](rules.md)); `for` can be overridden per alert with `alert_for`.",
         "",
         "| alert | severity | for | threshold | runbook |",
@@ -591,19 +667,39 @@ def alerts_markdown(config: Config, source: str) -> str:
     for name in seen:
         info = ALERTS[name]
         first = next(r for r in rules if r["alert"] == name)
-        lines.append(f"| [{name}](#{name.lower()}) | {info.severity} | {first.get('for', '-')} "
+        lines.append(f"| [{name}](#{name.lower()}) | {first['labels']['severity']} "
+                     f"| {first.get('for', '-')} "
                      f"| {_fmt(info.threshold, config)} | "
-                     f"{_link(first['annotations']['runbook'])} |")
+                     f"{_link(runbook_url(config, name))} |")
     for name in seen:
         info = ALERTS[name]
         lines += ["", f"## {name}", "", _fmt(info.description, config).replace(
             "{{ $labels.", "`").replace(" }}", "`"), ""]
+        burns = [b for b in BURN_WINDOWS if b.alert == name]
         for rule in (r for r in rules if r["alert"] == name):
             slo = rule["labels"].get("slo")
             if slo:
-                lines.append(f"SLO `{slo}`:")
-                lines.append("")
+                spec = next(s for s in config.slos if s.name == slo)
+                lines += [f"SLO `{slo}` ({num(spec.objective * 100)}% over {spec.window})"
+                          + (":" if not burns else ", it"), ""]
+                lines += [f"- {burn_statement(spec, b)}." for b in burns]
+                lines += [""] if burns else []
             lines += ["```promql", rule["expr"].rstrip(), "```", ""]
-        lines.append(f"Severity `{info.severity}`, for `{rule.get('for', '0s')}`; runbook: "
-                     f"{_link(rule['annotations']['runbook'])}.")
+        sli = SYMPTOM_SLI.get(name)
+        if sli is not None:
+            covered = [slo.name for slo in config.slos if slo.type == sli]
+            effective = rule["labels"]["severity"]
+            if covered:
+                text = (f"the SLO {', '.join(f'`{n}`' for n in covered)} covers it, so "
+                        "Alertmanager silences this alert while that SLO's `SLOBurnRatePage` "
+                        "fires")
+                if effective != info.severity:
+                    text += (f", and it is a `{effective}`, not a `{info.severity}`: the "
+                             "SLO's page is the incident's one page")
+            else:
+                text = f"no SLO of type `{sli}` is configured, so no page silences it"
+            lines += [f"Watches the `{sli}` SLI (label `sli=\"{sli}\"`): {text}.", ""]
+        lines.append(f"Severity `{rule['labels']['severity']}`, for `{rule.get('for', '0s')}`; "
+                     "runbook: "
+                     f"{_link(runbook_url(config, name))}.")
     return "\n".join(lines).rstrip() + "\n"
