@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sizes", default="1000,10000", help="scrape: series counts")
     ap.add_argument("--scrape-reps", type=int, help="scrape: interleaved runs (default 25)")
     ap.add_argument("--stall-series", type=int, default=10000, help="stall: series in /metrics")
+    ap.add_argument("--stall-formats", default="text,openmetrics,json",
+                    help="stall: formats promkit is scraped in at 1 scrape/s (text is always "
+                         "run; openmetrics and json add promkit-only phases)")
     ap.add_argument("--rounds", type=int, help="stall: interleaved rounds (default 3)")
     ap.add_argument("--duration", type=float, help="stall: seconds measured per phase (6)")
     ap.add_argument("--conns", type=int, default=10, help="stall: /ping connections (10)")
@@ -81,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "stall":
             from benchmarks import stall
 
+            formats = tuple(f.strip() for f in args.stall_formats.split(",") if f.strip())
             text, raw["stall"] = stall.run(args.stall_series, args.rounds, args.duration,
-                                           args.conns, warmup=0.5)
+                                           args.conns, warmup=0.5, formats=formats)
         elif part == "middleware":
             from benchmarks import middleware
 

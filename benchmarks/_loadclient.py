@@ -1,10 +1,13 @@
 """Load client for the stall benchmark, run in its own process.
 
-``python -m benchmarks._loadclient PORT MODE DURATION CONNS WARMUP`` keeps
-CONNS keep-alive HTTP/1.1 connections busy with ``GET /ping`` (closed loop:
-each sends its next request as soon as the previous answer is complete) and,
-depending on MODE, scrapes ``/metrics/`` over one more connection: ``none``,
-``1s`` (one scrape started every second) or ``stress`` (back to back). Prints
+``python -m benchmarks._loadclient PORT MODE DURATION CONNS WARMUP [FORMAT]``
+keeps CONNS keep-alive HTTP/1.1 connections busy with ``GET /ping`` (closed
+loop: each sends its next request as soon as the previous answer is complete)
+and, depending on MODE, scrapes ``/metrics/`` over one more connection:
+``none``, ``1s`` (one scrape started every second) or ``stress`` (back to
+back). FORMAT (default ``text``) is asked for as the exporters are asked:
+``text`` with ``Accept: text/plain``, ``openmetrics`` with ``Accept:
+application/openmetrics-text``, ``json`` with ``?format=json``; no gzip. Prints
 one JSON object: ping latency p50/p99/max (ms), pings/s, scrape durations and
 the client's own CPU use (to show the client is not the bottleneck).
 
@@ -23,7 +26,12 @@ import time
 from benchmarks._common import percentile
 
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-SCRAPE = b"GET /metrics/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n"
+SCRAPES = {
+    "text": b"GET /metrics/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n",
+    "openmetrics": b"GET /metrics/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   b"Accept: application/openmetrics-text\r\n\r\n",
+    "json": b"GET /metrics/?format=json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+}
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:
@@ -65,7 +73,9 @@ async def pinger(port: int, start: float, stop: float, out: list[tuple[float, fl
         writer.close()
 
 
-async def scraper(port: int, mode: str, start: float, stop: float, out: list[float]) -> None:
+async def scraper(port: int, mode: str, fmt: str, start: float, stop: float,
+                  out: list[float]) -> None:
+    request = SCRAPES[fmt]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     clock = time.perf_counter
     try:
@@ -79,7 +89,7 @@ async def scraper(port: int, mode: str, start: float, stop: float, out: list[flo
             t0 = clock()
             if t0 >= stop:
                 return
-            writer.write(SCRAPE)
+            writer.write(request)
             await read_response(reader)
             if t0 >= start:
                 out.append((clock() - t0) * 1e3)
@@ -87,14 +97,15 @@ async def scraper(port: int, mode: str, start: float, stop: float, out: list[flo
         writer.close()
 
 
-async def main(port: int, mode: str, duration: float, conns: int, warmup: float) -> dict:
+async def main(port: int, mode: str, duration: float, conns: int, warmup: float,
+               fmt: str = "text") -> dict:
     now = time.perf_counter()
     start, stop = now + warmup, now + warmup + duration
     pings: list[tuple[float, float]] = []
     scrapes: list[float] = []
     tasks = [pinger(port, start, stop, pings) for _ in range(conns)]
     if mode != "none":
-        tasks.append(scraper(port, mode, start, stop, scrapes))
+        tasks.append(scraper(port, mode, fmt, start, stop, scrapes))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.gather(*tasks)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -104,6 +115,7 @@ async def main(port: int, mode: str, duration: float, conns: int, warmup: float)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {
         "mode": mode,
+        "format": fmt,
         "pings": len(lat),
         "p50_ms": percentile(lat, 50),
         "p99_ms": percentile(lat, 99),
@@ -116,5 +128,7 @@ async def main(port: int, mode: str, duration: float, conns: int, warmup: float)
 
 if __name__ == "__main__":
     port_, mode_, duration_, conns_, warmup_ = sys.argv[1:6]
-    result = asyncio.run(main(int(port_), mode_, float(duration_), int(conns_), float(warmup_)))
+    fmt_ = sys.argv[6] if len(sys.argv) > 6 else "text"
+    result = asyncio.run(main(int(port_), mode_, float(duration_), int(conns_), float(warmup_),
+                              fmt_))
     print(json.dumps(result))

@@ -6,8 +6,11 @@ B = prometheus-client's ``make_asgi_app``, both over 10k identical series
 (``_stall_app``). For each phase a fresh load client process
 (``_loadclient``) keeps ~10 keep-alive connections busy with ``/ping`` while
 ``/metrics/`` is not scraped, scraped once a second, or scraped back to back.
-Phases run interleaved (A-none, B-none, A-1s, B-1s, A-stress, B-stress) for
-several rounds; the tables give medians over rounds.
+These scrapes ask for Prometheus text; A also gets one 1 scrape/s phase for
+each other format it serves (OpenMetrics, JSON with ``?format=json``), which
+B has no counterpart for. Phases run interleaved (A-none, B-none, A-1s, B-1s,
+A-1s-openmetrics, A-1s-json, A-stress, B-stress) for several rounds; the
+tables give medians over rounds.
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = {"promkit": "benchmarks._stall_app:promkit_app",
         "prometheus_client": "benchmarks._stall_app:prometheus_client_app"}
 LABEL = {"promkit": "promkit metrics_app", "prometheus_client": "make_asgi_app"}
-MODES = ("none", "1s", "stress")
-MODE_LABEL = {"none": "no scrapes", "1s": "1 scrape/s", "stress": "back to back"}
+MODES = ("none", "1s", "1s-openmetrics", "1s-json", "stress")
+MODE_LABEL = {"none": "no scrapes", "1s": "1 scrape/s (text)",
+              "1s-openmetrics": "1 scrape/s (OpenMetrics)", "1s-json": "1 scrape/s (JSON)",
+              "stress": "back to back (text)"}
+# Load-client mode and scrape format of each phase mode.
+MODE_ARGS = {"none": ("none", "text"), "1s": ("1s", "text"),
+             "1s-openmetrics": ("1s", "openmetrics"), "1s-json": ("1s", "json"),
+             "stress": ("stress", "text")}
+PROMKIT_ONLY = ("1s-openmetrics", "1s-json")
+FORMATS = ("text", "openmetrics", "json")
 
 
 def _env(series: int) -> dict[str, str]:
@@ -66,9 +77,10 @@ def start_server(target: str, series: int) -> tuple[subprocess.Popen[bytes], int
     raise RuntimeError(f"could not start uvicorn for {target}")
 
 
-def run_phase(port: int, mode: str, duration: float, conns: int, warmup: float) -> dict[str, Any]:
+def run_phase(port: int, mode: str, duration: float, conns: int, warmup: float,
+              fmt: str = "text") -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks._loadclient", str(port), mode, str(duration),
-           str(conns), str(warmup)]
+           str(conns), str(warmup), fmt]
     out = subprocess.run(cmd, cwd=ROOT, env=_env(0), capture_output=True, check=True,
                          timeout=duration + warmup + 120)
     return dict(json.loads(out.stdout))
@@ -81,16 +93,32 @@ def _check_same(ports: dict[str, int]) -> str:
     pk = b"\n".join(line for line in bodies["promkit"].split(b"\n")
                     if b"promkit_" not in line) + b"\n"
     same, why = compare_samples(pk, bodies["prometheus_client"], openmetrics=False)
+    doc = httpx.get(f"http://127.0.0.1:{ports['promkit']}/metrics/?format=json",
+                    timeout=30).json()
+    json_samples = sum(len(m["samples"]) for m in doc["metrics"]
+                       if not m["name"].startswith("promkit_"))
     return (f"/metrics bodies: {len(bodies['promkit'])} / {len(bodies['prometheus_client'])} "
             f"bytes; {'same samples' if same else 'DIFFERENT'} ({why}; promkit's own "
-            f"promkit_* self-metrics excluded)")
+            f"promkit_* self-metrics excluded); promkit's JSON body parses, "
+            f"{json_samples} label sets outside promkit_*")
+
+
+def _phases(formats: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(app, mode) of every phase, in the order of a round."""
+    out = []
+    for mode in MODES:
+        if mode in PROMKIT_ONLY and MODE_ARGS[mode][1] not in formats:
+            continue
+        out.extend((app, mode) for app in APPS
+                   if mode not in PROMKIT_ONLY or app == "promkit")
+    return out
 
 
 def run(series: int, rounds: int, duration: float, conns: int,
-        warmup: float) -> tuple[str, dict[str, Any]]:
+        warmup: float, formats: tuple[str, ...] = FORMATS) -> tuple[str, dict[str, Any]]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    results: dict[tuple[str, str], list[dict[str, Any]]] = {
-        (app, mode): [] for app in APPS for mode in MODES}
+    phases = _phases(formats)
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in phases}
     try:
         ports: dict[str, int] = {}
         for name, target in APPS.items():
@@ -106,9 +134,12 @@ def run(series: int, rounds: int, duration: float, conns: int,
             for mode in MODES:
                 order = list(APPS) if r % 2 == 0 else list(reversed(APPS))
                 for app in order:
-                    res = run_phase(ports[app], mode, duration, conns, warmup)
+                    if (app, mode) not in results:
+                        continue
+                    client_mode, fmt = MODE_ARGS[mode]
+                    res = run_phase(ports[app], client_mode, duration, conns, warmup, fmt)
                     results[(app, mode)].append(res)
-                    print(f"[stall] round {r + 1}/{rounds} {app:17} {mode:6} "
+                    print(f"[stall] round {r + 1}/{rounds} {app:17} {mode:14} "
                           f"p50 {res['p50_ms']:.2f} p99 {res['p99_ms']:.2f} "
                           f"max {res['max_ms']:.1f} ms, {res['rps']:.0f}/s, "
                           f"{len(res['scrapes_ms'])} scrapes, client cpu "
@@ -139,6 +170,8 @@ def _report(results: dict[tuple[str, str], list[dict[str, Any]]], series: int, r
     rows = []
     for mode in MODES:
         for app in APPS:
+            if (app, mode) not in agg:
+                continue
             a = agg[(app, mode)]
             base = agg[(app, "none")]
             rows.append([MODE_LABEL[mode], LABEL[app], fmt_ms(a["p50"]), fmt_ms(a["p99"]),
@@ -190,8 +223,10 @@ def _report(results: dict[tuple[str, str], list[dict[str, Any]]], series: int, r
         "uvicorn: 1 process each, `--workers 1 --http h11 --loop asyncio`, 127.0.0.1. Latency is "
         "measured by the load client (its own process, raw asyncio sockets, closed loop) from "
         "sending a request to the last byte of the answer; scrape ms = full /metrics/ response "
-        "time at the same client. max ms = median over rounds of each phase's maximum; worst max "
-        "= the single worst phase. " + check + ".",
+        "time at the same client. Text phases send `Accept: text/plain`, OpenMetrics "
+        "`Accept: application/openmetrics-text`, JSON `?format=json` (make_asgi_app serves no "
+        "JSON, so those rows are promkit's only); no gzip. max ms = median over rounds of each "
+        "phase's maximum; worst max = the single worst phase. " + check + ".",
     ]
     raw = {f"{app}/{mode}": runs for (app, mode), runs in results.items()}
     return "\n".join(out), {"aggregate": {f"{a}/{m}": v for (a, m), v in agg.items()},

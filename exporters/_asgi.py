@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from functools import partial
@@ -19,7 +18,8 @@ from promkit.exporters._exposition import (
     CONTENT_TYPE_TEXT,
     DEFAULT_CHUNK_SERIES,
     foreign_exposition,
-    render_json,
+    json_chunks,
+    render_json_chunks,
     render_openmetrics,
     render_text,
 )
@@ -138,7 +138,7 @@ class MetricsApp:
                             scope.get("query_string", b"").decode("latin-1"))
         started = time.perf_counter()
         gzip_ok = _accepts_gzip(_header(scope, b"accept-encoding"))
-        if fmt != "json" and not head and not gzip_ok and not self.registry.multiprocess:
+        if not head and not gzip_ok and (fmt == "json" or not self.registry.multiprocess):
             await self._stream(fmt, send)
             self._duration.labels(fmt).observe(time.perf_counter() - started)
             return
@@ -165,8 +165,30 @@ class MetricsApp:
         if openmetrics:
             yield "# EOF\n"
 
+    async def _json_pieces(self) -> AsyncIterator[str]:
+        """The JSON snapshot, encoded in pieces of ``chunk_series`` label sets.
+
+        ``json.dumps`` of the whole document is one C call that holds the GIL
+        (a worker thread would stall the loop as much), so each piece is
+        snapshotted and encoded on its own and the loop runs in between.
+        """
+        registry = self.registry
+        if registry.multiprocess:
+            # Merging the mmap files is Python code, so a thread lets the loop run;
+            # the registry's catalog supplies the units the files don't store.
+            document = await anyio.to_thread.run_sync(partial(multiprocess_json, registry))
+            pieces = json_chunks(document, self._chunk_series)
+        else:
+            pieces = render_json_chunks(registry, self._chunk_series)
+        for piece in pieces:
+            yield piece
+            await anyio.sleep(0)
+
+    def _pieces(self, fmt: str) -> AsyncIterator[str]:
+        return self._json_pieces() if fmt == "json" else self._text_pieces(fmt)
+
     async def _stream(self, fmt: str, send: Send) -> None:
-        # Uncompressed text: send the body as it is rendered, in pieces of about
+        # Uncompressed: send the body as it is rendered, in pieces of about
         # _STREAM_BYTES, so the server writes while the loop serves other
         # requests instead of holding one large body (chunked transfer encoding).
         await send({"type": "http.response.start", "status": 200, "headers": [
@@ -175,7 +197,7 @@ class MetricsApp:
         ]})
         pending: list[str] = []
         size = 0
-        async for piece in self._text_pieces(fmt):
+        async for piece in self._pieces(fmt):
             pending.append(piece)
             size += len(piece)
             if size >= _STREAM_BYTES:
@@ -189,26 +211,18 @@ class MetricsApp:
     async def render(self, fmt: str) -> tuple[bytes, str]:
         """The exposition body and its content type, rendered without stalling the loop."""
         registry = self.registry
-        if registry.multiprocess:
+        if registry.multiprocess and fmt != "json":
             # The registry's catalog supplies the units the mmap files don't store.
-            if fmt == "json":
-                data = await anyio.to_thread.run_sync(partial(multiprocess_json, registry))
-                return json.dumps(data).encode(), CONTENT_TYPE_JSON
             text = await anyio.to_thread.run_sync(
                 partial(multiprocess_exposition, fmt == "openmetrics", registry=registry))
             return text.encode(), _content_type(fmt)
-        if fmt == "json":
-            # One pass with no natural chunk boundary: render and encode off the loop.
-            return await anyio.to_thread.run_sync(_json_body, registry), CONTENT_TYPE_JSON
-        parts = [piece async for piece in self._text_pieces(fmt)]
+        parts = [piece async for piece in self._pieces(fmt)]
         return "".join(parts).encode(), _content_type(fmt)
 
 
-def _json_body(registry: MetricsRegistry) -> bytes:
-    return json.dumps(render_json(registry)).encode()
-
-
 def _content_type(fmt: str) -> str:
+    if fmt == "json":
+        return CONTENT_TYPE_JSON
     return CONTENT_TYPE_OPENMETRICS if fmt == "openmetrics" else CONTENT_TYPE_TEXT
 
 

@@ -6,14 +6,16 @@ collectors of the underlying prometheus-client registry (process, platform,
 GC, user collectors) are rendered by prometheus-client itself and appended.
 
 The renderers are generators yielding chunks of roughly ``chunk_series``
-series, so the ASGI endpoint can hand control back to the event loop between
-chunks and concurrent requests keep flowing during a large scrape.
+series (for JSON, label sets), so the ASGI endpoint can hand control back to
+the event loop between chunks and concurrent requests keep flowing during a
+large scrape.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
@@ -28,7 +30,9 @@ __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "foreign_exposition",
+    "json_chunks",
     "render_json",
+    "render_json_chunks",
     "render_openmetrics",
     "render_text",
 ]
@@ -260,39 +264,107 @@ def foreign_exposition(collector_registry: CollectorRegistry, openmetrics: bool)
 # ----------------------------------------------------------------------------- JSON
 
 
+def _json_sample(metric: MetricBase, child: Any) -> dict[str, Any]:
+    labels = dict(zip(metric.labelnames, child.labelvalues))
+    if isinstance(metric, Histogram):
+        counts, total = child.snapshot()
+        buckets: dict[str, int] = {}
+        acc = 0
+        for le, count in zip(metric.bucket_strings, counts):
+            acc += count
+            buckets[le] = acc
+        return {"labels": labels, "buckets": buckets, "count": acc, "sum": _json_number(total)}
+    return {"labels": labels, "value": _json_number(child.get())}
+
+
+def _json_header(metric: MetricBase) -> dict[str, Any]:
+    return {"name": metric.name, "type": metric.kind, "help": metric.spec.help,
+            "unit": metric.spec.unit, "labels": list(metric.labelnames)}
+
+
 def render_json(registry: MetricsRegistry) -> dict[str, Any]:
     """A JSON-able snapshot of ``registry``'s own metrics.
 
     Shape: ``{"metrics": [{"name", "type", "help", "unit", "labels",
     "samples": [...]}]}``; a counter or gauge sample is ``{"labels", "value"}``,
     a histogram sample is ``{"labels", "buckets": {"0.1": n, ..., "+Inf": n}
-    (cumulative), "count", "sum"}``.
+    (cumulative), "count", "sum"}``. :func:`render_json_chunks` gives the same
+    document already encoded, in pieces.
     """
-    metrics: list[dict[str, Any]] = []
-    for metric in registry:
-        samples: list[dict[str, Any]] = []
-        for child in metric.children():
-            labels = dict(zip(metric.labelnames, child.labelvalues))
-            if isinstance(metric, Histogram):
-                counts, total = child.snapshot()
-                buckets: dict[str, int] = {}
-                acc = 0
-                for le, count in zip(metric.bucket_strings, counts):
-                    acc += count
-                    buckets[le] = acc
-                samples.append({"labels": labels, "buckets": buckets, "count": acc,
-                                "sum": _json_number(total)})
-            else:
-                samples.append({"labels": labels, "value": _json_number(child.get())})
-        metrics.append({
-            "name": metric.name,
-            "type": metric.kind,
-            "help": metric.spec.help,
-            "unit": metric.spec.unit,
-            "labels": list(metric.labelnames),
-            "samples": samples,
-        })
-    return {"metrics": metrics}
+    return {"metrics": [
+        {**_json_header(metric),
+         "samples": [_json_sample(metric, child) for child in metric.children()]}
+        for metric in registry
+    ]}
+
+
+_JSON_OPEN = '{"metrics": ['
+_JSON_CLOSE = "]}"
+
+
+def _encode_json(
+    families: Iterable[tuple[dict[str, Any], Iterable[list[dict[str, Any]]]]]
+) -> Iterator[str]:
+    """``json.dumps({"metrics": [...]})`` in pieces: one per metric header and
+    one per chunk of samples, each encoded by ``json.dumps`` on its own.
+
+    ``families`` gives each metric's header (every key but ``samples``, in
+    order) and its samples in chunks; ``"".join`` of the pieces is exactly the
+    one-shot ``json.dumps`` of the whole document (default separators,
+    ``ensure_ascii``), so no piece costs more than its chunk.
+    """
+    yield _JSON_OPEN
+    first_metric = True
+    for header, chunks in families:
+        # '{"name": ..., "labels": [...], "samples": []}' minus its closing ']}'.
+        head = json.dumps({**header, "samples": []})[:-len(_JSON_CLOSE)]
+        yield head if first_metric else ", " + head
+        first_metric = False
+        first_chunk = True
+        for chunk in chunks:
+            if not chunk:
+                continue
+            body = json.dumps(chunk)[1:-1]  # the samples without the list's brackets
+            yield body if first_chunk else ", " + body
+            first_chunk = False
+        yield _JSON_CLOSE
+    yield _JSON_CLOSE
+
+
+def _sample_chunks(metric: MetricBase, chunk_series: int) -> Iterator[list[dict[str, Any]]]:
+    # The snapshot is taken chunk by chunk too, as the text renderers do.
+    children = metric.children()
+    for start in range(0, len(children), chunk_series):
+        yield [_json_sample(metric, child) for child in children[start:start + chunk_series]]
+
+
+def render_json_chunks(
+    registry: MetricsRegistry, chunk_series: int = DEFAULT_CHUNK_SERIES
+) -> Iterator[str]:
+    """:func:`render_json`'s document as encoded JSON text, in pieces.
+
+    Each piece snapshots and encodes at most ``chunk_series`` label sets (or
+    one metric's header); ``"".join`` of them equals
+    ``json.dumps(render_json(registry))``.
+    """
+    return _encode_json((_json_header(metric), _sample_chunks(metric, chunk_series))
+                        for metric in registry)
+
+
+def json_chunks(document: dict[str, Any], chunk_series: int = DEFAULT_CHUNK_SERIES
+                ) -> Iterator[str]:
+    """An already built snapshot (``render_json``/``multiprocess_json`` shape) encoded
+    in pieces of at most ``chunk_series`` samples; ``"".join`` of them equals
+    ``json.dumps(document)``."""
+
+    def families() -> Iterator[tuple[dict[str, Any], Iterator[list[dict[str, Any]]]]]:
+        for metric in document["metrics"]:
+            header = {k: v for k, v in metric.items() if k != "samples"}
+            samples = metric["samples"]
+            yield header, (samples[i:i + chunk_series]
+                           for i in range(0, len(samples), chunk_series))
+
+    return _encode_json(families())
 
 
 def _json_number(value: float) -> float | str:

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import threading
 
 import anyio
 import httpx
@@ -329,32 +328,7 @@ async def test_concurrent_requests_run_between_chunks_of_a_large_scrape(
     assert len(set(seen_mid_scrape)) > total_chunks // 2
 
 
-async def test_json_snapshot_renders_off_the_event_loop(collector_registry, monkeypatch):
-    registry = big_registry(collector_registry, 2_000)
-    loop_ran_during_render = threading.Event()
-    real_render_json = asgi_module.render_json
-
-    def render_json_waiting_for_the_loop(reg):
-        # If this ran on the event loop, the loop could not set the event: we'd time out.
-        ran = loop_ran_during_render.wait(timeout=10)
-        return {**real_render_json(reg), "loop_ran": ran}
-
-    monkeypatch.setattr(asgi_module, "render_json", render_json_waiting_for_the_loop)
-    done = anyio.Event()
-
-    async def other_request():
-        while not done.is_set():
-            loop_ran_during_render.set()
-            await anyio.sleep(0.001)
-
-    async with client_for(metrics_app(registry)) as client, anyio.create_task_group() as tg:
-        tg.start_soon(other_request)
-        response = await client.get("/", params={"format": "json"})
-        done.set()
-    snapshot = response.json()
-    assert snapshot["loop_ran"] is True
-    hits = next(m for m in snapshot["metrics"] if m["name"] == "hits_total")
-    assert len(hits["samples"]) == 2_000
+# The JSON snapshot's chunked rendering: tests/test_json_chunks.py.
 
 
 # ------------------------------------------------------------------ mounting
@@ -406,7 +380,7 @@ async def test_lifespan_when_served_as_the_top_level_app(registry):
 
 def test_json_body_is_strict_json(registry):
     registry.gauge("reading", "A reading.").set(float("nan"))
-    body = asgi_module._json_body(registry)
+    body = "".join(asgi_module.render_json_chunks(registry, 1))
     value = json.loads(body, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
     reading = next(m for m in value["metrics"] if m["name"] == "reading")
     assert reading["samples"][0]["value"] == "NaN"
