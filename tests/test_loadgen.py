@@ -2,7 +2,9 @@
 
 The app (uvicorn in a thread on 127.0.0.1) answers after a delay that grows
 with the number of requests in flight, and with 500s once too many are in
-flight, so the ramp has a breaking point to find.
+flight, so the ramp has a breaking point to find. Its delays keep it near 100
+requests a second whatever the users, so the client (which shares this process
+with the server) stays far from saturating a core.
 """
 
 from __future__ import annotations
@@ -34,16 +36,22 @@ from promkit.tools.loadgen import (
     run_load,
 )
 
-PER_REQUEST_IN_FLIGHT = 0.004  # seconds of delay per request in flight
+PER_REQUEST_IN_FLIGHT = 0.01  # seconds of delay per request in flight
 
 
 class SlowApp:
-    """ASGI app: delay = 4 ms x in-flight requests; 500 when ``fail_over`` are in flight."""
+    """ASGI app: delay = 10 ms x in-flight requests; 500 when ``fail_over`` are in flight.
+
+    With ``cliff`` set the delay is a step instead: ``fast`` seconds while at most
+    ``cliff`` requests are in flight, ``slow`` seconds beyond."""
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.requests = 0
         self.fail_over: int | None = None
+        self.cliff: int | None = None
+        self.fast = 0.05
+        self.slow = 0.5
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -57,7 +65,10 @@ class SlowApp:
         self.in_flight += 1
         self.requests += 1
         try:
-            await asyncio.sleep(PER_REQUEST_IN_FLIGHT * self.in_flight)
+            if self.cliff is not None:
+                await asyncio.sleep(self.slow if self.in_flight > self.cliff else self.fast)
+            else:
+                await asyncio.sleep(PER_REQUEST_IN_FLIGHT * self.in_flight)
             status = 500 if self.fail_over and self.in_flight > self.fail_over else 200
             if scope["path"] == "/jobs" and status == 200:
                 status, body = 202, b'{"job_id": "j-42"}'
@@ -100,26 +111,30 @@ FLOW = parse_flows([{"name": "get", "requests": [{"method": "GET", "path": "/wor
 
 
 def test_breaking_point_found_by_p95(slow_app: tuple[SlowApp, str]) -> None:
-    _app, url = slow_app
-    # 1, 2, 4, 8 users: p95 ~ 4, 8, 16, 32 ms -> 8 users break a 25 ms limit.
+    app, url = slow_app
+    # Up to 4 requests in flight take 50 ms, more take 500 ms: 1, 2 and 4 users stay
+    # 150 ms under a 200 ms limit and 8 users are 300 ms over it, whatever the
+    # machine's load. 4 users never have more than 4 requests in flight.
+    app.cliff = 4
     config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=64, step_seconds=0.6,
-                        max_seconds=20, p95_max_ms=25, error_ratio_max=0.5, seed=1)
-    started = time.monotonic()
+                        max_seconds=30, p95_max_ms=200, error_ratio_max=0.5, seed=1)
     result = asyncio.run(run_load(config))
-    assert result.breaking_point is not None, render_summary(result)
-    assert result.stop_reason == "breaking_point"
-    assert result.breaking_point.users in (4, 8, 16), render_summary(result)
-    assert any("p95" in why for why in result.breaking_point.breached)
-    assert [s.users for s in result.steps][:3] == [1, 2, 4]
-    assert all(not s.breached for s in result.steps[:-1])
-    assert time.monotonic() - started < 10
-    data = result.to_dict()
-    assert data["breaking_point"]["users"] == result.breaking_point.users
-    assert data["max_users_ok"] == result.steps[-2].users
-    assert data["total_requests"] == sum(s["requests"] for s in data["steps"])
     text = render_summary(result)
-    assert f"breaking point: {result.breaking_point.users} concurrent users" in text
-    assert "p95 ms" in text
+    assert result.stop_reason == "breaking_point", text
+    assert result.breaking_point is not None, text
+    assert result.breaking_point.users == 8, text
+    assert [s.users for s in result.steps] == [1, 2, 4, 8], text
+    assert any("p95" in why for why in result.breaking_point.breached)
+    assert all(not s.breached for s in result.steps[:-1])
+    assert not any(s.client_bound for s in result.steps), text
+    data = result.to_dict()
+    assert data["breaking_point"]["users"] == 8
+    assert data["max_users_ok"] == 4
+    assert data["total_requests"] == sum(s["requests"] for s in data["steps"])
+    assert all(0 <= s["client_cpu_ratio"] < 0.85 and s["client_bound"] is False
+               for s in data["steps"])
+    assert "breaking point: 8 concurrent users" in text
+    assert "p95 ms" in text and "client cpu %" in text
 
 
 def test_breaking_point_found_by_error_ratio(slow_app: tuple[SlowApp, str]) -> None:
@@ -270,6 +285,9 @@ def test_cli_json_run(slow_app: tuple[SlowApp, str], tmp_path: Path) -> None:
     assert data["schema"] == "promkit.load/v1"
     assert [s["users"] for s in data["steps"]] == [1, 2, 4]
     assert data["breaking_point"] is None and data["stop_reason"] == "users_max"
+    assert all(isinstance(s["client_cpu_seconds"], float) and s["client_bound"] is False
+               for s in data["steps"])
+    assert data["limits"]["client_cpu_max"] == 0.85
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
 
@@ -279,3 +297,110 @@ def test_cli_table_run(slow_app: tuple[SlowApp, str]) -> None:
                 "--max-seconds", "5", "--error-ratio-max", "1")
     assert proc.returncode == 0, proc.stderr
     assert "users" in proc.stdout and "breaking point" in proc.stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_cli_unreachable_url_is_one_line_exit_2() -> None:
+    port = _closed_port()
+    started = time.monotonic()
+    proc = _cli("--url", f"http://127.0.0.1:{port}", "--max-seconds", "30")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""  # no table: nothing was ramped
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "refused" in lines[0]
+    assert time.monotonic() - started < 20
+
+
+def test_unreachable_timeout_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promkit.tools import loadgen
+
+    async def never(*_args: Any, **_kwargs: Any) -> Any:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(loadgen.asyncio, "open_connection", never)
+    with pytest.raises(LoadError, match=r"127\.0\.0\.1:9 timed out after 0\.05 s"):
+        asyncio.run(loadgen.check_reachable("http://127.0.0.1:9", 0.05))
+
+
+def test_target_that_hangs_up_is_refused_before_any_step() -> None:
+    async def scenario() -> str:
+        async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            config = LoadConfig(url=f"http://127.0.0.1:{port}", flows=FLOW, max_seconds=10)
+            with pytest.raises(LoadError) as info:
+                await run_load(config)
+            return str(info.value)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    message = asyncio.run(scenario())
+    assert "first request (GET /) failed" in message
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://127.0.0.1:99999", "port"),
+    ("http://127.0.0.1:8000/?x=1", "query"),
+])
+def test_bad_urls_named(url: str, message: str) -> None:
+    with pytest.raises(LoadError, match=message):
+        check_loopback(url)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"users_factor": float("nan")}, "--users-factor must be a finite number"),
+    ({"p95_max_ms": float("inf")}, "--p95-max-ms must be a finite number"),
+    ({"think_seconds": float("nan")}, "--think-seconds"),
+    ({"error_ratio_max": -0.1}, r"--error-ratio-max must be in \[0, 1\]"),
+    ({"client_cpu_max": 0}, "--client-cpu-max"),
+])
+def test_bad_limits_named(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(LoadError, match=message):
+        LoadConfig(url="http://127.0.0.1:1", **kwargs).validate()
+
+
+def test_progress_line_shows_live_rate() -> None:
+    from promkit.tools.loadgen import StepResult, _Run, progress_line
+
+    config = LoadConfig(url="http://127.0.0.1:1", users_max=8, max_seconds=60)
+    run = _Run(config)
+    run.issued = 130
+    run.step = StepResult(4, started=100.0, latencies=[0.01] * 95 + [0.2] * 5, errors=3)
+    line = progress_line(run, 2, 12.0, now=102.0)
+    assert "users 4/8" in line
+    assert "50 req/s" in line  # 100 requests in the 2 s the step has run
+    assert "p95 10 ms" in line
+    assert "err 3 (3.0%)" in line
+
+
+def test_client_bound_step_is_never_the_breaking_point(
+        slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    # A client clock that burns 95% of a core: every step is client-bound. The
+    # impossible p95 limit breaks the first step, and it must not be reported.
+    config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
+                        max_seconds=10, p95_max_ms=0.001)
+    result = asyncio.run(run_load(config, cpu_clock=lambda: time.perf_counter() * 0.95))
+    text = render_summary(result)
+    assert result.breaking_point is None, text
+    assert result.stop_reason == "client_bound"
+    assert [s.users for s in result.steps] == [1]
+    step = result.steps[0]
+    assert step.client_bound and step.breached
+    assert step.client_cpu_ratio == pytest.approx(0.95, abs=0.01)
+    assert "CLIENT-BOUND" in text and "breaking point: not reached (the client saturated" in text
+    data = result.to_dict()
+    assert data["breaking_point"] is None and data["client_bound_at"] == 1
+    assert data["max_users_ok"] is None
+    assert data["steps"][0]["client_bound"] is True
+    assert data["steps"][0]["client_cpu_seconds"] > 0

@@ -549,7 +549,11 @@ def _add_load(subparsers: Subparsers) -> None:
             "errors) and the breaking point, or JSON with --json. Only loopback URLs "
             "(127.0.0.0/8, ::1, localhost) are accepted: our machines must never load-test "
             "anything else. --allow-remote lifts that for a service you own, elsewhere. "
-            "Exit codes: 0 run done (breaking point found or not), 2 bad arguments or URL."
+            "Each step records the client's own CPU; a step where the client itself "
+            "saturates (--client-cpu-max) is marked client-bound and never reported as the "
+            "service's breaking point. "
+            "Exit codes: 0 run done (breaking point found or not), 2 bad arguments, or a "
+            "URL that is not loopback or cannot be reached (checked before any step)."
         ),
     )
     parser.add_argument("--url", default="http://127.0.0.1:8000",
@@ -578,6 +582,10 @@ def _add_load(subparsers: Subparsers) -> None:
                         help="per-request timeout (default: %(default)s)")
     parser.add_argument("--think-seconds", type=float, default=0.0, metavar="S",
                         help="mean pause of a user between flows (default: %(default)s)")
+    parser.add_argument("--client-cpu-max", type=float, default=0.85, metavar="R",
+                        help="a step whose client used more than R of a core per client "
+                             "process is client-bound: no breaking point is judged from it "
+                             "and the ramp stops (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed the users' flow choices")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--allow-remote", action="store_true",
@@ -598,7 +606,8 @@ def _load(args: argparse.Namespace) -> int:
             step_seconds=args.step_seconds, max_seconds=args.max_seconds,
             max_requests=args.max_requests, p95_max_ms=args.p95_max_ms,
             error_ratio_max=args.error_ratio_max, timeout=args.timeout,
-            think_seconds=args.think_seconds, seed=args.seed)
+            think_seconds=args.think_seconds, client_cpu_max=args.client_cpu_max,
+            seed=args.seed)
         config.validate()
     except LoadError as exc:
         raise UsageError(str(exc)) from None
@@ -608,6 +617,8 @@ def _load(args: argparse.Namespace) -> int:
         raise UsageError("promkit load needs httpx: pip install httpx") from None
     try:
         result = run_cli(config)
+    except LoadError as exc:  # the service cannot be reached: nothing was ramped
+        raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         print("promkit: load run interrupted", file=sys.stderr)
         return 130

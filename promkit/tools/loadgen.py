@@ -202,6 +202,12 @@ def check_loopback(url: str, *, allow_remote: bool = False) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LoadError(f"--url {url!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise LoadError(f"--url {url!r} has a port outside 0-65535 or not a number") from None
+    if parts.query or parts.fragment:
+        raise LoadError(f"--url {url!r} has a query or fragment; give the service's base URL")
     if not allow_remote and not _is_loopback_host(parts.hostname):
         raise LoadError(f"--url {url!r} is not a loopback address (127.0.0.0/8, ::1, "
                         "localhost); load tests from this tool only hit loopback unless you "
@@ -225,8 +231,21 @@ class LoadConfig:
     think_seconds: float = 0.0
     min_samples: int = 5
     seed: int | None = None
+    client_cpu_max: float = 0.85
+    """A step whose client used more than this share of one core (per client process)
+    is client-bound: its figures measure the load generator, not the service."""
 
     def validate(self) -> None:
+        """LoadError naming the first bad limit (NaN and infinities are refused)."""
+        for name, value in (("--users-factor", self.users_factor),
+                            ("--step-seconds", self.step_seconds),
+                            ("--max-seconds", self.max_seconds), ("--timeout", self.timeout),
+                            ("--p95-max-ms", self.p95_max_ms),
+                            ("--error-ratio-max", self.error_ratio_max),
+                            ("--think-seconds", self.think_seconds),
+                            ("--client-cpu-max", self.client_cpu_max)):
+            if not math.isfinite(value):
+                raise LoadError(f"{name} must be a finite number, not {value}")
         if not 1 <= self.users_start <= self.users_max:
             raise LoadError(f"need 1 <= --users-start ({self.users_start}) <= --users-max "
                             f"({self.users_max})")
@@ -241,10 +260,14 @@ class LoadConfig:
                 raise LoadError(f"{name} must be in (0, {hi}], not {value}")
         if not 1 <= self.max_requests <= 10_000_000:
             raise LoadError(f"--max-requests must be in [1, 10000000], not {self.max_requests}")
-        if self.p95_max_ms <= 0 or not 0 <= self.error_ratio_max <= 1:
-            raise LoadError("--p95-max-ms must be > 0 and --error-ratio-max in [0, 1]")
+        if self.p95_max_ms <= 0:
+            raise LoadError(f"--p95-max-ms must be > 0, not {self.p95_max_ms}")
+        if not 0 <= self.error_ratio_max <= 1:
+            raise LoadError(f"--error-ratio-max must be in [0, 1], not {self.error_ratio_max}")
         if self.think_seconds < 0:
-            raise LoadError("--think-seconds must be >= 0")
+            raise LoadError(f"--think-seconds must be >= 0, not {self.think_seconds}")
+        if not 0 < self.client_cpu_max <= 1:
+            raise LoadError(f"--client-cpu-max must be in (0, 1], not {self.client_cpu_max}")
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -263,6 +286,14 @@ class StepResult:
     errors: int = 0
     complete: bool = True
     breached: list[str] = field(default_factory=list)
+    started: float = 0.0
+    """``time.perf_counter()`` when the step began (for the live figures)."""
+    client_cpu_seconds: float = 0.0
+    """CPU the client (this process and its children) used during the step."""
+    client_processes: int = 1
+    client_bound: bool = False
+    """The client used more than ``client_cpu_max`` of a core per process: the step's
+    latency and throughput are the client's, not the service's."""
 
     @property
     def requests(self) -> int:
@@ -271,6 +302,20 @@ class StepResult:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def live_rps(self, now: float) -> float:
+        """Requests per second so far: of the whole step once it ended, else since it began."""
+        if self.seconds > 0:
+            return self.rps
+        elapsed = now - self.started
+        return self.requests / elapsed if self.started and elapsed > 0 else 0.0
+
+    @property
+    def client_cpu_ratio(self) -> float:
+        """Client CPU per client process as a share of one core (1.0 = a core busy)."""
+        if self.seconds <= 0:
+            return 0.0
+        return self.client_cpu_seconds / self.seconds / max(1, self.client_processes)
 
     @property
     def error_ratio(self) -> float:
@@ -287,7 +332,11 @@ class StepResult:
                 "requests": self.requests, "errors": self.errors,
                 "error_ratio": self.error_ratio, "rps": round(self.rps, 3),
                 "p50_seconds": q["p50"], "p95_seconds": q["p95"], "p99_seconds": q["p99"],
-                "complete": self.complete, "breached": list(self.breached)}
+                "complete": self.complete, "breached": list(self.breached),
+                "client_cpu_seconds": round(self.client_cpu_seconds, 4),
+                "client_cpu_ratio": round(self.client_cpu_ratio, 4),
+                "client_processes": self.client_processes,
+                "client_bound": self.client_bound}
 
 
 @dataclass
@@ -313,12 +362,15 @@ class LoadResult:
                        "users_factor": c.users_factor, "step_seconds": c.step_seconds,
                        "max_seconds": c.max_seconds, "max_requests": c.max_requests,
                        "p95_max_seconds": c.p95_max_ms / 1000,
-                       "error_ratio_max": c.error_ratio_max},
+                       "error_ratio_max": c.error_ratio_max,
+                       "client_cpu_max": c.client_cpu_max},
             "steps": [s.to_dict() for s in self.steps],
             "breaking_point": ({"users": bp.users, "reasons": list(bp.breached)}
                                if bp is not None else None),
-            "max_users_ok": max((s.users for s in self.steps if not s.breached and s.complete),
+            "max_users_ok": max((s.users for s in self.steps
+                                 if not s.breached and s.complete and not s.client_bound),
                                 default=None),
+            "client_bound_at": next((s.users for s in self.steps if s.client_bound), None),
             "stop_reason": self.stop_reason,
             "total_requests": self.total_requests,
             "elapsed_seconds": round(self.elapsed, 3),
@@ -396,13 +448,53 @@ async def _user(run: _Run, client: Any, index: int) -> None:
 
 
 Progress = Callable[[_Run, int, float], None]
+CpuClock = Callable[[], float]
 
 
-async def run_load(config: LoadConfig, *, progress: Progress | None = None) -> LoadResult:
-    """Ramp users until a threshold breaks, ``users_max`` is done, or a bound is hit."""
+def client_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and its reaped children."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+async def check_reachable(url: str, timeout: float) -> None:
+    """LoadError naming the refused, timed-out or unresolvable connection to ``url``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        raise LoadError(f"cannot reach --url {url}: the connection to {where} timed out "
+                        f"after {timeout:g} s") from None
+    except ConnectionRefusedError:
+        raise LoadError(f"cannot reach --url {url}: the connection to {where} was refused "
+                        "(is the service running?)") from None
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise LoadError(f"cannot reach --url {url}: connecting to {where} failed: "
+                        f"{why}") from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+async def run_load(config: LoadConfig, *, progress: Progress | None = None,
+                   cpu_clock: CpuClock = client_cpu_seconds) -> LoadResult:
+    """Ramp users until a threshold breaks, ``users_max`` is done, or a bound is hit.
+
+    LoadError before any step when the limits are bad or the service cannot be reached.
+    ``cpu_clock`` gives the client's CPU seconds so far (its whole process tree)."""
     import httpx
 
     config.validate()
+    await check_reachable(config.url, min(config.timeout, 5.0))
     run = _Run(config)
     begin = time.perf_counter()
     deadline = begin + config.max_seconds
@@ -416,10 +508,15 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None) -> L
     async with httpx.AsyncClient(base_url=config.url, limits=limits, timeout=timeout,
                                  follow_redirects=False) as client:
         # One request before the clock starts: the client's first request pays for
-        # connection setup and lazy imports, which is not the service's latency.
+        # connection setup and lazy imports, which is not the service's latency. A
+        # service that cannot answer it is not worth ramping against.
         if run.take():
-            with contextlib.suppress(httpx.HTTPError):
+            try:
                 await client.get("/")
+            except httpx.HTTPError as exc:
+                why = str(exc) or type(exc).__name__
+                raise LoadError(f"cannot reach --url {config.url}: the first request "
+                                f"(GET /) failed: {why}") from None
         if progress is not None:
             ticker = asyncio.create_task(_tick(run, progress, begin, lambda: len(steps)))
         users = config.users_start
@@ -429,12 +526,15 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None) -> L
                 run.step = step
                 while len(tasks) < users:
                     tasks.append(asyncio.create_task(_user(run, client, len(tasks))))
-                step_start = time.perf_counter()
+                cpu_start = cpu_clock()
+                step_start = step.started = time.perf_counter()
                 end = min(step_start + config.step_seconds, deadline)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(run.stop.wait(), max(0.0, end - step_start))
                 now = time.perf_counter()
                 step.seconds = now - step_start
+                step.client_cpu_seconds = max(0.0, cpu_clock() - cpu_start)
+                step.client_bound = step.client_cpu_ratio > config.client_cpu_max
                 steps.append(step)
                 if now >= deadline and not run.stop.is_set():
                     run.halt("max_seconds")
@@ -444,10 +544,15 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None) -> L
                     step.complete = step.seconds >= config.step_seconds * 0.999
                     if step.complete or step.requests >= config.min_samples:
                         _judge(step, config, run.in_flight)
-                    if step.breached:
+                    if step.breached and not step.client_bound:
                         breaking = step
                     break
                 _judge(step, config, run.in_flight)
+                if step.client_bound:
+                    # More users would only measure the client harder; what it saw at
+                    # this step (broken or not) is not the service's breaking point.
+                    run.halt("client_bound")
+                    break
                 if step.breached:
                     breaking = step
                     run.halt("breaking_point")
@@ -490,20 +595,26 @@ async def _tick(run: _Run, progress: Progress, begin: float, done: Callable[[], 
         await asyncio.sleep(0.25)
 
 
+def progress_line(run: _Run, steps_done: int, elapsed: float,
+                  now: float | None = None) -> str:
+    """The live line: step, users running, requests, req/s, p95 and errors of the step so far."""
+    c = run.config
+    step = run.step
+    now = time.perf_counter() if now is None else now
+    frac = min(1.0, elapsed / c.max_seconds)
+    width = 20
+    bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+    q = step.quantiles()["p95"]
+    p95 = f"{q * 1000:.0f} ms" if q is not None else "–"
+    return (f"[{bar}] step {steps_done + 1} users {step.users}/{c.users_max} | "
+            f"{run.issued} req | {step.live_rps(now):.0f} req/s | p95 {p95} | "
+            f"err {step.errors} ({step.error_ratio:.1%}) | {elapsed:.0f}/{c.max_seconds:.0f} s")
+
+
 def progress_bar(stream: TextIO) -> Progress:
     """A one-line progress display redrawn in place on ``stream`` (a terminal)."""
     def show(run: _Run, steps_done: int, elapsed: float) -> None:
-        c = run.config
-        step = run.step
-        frac = min(1.0, elapsed / c.max_seconds)
-        width = 20
-        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        q = step.quantiles()["p95"]
-        p95 = f"{q * 1000:.0f} ms" if q is not None else "–"
-        line = (f"[{bar}] step {steps_done + 1} users {step.users}/{c.users_max} | "
-                f"{run.issued} req | {step.rps if step.seconds else 0:.0f} rps | p95 {p95} | "
-                f"err {step.error_ratio:.1%} | {elapsed:.0f}/{c.max_seconds:.0f} s")
-        stream.write("\r" + line[:150] + "\033[K")
+        stream.write("\r" + progress_line(run, steps_done, elapsed)[:150] + "\033[K")
         stream.flush()
     return show
 
@@ -515,15 +626,21 @@ def _ms(value: float | None) -> str:
 def render_summary(result: LoadResult) -> str:
     """The per-step table and the breaking point, for a terminal."""
     headers = ["users", "seconds", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors",
-               "error %", ""]
+               "error %", "client cpu %", ""]
     rows = []
     for s in result.steps:
         q = s.quantiles()
-        note = ("BREAKS: " + "; ".join(s.breached)) if s.breached else (
-            "" if s.complete else "(cut short)")
+        notes = []
+        if s.client_bound:
+            notes.append("CLIENT-BOUND (figures measure the load generator)")
+        if s.breached:
+            notes.append(("breaks: " if s.client_bound else "BREAKS: ") + "; ".join(s.breached))
+        if not s.complete:
+            notes.append("(cut short)")
         rows.append([str(s.users), f"{s.seconds:.1f}", str(s.requests), f"{s.rps:.1f}",
                      _ms(q["p50"]), _ms(q["p95"]), _ms(q["p99"]), str(s.errors),
-                     f"{s.error_ratio * 100:.1f}", note])
+                     f"{s.error_ratio * 100:.1f}", f"{s.client_cpu_ratio * 100:.0f}",
+                     " ".join(notes)])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths)).rstrip()]
@@ -531,8 +648,14 @@ def render_summary(result: LoadResult) -> str:
                         for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     c = result.config
     bp = result.breaking_point
+    bound = next((s for s in result.steps if s.client_bound), None)
     if bp is not None:
         lines.append(f"breaking point: {bp.users} concurrent users ({'; '.join(bp.breached)})")
+    elif bound is not None:
+        lines.append(f"breaking point: not reached (the client saturated at {bound.users} "
+                     f"users: {bound.client_cpu_ratio:.0%} of a core per client process > "
+                     f"--client-cpu-max {c.client_cpu_max:.0%}; from there on the figures "
+                     "are the client's, not the service's)")
     else:
         why = {"users_max": f"all steps up to {c.users_max} users stayed within limits",
                "max_seconds": f"stopped at --max-seconds {c.max_seconds:g}",
