@@ -612,10 +612,6 @@ def _load(args: argparse.Namespace) -> int:
     except LoadError as exc:
         raise UsageError(str(exc)) from None
     try:
-        import httpx  # noqa: F401
-    except ImportError:
-        raise UsageError("promkit load needs httpx: pip install httpx") from None
-    try:
         result = run_cli(config)
     except LoadError as exc:  # the service cannot be reached: nothing was ramped
         raise UsageError(str(exc)) from None

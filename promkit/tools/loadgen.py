@@ -1,6 +1,7 @@
 """``promkit load``: find how many concurrent users break a service.
 
-Virtual users (asyncio tasks sharing one ``httpx.AsyncClient``) repeat flows
+Virtual users (asyncio tasks, each with its own keep-alive HTTP/1.1 connection from
+the lean client in ``_http1``) repeat flows
 — short request sequences picked by weight — while the number of users ramps
 up step by step (``users_start``, times ``users_factor`` each step, up to
 ``users_max``). After each step the step's latency percentiles and error
@@ -40,6 +41,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from promkit.tools._http1 import Connection, HTTPError, Target
 
 __all__ = [
     "DEMO_FLOWS",
@@ -401,50 +404,57 @@ class _Run:
             self.stop.set()
 
 
-async def _user(run: _Run, client: Any, index: int) -> None:
-    import httpx
+def _body(req: FlowRequest) -> bytes | None:
+    return None if req.json is None else json.dumps(req.json).encode()
 
+
+async def _user(run: _Run, target: Target, index: int) -> None:
     config = run.config
     seed = None if config.seed is None else config.seed * 100_003 + index
     rng = random.Random(seed)
     weights = [f.weight for f in config.flows]
-    while not run.stop.is_set():
-        flow = rng.choices(config.flows, weights)[0]
-        variables: dict[str, str] = {}
-        for req in flow.requests:
-            if run.stop.is_set() or not run.take():
-                return
-            try:
-                path = req.path.format_map(variables) if variables else req.path
-            except (KeyError, ValueError, IndexError):
-                path = req.path
-            started = time.perf_counter()
-            ok = False
-            body: Any = None
-            run.in_flight += 1
-            try:
-                response = await client.request(req.method, path, json=req.json)
-                ok = req.ok(response.status_code)
-                if ok and req.save:
-                    with contextlib.suppress(ValueError):
-                        body = response.json()
-            except httpx.HTTPError:
+    bodies = {id(req): _body(req) for flow in config.flows for req in flow.requests}
+    conn = Connection(target, min(config.timeout, config.max_seconds))
+    try:
+        while not run.stop.is_set():
+            flow = rng.choices(config.flows, weights)[0]
+            variables: dict[str, str] = {}
+            for req in flow.requests:
+                if run.stop.is_set() or not run.take():
+                    return
+                try:
+                    path = req.path.format_map(variables) if variables else req.path
+                except (KeyError, ValueError, IndexError):
+                    path = req.path
+                started = time.perf_counter()
                 ok = False
-            finally:
-                run.in_flight -= 1
-            # Count into the step the request finished in (a slow request that
-            # spans a step boundary is latency of the busier step).
-            finished = run.step
-            finished.latencies.append(time.perf_counter() - started)
-            if not ok:
-                finished.errors += 1
-                break
-            if isinstance(body, dict):
-                for var, key in req.save:
-                    if key in body:
-                        variables[var] = str(body[key])
-        if config.think_seconds:
-            await asyncio.sleep(config.think_seconds * rng.uniform(0.5, 1.5))
+                body: Any = None
+                run.in_flight += 1
+                try:
+                    response = await conn.request(req.method, path, bodies[id(req)])
+                    ok = req.ok(response.status)
+                    if ok and req.save:
+                        with contextlib.suppress(ValueError):
+                            body = json.loads(response.body)
+                except HTTPError:
+                    ok = False
+                finally:
+                    run.in_flight -= 1
+                # Count into the step the request finished in (a slow request that
+                # spans a step boundary is latency of the busier step).
+                finished = run.step
+                finished.latencies.append(time.perf_counter() - started)
+                if not ok:
+                    finished.errors += 1
+                    break
+                if isinstance(body, dict):
+                    for var, key in req.save:
+                        if key in body:
+                            variables[var] = str(body[key])
+            if config.think_seconds:
+                await asyncio.sleep(config.think_seconds * rng.uniform(0.5, 1.5))
+    finally:
+        conn.close()
 
 
 Progress = Callable[[_Run, int, float], None]
@@ -491,85 +501,81 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None,
 
     LoadError before any step when the limits are bad or the service cannot be reached.
     ``cpu_clock`` gives the client's CPU seconds so far (its whole process tree)."""
-    import httpx
-
     config.validate()
     await check_reachable(config.url, min(config.timeout, 5.0))
+    target = Target.from_url(config.url)
     run = _Run(config)
     begin = time.perf_counter()
     deadline = begin + config.max_seconds
     steps: list[StepResult] = []
     breaking: StepResult | None = None
     tasks: list[asyncio.Task[None]] = []
-    limits = httpx.Limits(max_connections=config.users_max,
-                          max_keepalive_connections=config.users_max)
-    timeout = httpx.Timeout(min(config.timeout, config.max_seconds))
     ticker: asyncio.Task[None] | None = None
-    async with httpx.AsyncClient(base_url=config.url, limits=limits, timeout=timeout,
-                                 follow_redirects=False) as client:
-        # One request before the clock starts: the client's first request pays for
-        # connection setup and lazy imports, which is not the service's latency. A
-        # service that cannot answer it is not worth ramping against.
-        if run.take():
-            try:
-                await client.get("/")
-            except httpx.HTTPError as exc:
-                why = str(exc) or type(exc).__name__
-                raise LoadError(f"cannot reach --url {config.url}: the first request "
-                                f"(GET /) failed: {why}") from None
-        if progress is not None:
-            ticker = asyncio.create_task(_tick(run, progress, begin, lambda: len(steps)))
-        users = config.users_start
+    # One request before the clock starts: the first request pays for lazy imports
+    # and the like, which is not the service's latency. A service that cannot answer
+    # it is not worth ramping against.
+    if run.take():
+        warm = Connection(target, min(config.timeout, config.max_seconds))
         try:
-            while True:
-                step = StepResult(users)
-                run.step = step
-                while len(tasks) < users:
-                    tasks.append(asyncio.create_task(_user(run, client, len(tasks))))
-                cpu_start = cpu_clock()
-                step_start = step.started = time.perf_counter()
-                end = min(step_start + config.step_seconds, deadline)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(run.stop.wait(), max(0.0, end - step_start))
-                now = time.perf_counter()
-                step.seconds = now - step_start
-                step.client_cpu_seconds = max(0.0, cpu_clock() - cpu_start)
-                step.client_bound = step.client_cpu_ratio > config.client_cpu_max
-                steps.append(step)
-                if now >= deadline and not run.stop.is_set():
-                    run.halt("max_seconds")
-                if run.stop.is_set():
-                    # A step cut short by a bound is judged only when it ran long
-                    # enough to say anything.
-                    step.complete = step.seconds >= config.step_seconds * 0.999
-                    if step.complete or step.requests >= config.min_samples:
-                        _judge(step, config, run.in_flight)
-                    if step.breached and not step.client_bound:
-                        breaking = step
-                    break
-                _judge(step, config, run.in_flight)
-                if step.client_bound:
-                    # More users would only measure the client harder; what it saw at
-                    # this step (broken or not) is not the service's breaking point.
-                    run.halt("client_bound")
-                    break
-                if step.breached:
-                    breaking = step
-                    run.halt("breaking_point")
-                    break
-                if users >= config.users_max:
-                    run.halt("users_max")
-                    break
-                users = min(config.users_max, max(users + 1, math.ceil(users *
-                                                                        config.users_factor)))
+            await warm.request("GET", "/")
+        except HTTPError as exc:
+            raise LoadError(f"cannot reach --url {config.url}: the first request "
+                            f"(GET /) failed: {exc}") from None
         finally:
-            run.halt(run.reason or "interrupted")
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if ticker is not None:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
+            warm.close()
+    if progress is not None:
+        ticker = asyncio.create_task(_tick(run, progress, begin, lambda: len(steps)))
+    users = config.users_start
+    try:
+        while True:
+            step = StepResult(users)
+            run.step = step
+            while len(tasks) < users:
+                tasks.append(asyncio.create_task(_user(run, target, len(tasks))))
+            cpu_start = cpu_clock()
+            step_start = step.started = time.perf_counter()
+            end = min(step_start + config.step_seconds, deadline)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(run.stop.wait(), max(0.0, end - step_start))
+            now = time.perf_counter()
+            step.seconds = now - step_start
+            step.client_cpu_seconds = max(0.0, cpu_clock() - cpu_start)
+            step.client_bound = step.client_cpu_ratio > config.client_cpu_max
+            steps.append(step)
+            if now >= deadline and not run.stop.is_set():
+                run.halt("max_seconds")
+            if run.stop.is_set():
+                # A step cut short by a bound is judged only when it ran long
+                # enough to say anything.
+                step.complete = step.seconds >= config.step_seconds * 0.999
+                if step.complete or step.requests >= config.min_samples:
+                    _judge(step, config, run.in_flight)
+                if step.breached and not step.client_bound:
+                    breaking = step
+                break
+            _judge(step, config, run.in_flight)
+            if step.client_bound:
+                # More users would only measure the client harder; what it saw at
+                # this step (broken or not) is not the service's breaking point.
+                run.halt("client_bound")
+                break
+            if step.breached:
+                breaking = step
+                run.halt("breaking_point")
+                break
+            if users >= config.users_max:
+                run.halt("users_max")
+                break
+            users = min(config.users_max, max(users + 1, math.ceil(users *
+                                                                    config.users_factor)))
+    finally:
+        run.halt(run.reason or "interrupted")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
     reason = run.reason
     if breaking is not None:
         reason = "breaking_point"
