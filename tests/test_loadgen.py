@@ -52,6 +52,7 @@ class SlowApp:
         self.cliff: int | None = None
         self.fast = 0.05
         self.slow = 0.5
+        self.polls = 0  # GET /jobs/...: "running" twice, then "done"
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -73,7 +74,9 @@ class SlowApp:
             if scope["path"] == "/jobs" and status == 200:
                 status, body = 202, b'{"job_id": "j-42"}'
             elif scope["path"].startswith("/jobs/"):
-                body = json.dumps({"seen": scope["path"]}).encode()
+                self.polls += 1
+                body = json.dumps({"seen": scope["path"], "status": "done" if self.polls % 3 == 0
+                                   else "running"}).encode()
             else:
                 body = b"{}"
         finally:
@@ -192,6 +195,43 @@ def test_flow_variables_and_expectations(slow_app: tuple[SlowApp, str]) -> None:
     result = asyncio.run(run_load(config))
     assert result.total_requests >= 2
     assert sum(s.errors for s in result.steps) == 0
+
+
+def test_flow_polls_until_done_and_reports_flow_time(slow_app: tuple[SlowApp, str]) -> None:
+    app, url = slow_app
+    flows = parse_flows({"flows": [
+        {"name": "submit", "requests": [
+            {"method": "POST", "path": "/jobs", "json": {"pages": 1}, "expect": [202],
+             "save": {"job_id": "job_id"}},
+            {"method": "GET", "path": "/jobs/{job_id}", "until": {"status": "done"},
+             "poll_seconds": 0.01}]},
+        {"name": "impatient", "weight": 0.5, "requests": [
+            {"method": "GET", "path": "/jobs/j-1", "until": {"status": ["never"]},
+             "poll_seconds": 0, "max_polls": 2}]}]})
+    config = LoadConfig(url=url, flows=flows, users_start=1, users_max=1, step_seconds=1.0,
+                        max_seconds=5, seed=3)
+    result = asyncio.run(run_load(config))
+    step = result.steps[0]
+    done = step.flow_times["submit"]
+    assert done and step.errors == 0
+    # each submit flow is a POST and (usually three) polls: longer than any one request
+    assert min(done) > min(step.latencies)
+    assert step.flow_failures.get("impatient", 0) >= 1
+    assert "impatient" not in step.flow_times
+    assert app.polls >= 3
+    data = result.to_dict()["steps"][0]
+    assert data["flows"]["submit"]["completed"] == len(done)
+    assert data["flows"]["submit"]["p95_seconds"] >= data["flows"]["submit"]["p50_seconds"]
+    assert data["flows"]["impatient"]["failed"] >= 1
+    assert data["flow_p95_seconds"] is not None
+    assert "flow p95 ms" in render_summary(result)
+
+
+def test_bad_until() -> None:
+    for raw, message in (({"until": "done"}, "until"), ({"until": {"s": []}}, "until"),
+                         ({"poll_seconds": -1}, "poll_seconds"), ({"max_polls": 0}, "max_polls")):
+        with pytest.raises(FlowError, match=message):
+            parse_flows([{"name": "x", "requests": [{"path": "/", **raw}]}])
 
 
 def test_percentile_nearest_rank() -> None:

@@ -80,9 +80,19 @@ class FlowRequest:
     expect: tuple[int, ...] = ()
     save: tuple[tuple[str, str], ...] = ()
     """``(variable, response JSON key)`` pairs; later paths use ``{variable}``."""
+    until: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """``(response JSON key, accepted values)``: repeat the request (a poll) until every
+    key has one of its values, at most ``max_polls`` times, ``poll_seconds`` apart."""
+    poll_seconds: float = 0.2
+    max_polls: int = 50
 
     def ok(self, status: int) -> bool:
         return status in self.expect if self.expect else status < 400
+
+    def reached(self, body: Any) -> bool:
+        """Whether an answer's JSON body ends the polling."""
+        return isinstance(body, dict) and all(
+            str(body.get(key)) in values for key, values in self.until)
 
 
 @dataclass(frozen=True)
@@ -102,11 +112,12 @@ DEMO_FLOWS: tuple[Flow, ...] = (
                                         expect=(401,)),)),
     Flow("submit_job", 2, (FlowRequest("POST", "/jobs", {"pages": 2}, expect=(202,),
                                        save=(("job_id", "job_id"),)),
-                           FlowRequest("GET", "/jobs/{job_id}"))),
+                           FlowRequest("GET", "/jobs/{job_id}",
+                                       until=(("status", ("done", "failed")),)))),
     Flow("assist", 1, (FlowRequest("POST", "/assist", {"prompt": "Suggest a dinner."}),)),
 )
 """The demo API's flows (demo/api.py): recipes, logins (one deliberately wrong), a job
-submitted then polled, and an LLM-backed call."""
+submitted then polled until the worker finished it, and an LLM-backed call."""
 
 
 def parse_flows(data: Any, where: str = "flows") -> tuple[Flow, ...]:
@@ -142,7 +153,8 @@ def parse_flows(data: Any, where: str = "flows") -> tuple[Flow, ...]:
 def _request(raw: Any, at: str) -> FlowRequest:
     if not isinstance(raw, Mapping):
         raise FlowError(f"{at}: must be a mapping with method and path")
-    unknown = set(raw) - {"method", "path", "json", "expect", "save"}
+    unknown = set(raw) - {"method", "path", "json", "expect", "save", "until",
+                          "poll_seconds", "max_polls"}
     if unknown:
         raise FlowError(f"{at}: unknown field(s) {sorted(unknown)}")
     method = str(raw.get("method", "GET")).upper()
@@ -159,7 +171,24 @@ def _request(raw: Any, at: str) -> FlowRequest:
     if not isinstance(save, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in save.items()):
         raise FlowError(f"{at}: save must map variable names to response JSON keys")
-    return FlowRequest(method, path, raw.get("json"), tuple(expect), tuple(save.items()))
+    until = raw.get("until", {})
+    if not isinstance(until, Mapping) or not all(
+            isinstance(k, str) and (isinstance(v, str) or (
+                isinstance(v, list) and v and all(isinstance(x, str) for x in v)))
+            for k, v in until.items()):
+        raise FlowError(f"{at}: until must map response JSON keys to a value or a list of "
+                        f"values, not {until!r}")
+    poll_seconds = raw.get("poll_seconds", 0.2)
+    if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float)) or not (
+            math.isfinite(poll_seconds) and 0 <= poll_seconds <= 60):
+        raise FlowError(f"{at}: poll_seconds must be a number in [0, 60], not {poll_seconds!r}")
+    max_polls = raw.get("max_polls", 50)
+    if isinstance(max_polls, bool) or not isinstance(max_polls, int) or not (
+            1 <= max_polls <= 10_000):
+        raise FlowError(f"{at}: max_polls must be an integer in [1, 10000], not {max_polls!r}")
+    return FlowRequest(method, path, raw.get("json"), tuple(expect), tuple(save.items()),
+                       tuple((k, (v,) if isinstance(v, str) else tuple(v))
+                             for k, v in until.items()), float(poll_seconds), max_polls)
 
 
 def load_flows(spec: str) -> tuple[Flow, ...]:
@@ -294,6 +323,10 @@ class StepResult:
     client_cpu_seconds: float = 0.0
     """CPU the client (this process and its children) used during the step."""
     client_processes: int = 1
+    flow_times: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    """End-to-end seconds of each flow that completed during the step, by flow name."""
+    flow_failures: dict[str, int] = field(default_factory=dict)
+    """Flows that ended early (a failed request, or polling that never reached ``until``)."""
     client_bound: bool = False
     """The client used more than ``client_cpu_max`` of a core per process: the step's
     latency and throughput are the client's, not the service's."""
@@ -329,13 +362,30 @@ class StepResult:
         return {"p50": percentile(values, 50), "p95": percentile(values, 95),
                 "p99": percentile(values, 99)}
 
+    def flow_quantiles(self) -> dict[str, float | None]:
+        """p50 and p95 end-to-end time of every flow completed in the step."""
+        values = sorted(t for times in self.flow_times.values() for t in times)
+        return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
+
+    def flows_dict(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name in sorted(set(self.flow_times) | set(self.flow_failures)):
+            values = sorted(self.flow_times.get(name, []))
+            out[name] = {"completed": len(values), "failed": self.flow_failures.get(name, 0),
+                         "p50_seconds": percentile(values, 50),
+                         "p95_seconds": percentile(values, 95)}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         q = self.quantiles()
+        fq = self.flow_quantiles()
         return {"users": self.users, "seconds": round(self.seconds, 3),
                 "requests": self.requests, "errors": self.errors,
                 "error_ratio": self.error_ratio, "rps": round(self.rps, 3),
                 "p50_seconds": q["p50"], "p95_seconds": q["p95"], "p99_seconds": q["p99"],
                 "complete": self.complete, "breached": list(self.breached),
+                "flow_p50_seconds": fq["p50"], "flow_p95_seconds": fq["p95"],
+                "flows": self.flows_dict(),
                 "client_cpu_seconds": round(self.client_cpu_seconds, 4),
                 "client_cpu_ratio": round(self.client_cpu_ratio, 4),
                 "client_processes": self.client_processes,
@@ -419,38 +469,58 @@ async def _user(run: _Run, target: Target, index: int) -> None:
         while not run.stop.is_set():
             flow = rng.choices(config.flows, weights)[0]
             variables: dict[str, str] = {}
+            flow_started = time.perf_counter()
+            completed = True
             for req in flow.requests:
-                if run.stop.is_set() or not run.take():
-                    return
-                try:
-                    path = req.path.format_map(variables) if variables else req.path
-                except (KeyError, ValueError, IndexError):
-                    path = req.path
-                started = time.perf_counter()
-                ok = False
-                body: Any = None
-                run.in_flight += 1
-                try:
-                    response = await conn.request(req.method, path, bodies[id(req)])
-                    ok = req.ok(response.status)
-                    if ok and req.save:
-                        with contextlib.suppress(ValueError):
-                            body = json.loads(response.body)
-                except HTTPError:
+                polls = 0
+                while True:
+                    if run.stop.is_set() or not run.take():
+                        return
+                    try:
+                        path = req.path.format_map(variables) if variables else req.path
+                    except (KeyError, ValueError, IndexError):
+                        path = req.path
+                    started = time.perf_counter()
                     ok = False
-                finally:
-                    run.in_flight -= 1
-                # Count into the step the request finished in (a slow request that
-                # spans a step boundary is latency of the busier step).
-                finished = run.step
-                finished.latencies.append(time.perf_counter() - started)
-                if not ok:
-                    finished.errors += 1
+                    body: Any = None
+                    run.in_flight += 1
+                    try:
+                        response = await conn.request(req.method, path, bodies[id(req)])
+                        ok = req.ok(response.status)
+                        if ok and (req.save or req.until):
+                            with contextlib.suppress(ValueError):
+                                body = json.loads(response.body)
+                    except HTTPError:
+                        ok = False
+                    finally:
+                        run.in_flight -= 1
+                    # Count into the step the request finished in (a slow request that
+                    # spans a step boundary is latency of the busier step).
+                    finished = run.step
+                    finished.latencies.append(time.perf_counter() - started)
+                    if not ok:
+                        finished.errors += 1
+                        completed = False
+                        break
+                    polls += 1
+                    if not req.until or req.reached(body):
+                        break
+                    if polls >= req.max_polls:
+                        completed = False
+                        break
+                    await asyncio.sleep(req.poll_seconds)
+                if not completed:
                     break
                 if isinstance(body, dict):
                     for var, key in req.save:
                         if key in body:
                             variables[var] = str(body[key])
+            step = run.step
+            if completed:
+                step.flow_times.setdefault(flow.name, []).append(
+                    time.perf_counter() - flow_started)
+            else:
+                step.flow_failures[flow.name] = step.flow_failures.get(flow.name, 0) + 1
             if config.think_seconds:
                 await asyncio.sleep(config.think_seconds * rng.uniform(0.5, 1.5))
     finally:
@@ -632,7 +702,7 @@ def _ms(value: float | None) -> str:
 def render_summary(result: LoadResult) -> str:
     """The per-step table and the breaking point, for a terminal."""
     headers = ["users", "seconds", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors",
-               "error %", "client cpu %", ""]
+               "error %", "flow p95 ms", "client cpu %", ""]
     rows = []
     for s in result.steps:
         q = s.quantiles()
@@ -645,7 +715,8 @@ def render_summary(result: LoadResult) -> str:
             notes.append("(cut short)")
         rows.append([str(s.users), f"{s.seconds:.1f}", str(s.requests), f"{s.rps:.1f}",
                      _ms(q["p50"]), _ms(q["p95"]), _ms(q["p99"]), str(s.errors),
-                     f"{s.error_ratio * 100:.1f}", f"{s.client_cpu_ratio * 100:.0f}",
+                     f"{s.error_ratio * 100:.1f}", _ms(s.flow_quantiles()["p95"]),
+                     f"{s.client_cpu_ratio * 100:.0f}",
                      " ".join(notes)])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
