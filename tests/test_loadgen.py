@@ -10,6 +10,7 @@ with the server) stays far from saturating a core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -557,3 +558,123 @@ def test_http1_timeout_and_garbage_are_errors() -> None:
 
     assert "not an HTTP/1.x answer" in asyncio.run(
         _raw_server_run([b"SSH-2.0-OpenSSH\r\n\r\n"], calls)(garbage))
+
+
+# -- the server's own view (--prometheus) --------------------------------------------------
+
+
+class FakePrometheus:
+    """Unit-test stand-in for Prometheus's /api/v1/query: the HTTP series exist, and
+    the service's p95 is ``p95s[n]`` at the n-th step (the last value repeats)."""
+
+    def __init__(self, p95s: list[float], *, series: bool = True) -> None:
+        self.p95s = p95s
+        self.series = series
+        self.steps = 0
+        self.queries: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        import urllib.parse
+
+        expr = urllib.parse.parse_qs(scope["query_string"].decode())["query"][0]
+        self.queries.append(expr)
+        value: float | None
+        if expr.startswith("count("):
+            value = 3.0 if self.series else None
+        elif expr.startswith("histogram_quantile"):
+            value = self.p95s[min(self.steps, len(self.p95s) - 1)]
+            self.steps += 1
+        elif "queue_depth" in expr:
+            value = 7.0
+        elif "oldest" in expr:
+            value = 1.5
+        elif expr.startswith("(sum"):
+            value = 0.0
+        else:
+            value = 42.0
+        result = [] if value is None else [{"metric": {}, "value": [0, str(value)]}]
+        body = json.dumps({"status": "success",
+                           "data": {"resultType": "vector", "result": result}}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _serve(app: Any) -> Any:
+    @contextlib.contextmanager
+    def serving() -> Iterator[str]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning", access_log=False,
+                                               lifespan="off"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+    return serving()
+
+
+def test_server_view_breaks_where_the_client_saw_nothing(
+        slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    fake = FakePrometheus([0.01, 0.9])
+    with _serve(fake) as prom:
+        config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
+                            max_seconds=10, p95_max_ms=200, prometheus=prom,
+                            prometheus_job="api")
+        result = asyncio.run(run_load(config, cpu_clock=lambda: 0.0))
+    text = render_summary(result)
+    assert result.breaking_point is not None, text
+    assert result.breaking_point.users == 2
+    assert not result.breaking_point.breached  # the client's p95 was ~20 ms
+    assert result.breaking_point.server_breached == ["p95 900 ms > 200 ms"]
+    assert "breaking point: 2 concurrent users (server: p95 900 ms > 200 ms)" in text
+    assert "srv p95 ms" in text and "SERVER BREAKS" in text
+    data = result.to_dict()
+    first = data["steps"][0]["server"]
+    assert first["p95_seconds"] == 0.01 and first["queue_depth_max"] == 7.0
+    assert first["queue_oldest_age_seconds_max"] == 1.5 and first["error_ratio"] == 0.0
+    assert data["breaking_point"]["server_reasons"] == ["p95 900 ms > 200 ms"]
+    assert all('job="api"' in q for q in fake.queries if "{" in q)
+
+
+def test_server_view_breaks_even_when_the_client_is_saturated(
+        slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    with _serve(FakePrometheus([0.9])) as prom:
+        config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
+                            max_seconds=10, p95_max_ms=0.001, prometheus=prom)
+        result = asyncio.run(run_load(config, cpu_clock=lambda: time.perf_counter() * 0.95))
+    bp = result.breaking_point
+    assert bp is not None and bp.users == 1 and bp.client_bound
+    # the client's own breach is left out: it was saturated
+    assert bp.reasons() == ["server: p95 900 ms > 0.001 ms"]
+
+
+def test_prometheus_without_the_service_is_refused(slow_app: tuple[SlowApp, str]) -> None:
+    _, url = slow_app
+    with _serve(FakePrometheus([0.1], series=False)) as prom:
+        config = LoadConfig(url=url, flows=FLOW, prometheus=prom, prometheus_job="nope")
+        with pytest.raises(LoadError, match="no http_server_request_duration_seconds series "
+                                            "with job='nope'"):
+            asyncio.run(run_load(config))
+    config = LoadConfig(url=url, flows=FLOW, prometheus=f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(LoadError, match="cannot reach Prometheus"):
+        asyncio.run(run_load(config))
+
+
+def test_cli_refuses_remote_prometheus() -> None:
+    proc = _cli("--url", "http://127.0.0.1:1", "--prometheus", "http://192.0.2.1:9090")
+    assert proc.returncode == 2
+    assert "--prometheus 'http://192.0.2.1:9090' is not a loopback" in proc.stderr

@@ -586,6 +586,12 @@ def _add_load(subparsers: Subparsers) -> None:
                         help="a step whose client used more than R of a core per client "
                              "process is client-bound: no breaking point is judged from it "
                              "and the ramp stops (default: %(default)s)")
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="Prometheus scraping the service: each step also reads the "
+                             "service's own p95, error ratio, queue depth and oldest age, "
+                             "and the breaking point is judged on both views")
+    parser.add_argument("--prometheus-job", metavar="NAME",
+                        help="with --prometheus, only series with job=NAME")
     parser.add_argument("--seed", type=int, help="seed the users' flow choices")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--allow-remote", action="store_true",
@@ -600,6 +606,9 @@ def _load(args: argparse.Namespace) -> int:
 
     try:
         url = check_loopback(args.url, allow_remote=args.allow_remote)
+        prometheus = (check_loopback(args.prometheus, allow_remote=args.allow_remote,
+                                     option="--prometheus")
+                      if args.prometheus else None)
         config = LoadConfig(
             url=url, flows=load_flows(args.flows), users_start=args.users_start,
             users_max=args.users_max, users_factor=args.users_factor,
@@ -607,7 +616,7 @@ def _load(args: argparse.Namespace) -> int:
             max_requests=args.max_requests, p95_max_ms=args.p95_max_ms,
             error_ratio_max=args.error_ratio_max, timeout=args.timeout,
             think_seconds=args.think_seconds, client_cpu_max=args.client_cpu_max,
-            seed=args.seed)
+            prometheus=prometheus, prometheus_job=args.prometheus_job, seed=args.seed)
         config.validate()
     except LoadError as exc:
         raise UsageError(str(exc)) from None

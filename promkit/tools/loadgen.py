@@ -52,6 +52,7 @@ __all__ = [
     "LoadConfig",
     "LoadError",
     "LoadResult",
+    "ServerView",
     "StepResult",
     "check_loopback",
     "load_flows",
@@ -229,19 +230,19 @@ def _is_loopback_host(host: str) -> bool:
         ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses)
 
 
-def check_loopback(url: str, *, allow_remote: bool = False) -> str:
+def check_loopback(url: str, *, allow_remote: bool = False, option: str = "--url") -> str:
     """The URL without a trailing slash; LoadError if it is not http(s) or not loopback."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LoadError(f"--url {url!r} is not an http(s) URL")
+        raise LoadError(f"{option} {url!r} is not an http(s) URL")
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise LoadError(f"--url {url!r} has a port outside 0-65535 or not a number") from None
+        raise LoadError(f"{option} {url!r} has a port outside 0-65535 or not a number") from None
     if parts.query or parts.fragment:
-        raise LoadError(f"--url {url!r} has a query or fragment; give the service's base URL")
+        raise LoadError(f"{option} {url!r} has a query or fragment; give the service's base URL")
     if not allow_remote and not _is_loopback_host(parts.hostname):
-        raise LoadError(f"--url {url!r} is not a loopback address (127.0.0.0/8, ::1, "
+        raise LoadError(f"{option} {url!r} is not a loopback address (127.0.0.0/8, ::1, "
                         "localhost); load tests from this tool only hit loopback unless you "
                         "pass --allow-remote for a service you own")
     return url.rstrip("/")
@@ -263,6 +264,10 @@ class LoadConfig:
     think_seconds: float = 0.0
     min_samples: int = 5
     seed: int | None = None
+    prometheus: str | None = None
+    """Prometheus base URL: each step also reads the service's own view from it."""
+    prometheus_job: str | None = None
+    """Only series with this ``job`` label (as ``promkit report --service``)."""
     client_cpu_max: float = 0.85
     """A step whose client used more than this share of one core (per client process)
     is client-bound: its figures measure the load generator, not the service."""
@@ -311,6 +316,60 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 
 
 @dataclass
+class ServerView:
+    """What the service's own metrics (from Prometheus) say about one step."""
+
+    window_seconds: int
+    rps: float | None = None
+    p95: float | None = None
+    error_ratio: float | None = None
+    queue_depth: float | None = None
+    oldest_age: float | None = None
+    error: str | None = None
+    """Why the view could not be read (a failed query), else None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_seconds": self.window_seconds, "rps": self.rps,
+                "p95_seconds": self.p95, "error_ratio": self.error_ratio,
+                "queue_depth_max": self.queue_depth,
+                "queue_oldest_age_seconds_max": self.oldest_age, "error": self.error}
+
+
+def server_queries(window_seconds: int, job: str | None) -> dict[str, str]:
+    """PromQL for a step's server view: the catalog's HTTP histogram and queue gauges."""
+    from promkit.tools.report.queries import HTTP, selector
+
+    w = f"{window_seconds}s"
+    sel = selector(job)
+    err = selector(job, 'http_response_status_class="5xx"')
+    return {
+        "rps": f"sum(rate({HTTP}_count{sel}[{w}]))",
+        "p95": f"histogram_quantile(0.95, sum by (le) (rate({HTTP}_bucket{sel}[{w}])))",
+        "error_ratio": f"(sum(rate({HTTP}_count{err}[{w}])) or vector(0)) / "
+                       f"sum(rate({HTTP}_count{sel}[{w}]))",
+        "queue_depth": f"max(max_over_time(queue_depth{sel}[{w}]))",
+        "oldest_age": f"max(max_over_time(queue_oldest_item_age_seconds{sel}[{w}]))",
+    }
+
+
+def read_server_view(client: Any, window_seconds: int, job: str | None) -> ServerView:
+    """The server view over the last ``window_seconds``; a failed query is noted, not raised."""
+    from promkit.tools.report import PrometheusError
+
+    view = ServerView(window_seconds)
+    for name, expr in server_queries(window_seconds, job).items():
+        try:
+            samples = client.query(expr)
+        except PrometheusError as exc:
+            view.error = str(exc)
+            return view
+        value = samples[0].value if samples else None
+        if value is not None and math.isfinite(value):
+            setattr(view, name, value)
+    return view
+
+
+@dataclass
 class StepResult:
     users: int
     seconds: float = 0.0
@@ -327,6 +386,9 @@ class StepResult:
     """End-to-end seconds of each flow that completed during the step, by flow name."""
     flow_failures: dict[str, int] = field(default_factory=dict)
     """Flows that ended early (a failed request, or polling that never reached ``until``)."""
+    server: ServerView | None = None
+    """The service's own view of the step (with ``--prometheus``)."""
+    server_breached: list[str] = field(default_factory=list)
     client_bound: bool = False
     """The client used more than ``client_cpu_max`` of a core per process: the step's
     latency and throughput are the client's, not the service's."""
@@ -362,6 +424,20 @@ class StepResult:
         return {"p50": percentile(values, 50), "p95": percentile(values, 95),
                 "p99": percentile(values, 99)}
 
+    @property
+    def breaks(self) -> bool:
+        """The service broke: its own metrics say so, or the client saw it while the
+        client itself was not saturated."""
+        return bool(self.server_breached) or (bool(self.breached) and not self.client_bound)
+
+    def reasons(self) -> list[str]:
+        """Why the step breaks (client reasons left out when the client was saturated);
+        with a server view each reason says whose view it comes from."""
+        client = [] if self.client_bound else list(self.breached)
+        if self.server is None:
+            return client
+        return [f"client: {r}" for r in client] + [f"server: {r}" for r in self.server_breached]
+
     def flow_quantiles(self) -> dict[str, float | None]:
         """p50 and p95 end-to-end time of every flow completed in the step."""
         values = sorted(t for times in self.flow_times.values() for t in times)
@@ -389,7 +465,9 @@ class StepResult:
                 "client_cpu_seconds": round(self.client_cpu_seconds, 4),
                 "client_cpu_ratio": round(self.client_cpu_ratio, 4),
                 "client_processes": self.client_processes,
-                "client_bound": self.client_bound}
+                "client_bound": self.client_bound,
+                "server": self.server.to_dict() if self.server is not None else None,
+                "server_breached": list(self.server_breached)}
 
 
 @dataclass
@@ -418,10 +496,13 @@ class LoadResult:
                        "error_ratio_max": c.error_ratio_max,
                        "client_cpu_max": c.client_cpu_max},
             "steps": [s.to_dict() for s in self.steps],
-            "breaking_point": ({"users": bp.users, "reasons": list(bp.breached)}
+            "breaking_point": ({"users": bp.users, "reasons": bp.reasons(),
+                                "client_reasons": list(bp.breached),
+                                "server_reasons": list(bp.server_breached)}
                                if bp is not None else None),
             "max_users_ok": max((s.users for s in self.steps
-                                 if not s.breached and s.complete and not s.client_bound),
+                                 if not s.breached and not s.server_breached and s.complete
+                                 and not s.client_bound),
                                 default=None),
             "client_bound_at": next((s.users for s in self.steps if s.client_bound), None),
             "stop_reason": self.stop_reason,
@@ -573,6 +654,7 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None,
     ``cpu_clock`` gives the client's CPU seconds so far (its whole process tree)."""
     config.validate()
     await check_reachable(config.url, min(config.timeout, 5.0))
+    prometheus = await asyncio.to_thread(_prometheus_client, config)
     target = Target.from_url(config.url)
     run = _Run(config)
     begin = time.perf_counter()
@@ -620,18 +702,21 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None,
                 step.complete = step.seconds >= config.step_seconds * 0.999
                 if step.complete or step.requests >= config.min_samples:
                     _judge(step, config, run.in_flight)
-                if step.breached and not step.client_bound:
+                    await _judge_server(step, config, prometheus)
+                if step.breaks:
                     breaking = step
                 break
             _judge(step, config, run.in_flight)
-            if step.client_bound:
-                # More users would only measure the client harder; what it saw at
-                # this step (broken or not) is not the service's breaking point.
-                run.halt("client_bound")
-                break
-            if step.breached:
+            await _judge_server(step, config, prometheus)
+            if step.breaks:
                 breaking = step
                 run.halt("breaking_point")
+                break
+            if step.client_bound:
+                # More users would only measure the client harder; what it saw at
+                # this step is not the service's breaking point (unless the service's
+                # own metrics say so, above).
+                run.halt("client_bound")
                 break
             if users >= config.users_max:
                 run.halt("users_max")
@@ -650,6 +735,38 @@ async def run_load(config: LoadConfig, *, progress: Progress | None = None,
     if breaking is not None:
         reason = "breaking_point"
     return LoadResult(config, steps, reason, time.perf_counter() - begin, breaking)
+
+
+def _prometheus_client(config: LoadConfig) -> Any:
+    """A client for ``config.prometheus`` that answers and has the service's HTTP series."""
+    if config.prometheus is None:
+        return None
+    from promkit.tools.report import PrometheusClient, PrometheusError
+    from promkit.tools.report.queries import HTTP, selector
+
+    try:
+        client = PrometheusClient(config.prometheus, timeout=5.0)
+        found = client.query(f"count({HTTP}_count{selector(config.prometheus_job)})")
+    except PrometheusError as exc:
+        raise LoadError(str(exc)) from None
+    if not found:
+        where = f" with job={config.prometheus_job!r}" if config.prometheus_job else ""
+        raise LoadError(f"Prometheus at {config.prometheus} has no {HTTP} series{where}; "
+                        "is it scraping the service (and is --prometheus-job right)?")
+    return client
+
+
+async def _judge_server(step: StepResult, config: LoadConfig, prometheus: Any) -> None:
+    if prometheus is None:
+        return
+    window = max(1, math.ceil(step.seconds))
+    view = await asyncio.to_thread(read_server_view, prometheus, window, config.prometheus_job)
+    step.server = view
+    if view.p95 is not None and view.p95 * 1000 > config.p95_max_ms:
+        step.server_breached.append(f"p95 {view.p95 * 1000:.0f} ms > {config.p95_max_ms:g} ms")
+    if view.error_ratio is not None and view.error_ratio > config.error_ratio_max:
+        step.server_breached.append(f"error ratio {view.error_ratio:.1%} > "
+                                    f"{config.error_ratio_max:.1%}")
 
 
 def _judge(step: StepResult, config: LoadConfig, in_flight: int) -> None:
@@ -699,25 +816,43 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.1f}"
 
 
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def render_summary(result: LoadResult) -> str:
     """The per-step table and the breaking point, for a terminal."""
+    server = any(s.server is not None for s in result.steps)
     headers = ["users", "seconds", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors",
-               "error %", "flow p95 ms", "client cpu %", ""]
+               "error %", "flow p95 ms", "client cpu %"]
+    if server:
+        headers += ["srv rps", "srv p95 ms", "srv err %", "queue", "oldest s"]
+    headers.append("")
     rows = []
     for s in result.steps:
         q = s.quantiles()
         notes = []
         if s.client_bound:
-            notes.append("CLIENT-BOUND (figures measure the load generator)")
+            notes.append("CLIENT-BOUND (client figures measure the load generator)")
         if s.breached:
-            notes.append(("breaks: " if s.client_bound else "BREAKS: ") + "; ".join(s.breached))
+            notes.append(("client breaks: " if s.client_bound else "BREAKS: ")
+                         + "; ".join(s.breached))
+        if s.server_breached:
+            notes.append("SERVER BREAKS: " + "; ".join(s.server_breached))
+        if s.server is not None and s.server.error:
+            notes.append(f"(server view: {s.server.error})")
         if not s.complete:
             notes.append("(cut short)")
-        rows.append([str(s.users), f"{s.seconds:.1f}", str(s.requests), f"{s.rps:.1f}",
-                     _ms(q["p50"]), _ms(q["p95"]), _ms(q["p99"]), str(s.errors),
-                     f"{s.error_ratio * 100:.1f}", _ms(s.flow_quantiles()["p95"]),
-                     f"{s.client_cpu_ratio * 100:.0f}",
-                     " ".join(notes)])
+        row = [str(s.users), f"{s.seconds:.1f}", str(s.requests), f"{s.rps:.1f}",
+               _ms(q["p50"]), _ms(q["p95"]), _ms(q["p99"]), str(s.errors),
+               f"{s.error_ratio * 100:.1f}", _ms(s.flow_quantiles()["p95"]),
+               f"{s.client_cpu_ratio * 100:.0f}"]
+        if server:
+            v = s.server or ServerView(0)
+            row += [_num(v.rps, 1), _ms(v.p95),
+                    _num(None if v.error_ratio is None else v.error_ratio * 100, 1),
+                    _num(v.queue_depth, 0), _num(v.oldest_age, 1)]
+        rows.append([*row, " ".join(notes)])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths)).rstrip()]
@@ -727,7 +862,7 @@ def render_summary(result: LoadResult) -> str:
     bp = result.breaking_point
     bound = next((s for s in result.steps if s.client_bound), None)
     if bp is not None:
-        lines.append(f"breaking point: {bp.users} concurrent users ({'; '.join(bp.breached)})")
+        lines.append(f"breaking point: {bp.users} concurrent users ({'; '.join(bp.reasons())})")
     elif bound is not None:
         lines.append(f"breaking point: not reached (the client saturated at {bound.users} "
                      f"users: {bound.client_cpu_ratio:.0%} of a core per client process > "
