@@ -319,8 +319,10 @@ def test_cli_json_run(slow_app: tuple[SlowApp, str], tmp_path: Path) -> None:
     _, url = slow_app
     flows = tmp_path / "flows.json"
     flows.write_text(json.dumps([{"name": "get", "requests": [{"path": "/"}]}]))
+    chart = tmp_path / "load.svg"
     proc = _cli("--url", url, "--flows", str(flows), "--users-max", "4", "--step-seconds",
-                "0.3", "--max-seconds", "5", "--p95-max-ms", "10000", "--json")
+                "0.3", "--max-seconds", "5", "--p95-max-ms", "10000", "--json", "--chart",
+                str(chart))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["schema"] == "promkit.load/v1"
@@ -329,6 +331,12 @@ def test_cli_json_run(slow_app: tuple[SlowApp, str], tmp_path: Path) -> None:
     assert all(isinstance(s["client_cpu_seconds"], float) and s["client_bound"] is False
                for s in data["steps"])
     assert data["limits"]["client_cpu_max"] == 0.85
+    import xml.etree.ElementTree as ET
+
+    svg = ET.fromstring(chart.read_text())
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 2  # req/s and p95; no server view
+    assert all(len(line.get("points", "").split()) == 3 for line in lines)
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
 
@@ -678,3 +686,26 @@ def test_cli_refuses_remote_prometheus() -> None:
     proc = _cli("--url", "http://127.0.0.1:1", "--prometheus", "http://192.0.2.1:9090")
     assert proc.returncode == 2
     assert "--prometheus 'http://192.0.2.1:9090' is not a loopback" in proc.stderr
+
+
+def test_chart_marks_the_breaking_point_and_the_server_view(
+        slow_app: tuple[SlowApp, str], tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from promkit.tools.loadgen import render_chart
+
+    _, url = slow_app
+    with _serve(FakePrometheus([0.01, 0.9])) as prom:
+        config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
+                            max_seconds=10, p95_max_ms=200, prometheus=prom)
+        result = asyncio.run(run_load(config, cpu_clock=lambda: 0.0))
+    text = render_chart(result)
+    svg = ET.fromstring(text)
+    assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 3
+    assert "breaking point: 2 users" in text and "server (dashed)" in text
+
+
+def test_cli_chart_folder_checked_first(tmp_path: Path) -> None:
+    proc = _cli("--url", "http://127.0.0.1:1", "--chart", str(tmp_path / "no" / "x.svg"))
+    assert proc.returncode == 2
+    assert "--chart" in proc.stderr and "does not exist" in proc.stderr

@@ -552,7 +552,8 @@ def _add_load(subparsers: Subparsers) -> None:
             "Each step records the client's own CPU; a step where the client itself "
             "saturates (--client-cpu-max) is marked client-bound and never reported as the "
             "service's breaking point. "
-            "Exit codes: 0 run done (breaking point found or not), 2 bad arguments, or a "
+            "Exit codes: 0 run done (breaking point found or not), 1 --chart could not be "
+            "written, 2 bad arguments, or a "
             "URL that is not loopback or cannot be reached (checked before any step)."
         ),
     )
@@ -594,6 +595,9 @@ def _add_load(subparsers: Subparsers) -> None:
                         help="with --prometheus, only series with job=NAME")
     parser.add_argument("--seed", type=int, help="seed the users' flow choices")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--chart", metavar="FILE",
+                        help="also write an SVG chart of req/s and p95 against users "
+                             "(an .html FILE wraps it in a page)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="accept a non-loopback URL (never on shared or CI machines)")
     parser.set_defaults(handler=_load)
@@ -606,6 +610,13 @@ def _load(args: argparse.Namespace) -> int:
 
     try:
         url = check_loopback(args.url, allow_remote=args.allow_remote)
+        if args.chart:
+            import os
+
+            folder = os.path.dirname(args.chart) or "."
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise LoadError(f"--chart {args.chart!r}: folder {folder!r} does not exist "
+                                "or is not writable")
         prometheus = (check_loopback(args.prometheus, allow_remote=args.allow_remote,
                                      option="--prometheus")
                       if args.prometheus else None)
@@ -633,6 +644,20 @@ def _load(args: argparse.Namespace) -> int:
         from promkit.tools.loadgen import render_summary
 
         sys.stdout.write(render_summary(result))
+    if args.chart:
+        from promkit.tools.loadgen import render_chart
+
+        svg = render_chart(result)
+        if args.chart.endswith((".html", ".htm")):
+            svg = ("<!doctype html>\n<meta charset=\"utf-8\">\n<title>promkit load</title>\n"
+                   + svg)
+        try:
+            with open(args.chart, "w", encoding="utf-8") as handle:
+                handle.write(svg)
+        except OSError as exc:
+            print(f"promkit: cannot write --chart {args.chart}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     return 0
 
 
