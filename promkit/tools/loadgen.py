@@ -764,10 +764,16 @@ async def _judge_server(step: StepResult, config: LoadConfig, prometheus: Any) -
     view = await asyncio.to_thread(read_server_view, prometheus, window, config.prometheus_job)
     step.server = view
     if view.p95 is not None and view.p95 * 1000 > config.p95_max_ms:
-        step.server_breached.append(f"p95 {view.p95 * 1000:.0f} ms > {config.p95_max_ms:g} ms")
+        step.server_breached.append(f"p95 {_limit_ms(view.p95)} ms > {config.p95_max_ms:g} ms")
     if view.error_ratio is not None and view.error_ratio > config.error_ratio_max:
         step.server_breached.append(f"error ratio {view.error_ratio:.1%} > "
                                     f"{config.error_ratio_max:.1%}")
+
+
+def _limit_ms(seconds: float) -> str:
+    """Milliseconds with a decimal below 100 ms, so "25.2 ms > 25 ms" never reads "25 > 25"."""
+    ms = seconds * 1000
+    return f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
 
 
 def _judge(step: StepResult, config: LoadConfig, in_flight: int) -> None:
@@ -777,7 +783,7 @@ def _judge(step: StepResult, config: LoadConfig, in_flight: int) -> None:
         return
     p95 = step.quantiles()["p95"]
     if p95 is not None and p95 * 1000 > config.p95_max_ms:
-        step.breached.append(f"p95 {p95 * 1000:.0f} ms > {config.p95_max_ms:g} ms")
+        step.breached.append(f"p95 {_limit_ms(p95)} ms > {config.p95_max_ms:g} ms")
     if step.error_ratio > config.error_ratio_max:
         step.breached.append(f"error ratio {step.error_ratio:.1%} > "
                              f"{config.error_ratio_max:.1%}")
