@@ -107,7 +107,11 @@ class Connection:
         answered = False
         try:
             if self._writer is None:
-                await self._open()
+                try:  # the timer cannot abort a connection not yet made
+                    await asyncio.wait_for(self._open(), self.timeout)
+                except asyncio.TimeoutError:
+                    self._timed_out = True
+                    raise OSError("connect timed out") from None
             reader, writer = self._reader, self._writer
             assert reader is not None and writer is not None
             writer.write(head + body if body else head)
