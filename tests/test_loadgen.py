@@ -428,7 +428,7 @@ def test_progress_line_shows_live_rate() -> None:
     line = progress_line(run, 2, 12.0, now=102.0)
     assert "users 4/8" in line
     assert "50 req/s" in line  # 100 requests in the 2 s the step has run
-    assert "p95 10 ms" in line
+    assert "p95 10.0 ms" in line
     assert "err 3 (3.0%)" in line
 
 

@@ -805,7 +805,7 @@ def progress_line(run: _Run, steps_done: int, elapsed: float,
     width = 20
     bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
     q = step.quantiles()["p95"]
-    p95 = f"{q * 1000:.0f} ms" if q is not None else "–"
+    p95 = f"{_limit_ms(q)} ms" if q is not None else "–"
     return (f"[{bar}] step {steps_done + 1} users {step.users}/{c.users_max} | "
             f"{run.issued} req | {step.live_rps(now):.0f} req/s | p95 {p95} | "
             f"err {step.errors} ({step.error_ratio:.1%}) | {elapsed:.0f}/{c.max_seconds:.0f} s")
