@@ -1,14 +1,20 @@
 """``promkit load``: find how many concurrent users break a service.
 
 Virtual users (asyncio tasks, each with its own keep-alive HTTP/1.1 connection from
-the lean client in ``_http1``) repeat flows
-— short request sequences picked by weight — while the number of users ramps
-up step by step (``users_start``, times ``users_factor`` each step, up to
-``users_max``). After each step the step's latency percentiles and error
-ratio are checked: the first step whose p95 exceeds ``p95_max_ms`` or whose
-error ratio exceeds ``error_ratio_max`` is the breaking point, and the run
-stops. A run is bounded in wall time (``max_seconds``) and in requests
-(``max_requests``), and by default refuses any URL that is not loopback.
+the lean client in ``_http1``) repeat flows — short request sequences picked by
+weight — while the number of users ramps up step by step (``users_start``, times
+``users_factor`` each step, up to ``users_max``). After each step the step's latency
+percentiles and error ratio are checked: the first step whose p95 exceeds
+``p95_max_ms`` or whose error ratio exceeds ``error_ratio_max`` is the breaking
+point, and the run stops. A run is bounded in wall time (``max_seconds``) and in
+requests (``max_requests``), refuses any URL that is not loopback by default, and
+refuses an unreachable one before the first step.
+
+The client watches itself: each step records the CPU of the client's process tree;
+a step over ``client_cpu_max`` of a core per client process is client-bound, its
+figures are the client's, and it is never the breaking point. With ``prometheus``
+set, each step also reads the service's own view from Prometheus and a breach in
+either view breaks the step (the server's even when the client was saturated).
 
 Flows are data (:class:`Flow`, :class:`FlowRequest`); the ``demo`` set
 drives the demo API, and a JSON or YAML file can define others::
@@ -18,11 +24,13 @@ drives the demo API, and a JSON or YAML file can define others::
       {"name": "submit", "weight": 1, "requests": [
         {"method": "POST", "path": "/jobs", "json": {"pages": 2}, "expect": [202],
          "save": {"job_id": "job_id"}},
-        {"method": "GET", "path": "/jobs/{job_id}"}]}]}
+        {"method": "GET", "path": "/jobs/{job_id}", "until": {"status": ["done"]}}]}]}
 
 A request counts as an error when it fails to complete (connection error,
 timeout) or when its status is not expected: ``expect`` lists the statuses
-that count as success; without it, any status below 400 does.
+that count as success; without it, any status below 400 does. A request with
+``until`` is polled until its JSON answer matches; each step reports the
+end-to-end time of the flows completed in it.
 """
 
 from __future__ import annotations
