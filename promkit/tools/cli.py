@@ -585,8 +585,9 @@ def _add_load(subparsers: Subparsers) -> None:
                         help="mean pause of a user between flows (default: %(default)s)")
     parser.add_argument("--client-cpu-max", type=float, default=0.85, metavar="R",
                         help="a step whose client used more than R of a core per client "
-                             "process is client-bound: no breaking point is judged from it "
-                             "and the ramp stops (default: %(default)s)")
+                             "process is client-bound: its client figures never make it the "
+                             "breaking point (the --prometheus view still can) and the ramp "
+                             "stops (default: %(default)s)")
     parser.add_argument("--prometheus", metavar="URL",
                         help="Prometheus scraping the service: each step also reads the "
                              "service's own p95, error ratio, queue depth and oldest age, "
