@@ -549,7 +549,12 @@ def _add_load(subparsers: Subparsers) -> None:
             "errors) and the breaking point, or JSON with --json. Only loopback URLs "
             "(127.0.0.0/8, ::1, localhost) are accepted: our machines must never load-test "
             "anything else. --allow-remote lifts that for a service you own, elsewhere. "
-            "Exit codes: 0 run done (breaking point found or not), 2 bad arguments or URL."
+            "Each step records the client's own CPU; a step where the client itself "
+            "saturates (--client-cpu-max) is marked client-bound and never reported as the "
+            "service's breaking point. "
+            "Exit codes: 0 run done (breaking point found or not), 1 --chart could not be "
+            "written, 2 bad arguments, or a "
+            "URL that is not loopback or cannot be reached (checked before any step)."
         ),
     )
     parser.add_argument("--url", default="http://127.0.0.1:8000",
@@ -578,8 +583,22 @@ def _add_load(subparsers: Subparsers) -> None:
                         help="per-request timeout (default: %(default)s)")
     parser.add_argument("--think-seconds", type=float, default=0.0, metavar="S",
                         help="mean pause of a user between flows (default: %(default)s)")
+    parser.add_argument("--client-cpu-max", type=float, default=0.85, metavar="R",
+                        help="a step whose client used more than R of a core per client "
+                             "process is client-bound: its client figures never make it the "
+                             "breaking point (the --prometheus view still can) and the ramp "
+                             "stops (default: %(default)s)")
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="Prometheus scraping the service: each step also reads the "
+                             "service's own p95, error ratio, queue depth and oldest age, "
+                             "and the breaking point is judged on both views")
+    parser.add_argument("--prometheus-job", metavar="NAME",
+                        help="with --prometheus, only series with job=NAME")
     parser.add_argument("--seed", type=int, help="seed the users' flow choices")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--chart", metavar="FILE",
+                        help="also write an SVG chart of req/s and p95 against users "
+                             "(an .html FILE wraps it in a page)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="accept a non-loopback URL (never on shared or CI machines)")
     parser.set_defaults(handler=_load)
@@ -592,22 +611,31 @@ def _load(args: argparse.Namespace) -> int:
 
     try:
         url = check_loopback(args.url, allow_remote=args.allow_remote)
+        if args.chart:
+            import os
+
+            folder = os.path.dirname(args.chart) or "."
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise LoadError(f"--chart {args.chart!r}: folder {folder!r} does not exist "
+                                "or is not writable")
+        prometheus = (check_loopback(args.prometheus, allow_remote=args.allow_remote,
+                                     option="--prometheus")
+                      if args.prometheus else None)
         config = LoadConfig(
             url=url, flows=load_flows(args.flows), users_start=args.users_start,
             users_max=args.users_max, users_factor=args.users_factor,
             step_seconds=args.step_seconds, max_seconds=args.max_seconds,
             max_requests=args.max_requests, p95_max_ms=args.p95_max_ms,
             error_ratio_max=args.error_ratio_max, timeout=args.timeout,
-            think_seconds=args.think_seconds, seed=args.seed)
+            think_seconds=args.think_seconds, client_cpu_max=args.client_cpu_max,
+            prometheus=prometheus, prometheus_job=args.prometheus_job, seed=args.seed)
         config.validate()
     except LoadError as exc:
         raise UsageError(str(exc)) from None
     try:
-        import httpx  # noqa: F401
-    except ImportError:
-        raise UsageError("promkit load needs httpx: pip install httpx") from None
-    try:
         result = run_cli(config)
+    except LoadError as exc:  # the service cannot be reached: nothing was ramped
+        raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         print("promkit: load run interrupted", file=sys.stderr)
         return 130
@@ -617,6 +645,20 @@ def _load(args: argparse.Namespace) -> int:
         from promkit.tools.loadgen import render_summary
 
         sys.stdout.write(render_summary(result))
+    if args.chart:
+        from promkit.tools.loadgen import render_chart
+
+        svg = render_chart(result)
+        if args.chart.endswith((".html", ".htm")):
+            svg = ("<!doctype html>\n<meta charset=\"utf-8\">\n<title>promkit load</title>\n"
+                   + svg)
+        try:
+            with open(args.chart, "w", encoding="utf-8") as handle:
+                handle.write(svg)
+        except OSError as exc:
+            print(f"promkit: cannot write --chart {args.chart}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     return 0
 
 

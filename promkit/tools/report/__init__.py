@@ -22,6 +22,7 @@ __all__ = [
     "SCHEMA",
     "Collected",
     "Issue",
+    "PrometheusClient",
     "PrometheusError",
     "Report",
     "ReportError",
