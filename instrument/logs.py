@@ -80,6 +80,8 @@ __all__ = [
     "hash_identifier",
     "library_logger",
     "log_output",
+    "order_schema_keys",
+    "processors",
     "redact_pii",
     "redact_text",
     "refresh_log_output",
@@ -372,6 +374,67 @@ def render_json_line(
     except Exception as exc:  # pragma: no cover - _dumps already sanitises
         return _dumps({"level": "error", "event": "unrenderable_log_event",
                        "extra": {"error": type(exc).__name__}})
+
+
+def order_schema_keys(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Processor: promkit's line schema for a renderer of your own.
+
+    Returns a new event dict with the keys of :data:`SCHEMA_KEYS` first, in
+    that order and only when not ``None``, and every other key nested in an
+    ``extra`` dict (what :func:`render_json_line` writes, left to your
+    renderer). Put it last before the renderer.
+    """
+    get = event_dict.get
+    out: dict[str, Any] = {}
+    for key in SCHEMA_KEYS:
+        value = get(key)
+        if value is not None:
+            out[key] = value
+    extra = {key: value for key, value in event_dict.items()
+             if key not in _SCHEMA_SET and key not in _META_KEYS}
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def processors(
+    service: str | None = None,
+    *,
+    pii_keys: Iterable[str] = (),
+    hash_keys: Iterable[str] = (),
+    schema: bool = False,
+) -> list[Processor]:
+    """promkit's processors, for an application that keeps its own structlog chain.
+
+    In order: ``service`` (when given, as :func:`configure_logging` adds it),
+    :func:`add_correlation_context` (the correlation ID and structlog's
+    contextvars), :func:`add_trace_context` (OpenTelemetry trace and span
+    IDs), :class:`RedactPII` (the PII blocklist and user-ID hashing, with
+    ``pii_keys``/``hash_keys`` added to the defaults) and, with
+    ``schema=True``, :func:`order_schema_keys`. Splice the list into your
+    chain after your own processors that add values and before your renderer::
+
+        structlog.configure(processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            *promkit.instrument.logs.processors(),
+            structlog.dev.ConsoleRenderer(),
+        ])
+
+    Redaction only sees what is in the event dict when it runs, so nothing
+    that adds values may come after it. Apps without a chain of their own use
+    :func:`configure_logging`, which builds the whole pipeline (these
+    processors, timestamps, JSON lines, stdlib records).
+    """
+    chain: list[Processor] = []
+    if service is not None:
+        chain.append(_AddService(service))
+    chain += [add_correlation_context, add_trace_context, RedactPII(pii_keys, hash_keys)]
+    if schema:
+        chain.append(order_schema_keys)
+    return chain
 
 
 # ---------------------------------------------------------------------------- handler

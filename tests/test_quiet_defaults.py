@@ -140,3 +140,44 @@ def test_the_apps_own_structlog_gets_promkit_events():
     assert ("stage completed", "ocr") in names
     assert ("stage started", "ocr") in names  # the app's chain has no level filter
     assert proc.stderr == ""
+
+
+def test_promkit_processors_in_the_apps_own_chain():
+    proc = run("""
+        import structlog
+        from promkit.instrument.correlation import bind_correlation_id
+        from promkit.instrument.logs import processors
+
+        structlog.configure(processors=[
+            structlog.processors.add_log_level,
+            *processors(service="shop", pii_keys=["card"]),
+            structlog.processors.KeyValueRenderer(key_order=["event", "level"]),
+        ])
+        log = structlog.get_logger("app")
+        with bind_correlation_id("5b0c6a4e-9d7f-4c1e-8a57-0f3e2d1c9b8a"):
+            log.info("order", email="a@b.example", user_id="u-17", card="4111", n=2)
+        work("a")
+        """)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    order = next(line for line in lines if line.startswith("event='order'"))
+    # the app's own renderer (key=value), with promkit's correlation ID, service and redaction
+    assert order.startswith("event='order' level='info' ")
+    assert "correlation_id='5b0c6a4e-9d7f-4c1e-8a57-0f3e2d1c9b8a'" in order
+    assert "service='shop'" in order
+    assert "a@b.example" not in order and "4111" not in order and "u-17" not in order
+    assert "user_id_hash='" in order
+    assert "n=2" in order
+    # promkit's own request line goes through the same chain, correlation ID included
+    request = next(line for line in lines if line.startswith("event='http_request'"))
+    assert "http_path='/items/{i}'" in request and "correlation_id='" in request
+
+
+def test_schema_processor_orders_keys_for_the_apps_renderer():
+    from promkit.instrument.logs import order_schema_keys, processors
+
+    assert processors(schema=True)[-1] is order_schema_keys
+    out = order_schema_keys(None, "info", {"queue": "ocr", "event": "e", "level": "info",
+                                           "job_id": None})
+    assert list(out) == ["level", "event", "extra"]
+    assert out["extra"] == {"queue": "ocr"}
