@@ -700,9 +700,19 @@ def log_output() -> int:
     return mode
 
 
+_refresh_hooks: list[Callable[[], None]] = []
+
+
+def on_log_output_change(hook: Callable[[], None]) -> None:
+    """Call ``hook()`` whenever :func:`refresh_log_output` runs (a cache of the verdict)."""
+    _refresh_hooks.append(hook)
+
+
 def refresh_log_output() -> None:
     """Make the next :func:`log_output` look again (after configuring logging by hand)."""
     _output.until = -math.inf
+    for hook in list(_refresh_hooks):
+        hook()
 
 
 def _detect_output() -> int:

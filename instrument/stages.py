@@ -61,6 +61,7 @@ from promkit.instrument.logs import (
     StageLineWriter,
     level_cache,
     log_output,
+    on_log_output_change,
     round_ms,
     stdlib_event,
 )
@@ -232,6 +233,11 @@ class _WorkerLog:
             enabled = check is None or check(level)
         return self._logger if enabled else None
 
+    def forget(self) -> None:
+        """Logging's set-up changed: ask again on the next stage (levels unknown)."""
+        self._mode = -1
+        self.levels = {}
+
     def _switch(self, mode: int) -> None:
         self._mode = mode
         self._processors = None
@@ -262,6 +268,7 @@ class _WorkerLog:
 
 
 worker_log = _WorkerLog(LOGGER_NAME)
+on_log_output_change(worker_log.forget)
 stage_lines = StageLineWriter(LOGGER_NAME)
 
 

@@ -181,3 +181,20 @@ def test_schema_processor_orders_keys_for_the_apps_renderer():
                                            "job_id": None})
     assert list(out) == ["level", "event", "extra"]
     assert out["extra"] == {"queue": "ocr"}
+
+
+def test_configure_logging_at_debug_later_logs_stage_started():
+    proc = run("""
+        work("quiet")
+        from promkit.instrument.logs import configure_logging
+        configure_logging(service="svc", level="DEBUG")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        work("loud")
+        """)
+    assert proc.returncode == 0, proc.stderr
+    quiet, loud = proc.stdout.split("--- quiet\n")
+    assert quiet == ""
+    events = [json.loads(line) for line in loud.splitlines() if line.startswith("{")]
+    names = {(e["event"], e.get("stage")) for e in events}
+    assert ("stage started", "ocr") in names
+    assert ("stage completed", "ocr") in names
