@@ -1182,11 +1182,21 @@ class StageLineWriter:
                 if job_part is None:
                     job_part = self._job_part(state, job_id)
             trace_part = _trace_json() if _otel_current() else ""  # no call without a context
-            stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
-            extra = ("" if cpu_seconds is None
-                     else f',"extra":{{"cpu_ms":{round_ms(cpu_seconds)!r}}}')
-            text = (f'{{"timestamp":"{stamp}{head[0]}{cid_part}{job_part}{head[1]}'
-                    f',"latency_ms":{round_ms(wall_seconds)!r}{trace_part}{extra}}}')
+            # round_ms(x)'s repr from integer microseconds, as the access line does
+            # (see _FRACTIONS): the same text without two float reprs.
+            micros = int(wall_seconds * 1e6 + 0.5)
+            latency = (f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
+                       if 0 <= micros < _EXACT_MICROS else repr(micros / 1000.0))
+            if cpu_seconds is None:
+                extra = ""
+            else:
+                micros = int(cpu_seconds * 1e6 + 0.5)
+                extra = (',"extra":{"cpu_ms":' + (
+                    f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
+                    if 0 <= micros < _EXACT_MICROS else repr(micros / 1000.0)) + "}")
+            text = (f'{{"timestamp":"{gate.prefix}{_MILLIS[int((now - second) * 1000.0)]}'
+                    f'{head[0]}{cid_part}{job_part}{head[1]},"latency_ms":{latency}'
+                    f'{trace_part}{extra}}}')
             try:
                 state.write_line(text)
             except Exception as exc:
