@@ -662,6 +662,7 @@ _LIBRARY_ROOT = logging.getLogger("promkit")
 if not any(isinstance(h, logging.NullHandler) for h in _LIBRARY_ROOT.handlers):
     _LIBRARY_ROOT.addHandler(logging.NullHandler())
 
+_OWN_LOGGERS = ("promkit.access", "promkit.worker", "promkit.external", "promkit.resources")
 _RECHECK_SECONDS = 1.0
 _monotonic = time.monotonic
 
@@ -719,11 +720,14 @@ def _detect_output() -> int:
     try:
         if _STATE is not None or structlog.is_configured():
             return OUTPUT_STRUCTLOG
-        if _has_real_handler(_ROOT):
+        if _has_real_handler(_ROOT) or _has_real_handler(_LIBRARY_ROOT):
             return OUTPUT_STDLIB
-        for name, logger in list(logging.Logger.manager.loggerDict.items()):
-            if ((name == "promkit" or name.startswith("promkit."))
-                    and isinstance(logger, logging.Logger) and _has_real_handler(logger)):
+        # promkit's own loggers only (not every logger in the process: this
+        # runs once a second, but under a profiler that is every few requests)
+        manager = logging.Logger.manager.loggerDict
+        for name in _OWN_LOGGERS:
+            logger = manager.get(name)
+            if isinstance(logger, logging.Logger) and _has_real_handler(logger):
                 return OUTPUT_STDLIB
     except Exception:  # never break the caller over this
         return OUTPUT_NONE

@@ -25,7 +25,9 @@ The ``async with`` form cannot see the steps of the block, so it reports the
 thread's CPU time over the whole block -- including whatever else the event
 loop ran meanwhile.
 
-Logs go through ``structlog.get_logger("promkit.worker")``: ``stage started``
+Logs go to the ``promkit.worker`` logger (through structlog when it is
+configured, else stdlib records, else nowhere: see
+``promkit.instrument.logs.log_output``): ``stage started``
 at DEBUG, ``stage completed`` at INFO (``stage``, ``latency_ms``, ``cpu_ms``,
 ``job_id`` when known; ``correlation_id`` is added from the contextvar by the
 logging configuration), ``stage failed`` at ERROR (WARNING for cancellation
