@@ -664,10 +664,12 @@ if not any(isinstance(h, logging.NullHandler) for h in _LIBRARY_ROOT.handlers):
 
 _OWN_LOGGERS = ("promkit.access", "promkit.worker", "promkit.external", "promkit.resources")
 _RECHECK_SECONDS = 1.0
-_monotonic = time.monotonic
+_monotonic = time.perf_counter  # the clock hot paths already read (see output_state)
 
 
 class _Output:
+    """The verdict of :func:`log_output`: ``mode``, valid while ``perf_counter() < until``."""
+
     __slots__ = ("mode", "until")
 
     def __init__(self) -> None:
@@ -676,6 +678,11 @@ class _Output:
 
 
 _output = _Output()
+output_state = _output
+"""The cached :func:`log_output` verdict, for hot paths that already read
+``time.perf_counter()``: ``output_state.mode == OUTPUT_NONE and now <
+output_state.until`` means "nothing configured, skip" without a call (the HTTP
+middleware reads it once per request)."""
 
 
 def log_output() -> int:
