@@ -692,7 +692,8 @@ def log_output() -> int:
     called ``structlog.configure`` (``structlog.is_configured()``; structlog's
     built-in default, which prints to stdout, does not count);
     ``OUTPUT_STDLIB`` when only stdlib ``logging`` has a handler (other than a
-    ``NullHandler``) on the root logger or a ``promkit`` logger, e.g. after
+    ``NullHandler``) on the root logger, ``promkit`` or one of promkit's own
+    loggers (``promkit.access``, ``.worker``, ``.external``, ``.resources``), e.g. after
     ``logging.basicConfig()``; else ``OUTPUT_NONE`` and promkit skips its
     per-request and per-stage log work. The answer is worked out at most once a
     second (and at once after :func:`configure_logging`/:func:`reset_logging`
