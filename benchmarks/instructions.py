@@ -46,7 +46,8 @@ HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
 # PK_PLUGIN: another plugin file (e.g. variants of the promkit entries) instead of ours.
 PLUGIN = Path(os.environ.get("PK_PLUGIN", "") or Path(__file__).resolve().parent
               / "middleware_plugin.py")
-DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all")
+DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all",
+                   "promkit_defaults")
 
 # Run inside valgrind by the inprocess driver: N requests after a warm-up.
 _INPROCESS = """
@@ -55,11 +56,12 @@ sys.path.insert(0, {harness_dir!r})
 import middleware_bench as mb
 mb.load_plugin({plugin!r})
 entry = mb.ENTRY_FACTORIES[{name!r}]()
+app = entry.app  # once: promkit's entries put their logging set-up in place when it is read
 async def main(n):
     for i in range(300):
-        await mb.asgi_request(entry.app, mb.request_path(i))
+        await mb.asgi_request(app, mb.request_path(i))
     for i in range(n):
-        await mb.asgi_request(entry.app, mb.request_path(i))
+        await mb.asgi_request(app, mb.request_path(i))
 asyncio.run(main({n}))
 """
 

@@ -39,10 +39,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-import structlog
-
 from promkit.instrument._metrics import Counter, Histogram
 from promkit.instrument.correlation import CORRELATION_HEADER, correlation_id_var, inject
+from promkit.instrument.logs import library_logger
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ _RETRIES = "external_call_retries_total"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-logger = structlog.get_logger("promkit.external")
+logger = library_logger("promkit.external")  # the app's logging, or nothing
 
 # Exception classes that mean "the call ran out of time" without importing any
 # HTTP library: TimeoutError covers socket.timeout and (3.11+) asyncio's and

@@ -58,10 +58,14 @@ __all__ = [
     "DEFAULT_NEVER_SAMPLE",
     "DEFAULT_PII_KEYS",
     "DEFAULT_PII_KEY_SUFFIXES",
+    "OUTPUT_NONE",
+    "OUTPUT_STDLIB",
+    "OUTPUT_STRUCTLOG",
     "REDACTED",
     "SCHEMA_KEYS",
     "STAGE_COMPLETED_EVENT",
     "AccessLogger",
+    "LibraryLogger",
     "NullSink",
     "RedactPII",
     "RequestLine",
@@ -74,8 +78,13 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "hash_identifier",
+    "library_logger",
+    "log_output",
+    "order_schema_keys",
+    "processors",
     "redact_pii",
     "redact_text",
+    "refresh_log_output",
     "render_json_line",
     "reset_logging",
     "round_ms",
@@ -367,6 +376,67 @@ def render_json_line(
                        "extra": {"error": type(exc).__name__}})
 
 
+def order_schema_keys(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Processor: promkit's line schema for a renderer of your own.
+
+    Returns a new event dict with the keys of :data:`SCHEMA_KEYS` first, in
+    that order and only when not ``None``, and every other key nested in an
+    ``extra`` dict (what :func:`render_json_line` writes, left to your
+    renderer). Put it last before the renderer.
+    """
+    get = event_dict.get
+    out: dict[str, Any] = {}
+    for key in SCHEMA_KEYS:
+        value = get(key)
+        if value is not None:
+            out[key] = value
+    extra = {key: value for key, value in event_dict.items()
+             if key not in _SCHEMA_SET and key not in _META_KEYS}
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def processors(
+    service: str | None = None,
+    *,
+    pii_keys: Iterable[str] = (),
+    hash_keys: Iterable[str] = (),
+    schema: bool = False,
+) -> list[Processor]:
+    """promkit's processors, for an application that keeps its own structlog chain.
+
+    In order: ``service`` (when given, as :func:`configure_logging` adds it),
+    :func:`add_correlation_context` (the correlation ID and structlog's
+    contextvars), :func:`add_trace_context` (OpenTelemetry trace and span
+    IDs), :class:`RedactPII` (the PII blocklist and user-ID hashing, with
+    ``pii_keys``/``hash_keys`` added to the defaults) and, with
+    ``schema=True``, :func:`order_schema_keys`. Splice the list into your
+    chain after your own processors that add values and before your renderer::
+
+        structlog.configure(processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            *promkit.instrument.logs.processors(),
+            structlog.dev.ConsoleRenderer(),
+        ])
+
+    Redaction only sees what is in the event dict when it runs, so nothing
+    that adds values may come after it. Apps without a chain of their own use
+    :func:`configure_logging`, which builds the whole pipeline (these
+    processors, timestamps, JSON lines, stdlib records).
+    """
+    chain: list[Processor] = []
+    if service is not None:
+        chain.append(_AddService(service))
+    chain += [add_correlation_context, add_trace_context, RedactPII(pii_keys, hash_keys)]
+    if schema:
+        chain.append(order_schema_keys)
+    return chain
+
+
 # ---------------------------------------------------------------------------- handler
 
 _fallback_failures = FailureSink()
@@ -550,6 +620,7 @@ def configure_logging(
             sampler=sampler, structlog_processors=structlog_processors,
             fast_capable=fast_capable, failures=failures,
         )
+        refresh_log_output()
 
 
 def _remove_our_handlers(root: logging.Logger) -> None:
@@ -567,6 +638,7 @@ def reset_logging() -> None:
         _remove_our_handlers(root)
         structlog.reset_defaults()
         _STATE = None
+        refresh_log_output()
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:
@@ -574,9 +646,183 @@ def get_logger(name: str | None = None, **initial_values: Any) -> Any:
     return structlog.stdlib.get_logger(name, **initial_values)
 
 
+# ------------------------------------------------------- where promkit's own lines go
+
+OUTPUT_NONE = 0
+""":func:`log_output`: the application configured no logging; promkit logs nothing."""
+OUTPUT_STRUCTLOG = 1
+""":func:`log_output`: structlog is configured (by :func:`configure_logging` or the app)."""
+OUTPUT_STDLIB = 2
+""":func:`log_output`: only stdlib ``logging`` is configured; events go to ``promkit.*`` loggers."""
+
+# A library's convention: a NullHandler on its top logger, so that without any
+# configuration its records reach no handler (not logging's last-resort stderr
+# handler) and, with one, propagate to whatever the application set up.
+_LIBRARY_ROOT = logging.getLogger("promkit")
+if not any(isinstance(h, logging.NullHandler) for h in _LIBRARY_ROOT.handlers):
+    _LIBRARY_ROOT.addHandler(logging.NullHandler())
+
+_OWN_LOGGERS = ("promkit.access", "promkit.worker", "promkit.external", "promkit.resources")
+_RECHECK_SECONDS = 1.0
+_monotonic = time.perf_counter  # the clock hot paths already read (see output_state)
+
+
+class _Output:
+    """The verdict of :func:`log_output`: ``mode``, valid while ``perf_counter() < until``."""
+
+    __slots__ = ("mode", "until")
+
+    def __init__(self) -> None:
+        self.mode = OUTPUT_NONE
+        self.until = -math.inf
+
+
+_output = _Output()
+output_state = _output
+"""The cached :func:`log_output` verdict, for hot paths that already read
+``time.perf_counter()``: ``output_state.mode == OUTPUT_NONE and now <
+output_state.until`` means "nothing configured, skip" without a call (the HTTP
+middleware reads it once per request)."""
+
+
+def log_output() -> int:
+    """Where promkit's own log events go: ``OUTPUT_NONE``, ``_STRUCTLOG`` or ``_STDLIB``.
+
+    ``OUTPUT_STRUCTLOG`` when :func:`configure_logging` ran or the application
+    called ``structlog.configure`` (``structlog.is_configured()``; structlog's
+    built-in default, which prints to stdout, does not count);
+    ``OUTPUT_STDLIB`` when only stdlib ``logging`` has a handler (other than a
+    ``NullHandler``) on the root logger, ``promkit`` or one of promkit's own
+    loggers (``promkit.access``, ``.worker``, ``.external``, ``.resources``), e.g. after
+    ``logging.basicConfig()``; else ``OUTPUT_NONE`` and promkit skips its
+    per-request and per-stage log work. The answer is worked out at most once a
+    second (and at once after :func:`configure_logging`/:func:`reset_logging`
+    or :func:`refresh_log_output`), so logging configured later is picked up
+    within a second.
+    """
+    out = _output
+    now = _monotonic()
+    if now < out.until:
+        return out.mode
+    mode = _detect_output()
+    out.mode, out.until = mode, now + _RECHECK_SECONDS
+    return mode
+
+
+_refresh_hooks: list[Callable[[], None]] = []
+
+
+def on_log_output_change(hook: Callable[[], None]) -> None:
+    """Call ``hook()`` whenever :func:`refresh_log_output` runs (a cache of the verdict)."""
+    _refresh_hooks.append(hook)
+
+
+def refresh_log_output() -> None:
+    """Make the next :func:`log_output` look again (after configuring logging by hand)."""
+    _output.until = -math.inf
+    for hook in list(_refresh_hooks):
+        hook()
+
+
+def _detect_output() -> int:
+    try:
+        if _STATE is not None or structlog.is_configured():
+            return OUTPUT_STRUCTLOG
+        if _has_real_handler(_ROOT) or _has_real_handler(_LIBRARY_ROOT):
+            return OUTPUT_STDLIB
+        # promkit's own loggers only (not every logger in the process: this
+        # runs once a second, but under a profiler that is every few requests)
+        manager = logging.Logger.manager.loggerDict
+        for name in _OWN_LOGGERS:
+            logger = manager.get(name)
+            if isinstance(logger, logging.Logger) and _has_real_handler(logger):
+                return OUTPUT_STDLIB
+    except Exception:  # never break the caller over this
+        return OUTPUT_NONE
+    return OUTPUT_NONE
+
+
+def _has_real_handler(logger: logging.Logger) -> bool:
+    return any(not isinstance(h, logging.NullHandler) for h in logger.handlers)
+
+
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STDLIB_REDACTOR: RedactPII | None = None
+
+
+def _logfmt_value(value: object) -> str:
+    if isinstance(value, str) and value and not any(c in value for c in ' ="\\\n'):
+        return value
+    return _dumps(value) if isinstance(value, str) else str(value)
+
+
+def stdlib_event(logger: logging.Logger, level: int, event: str, fields: Mapping[str, Any]) -> None:
+    """Log one promkit event on stdlib ``logger`` (no structlog configured).
+
+    The message is ``event key=value ...`` (PII redacted as by
+    :func:`configure_logging`'s default redactor); the fields also go in
+    ``extra``, for a formatter that renders record attributes.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    global _STDLIB_REDACTOR
+    redactor = _STDLIB_REDACTOR
+    if redactor is None:
+        redactor = _STDLIB_REDACTOR = RedactPII()
+    clean = redactor(None, _LEVEL_NAMES.get(level, "info"), {"event": event, **fields})
+    event_text = str(clean.pop("event", event))
+    message = " ".join([event_text, *(f"{k}={_logfmt_value(v)}" for k, v in clean.items())])
+    extra = {k: v for k, v in clean.items() if k not in _RECORD_ATTRS}
+    logger.log(level, "%s", message, extra=extra)
+
+
+class LibraryLogger:
+    """One of promkit's own loggers: events go where the application's logging is.
+
+    ``debug``/``info``/``warning``/``error(event, **fields)``: through structlog
+    when it is configured, else as a stdlib record on the logger ``name``
+    (:func:`stdlib_event`) when stdlib logging is, else nowhere (see
+    :func:`log_output`). Never prints structlog's default console output.
+    """
+
+    __slots__ = ("_stdlib", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._stdlib = logging.getLogger(name)
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        mode = log_output()
+        if mode == OUTPUT_NONE:
+            return
+        if mode == OUTPUT_STDLIB:
+            stdlib_event(self._stdlib, level, event, fields)
+            return
+        getattr(structlog.stdlib.get_logger(self.name), _LEVEL_NAMES.get(level, "info"))(
+            event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self.log(logging.DEBUG, event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.log(logging.INFO, event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.log(logging.WARNING, event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self.log(logging.ERROR, event, **fields)
+
+
+def library_logger(name: str) -> LibraryLogger:
+    """A :class:`LibraryLogger` for ``name`` (a ``promkit.*`` logger name)."""
+    return LibraryLogger(name)
+
+
 # ---------------------------------------------------------------------------- access log
 
-_LEVEL_NAMES = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+                logging.ERROR: "error", logging.CRITICAL: "critical"}
 _ROOT = logging.getLogger()
 _STRUCTLOG_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
 _STRUCTLOG_VARS: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
@@ -662,7 +908,8 @@ class _FastPathGate:
             and not stdlib.handlers and not stdlib.filters and stdlib.propagate
             and not stdlib.disabled
             and (parent is _ROOT or (
-                parent is not None and parent.parent is _ROOT and not parent.handlers
+                parent is not None and parent.parent is _ROOT
+                and not _has_real_handler(parent)
                 and not parent.filters and parent.propagate))
             and handler.level <= level and len(handler.filters) == state.handler_filters
             and (_STRUCTLOG_CONFIG is None
@@ -760,7 +1007,9 @@ class AccessLogger:
         """
         try:
             state = _STATE
-            if state is None:  # logging not configured by promkit: structlog decides
+            if state is None:  # not configured by promkit: the app's logging, or nothing
+                if log_output() == OUTPUT_NONE:
+                    return
                 self._log_slow(line.level, line.method, line.path_template, line.status,
                                latency_seconds, cid)
                 return
@@ -852,6 +1101,13 @@ class AccessLogger:
             fields["correlation_id"] = cid
         if sampled:
             fields[_SAMPLED_KEY] = True
+        if _STATE is None:
+            mode = log_output()
+            if mode == OUTPUT_NONE:
+                return
+            if mode == OUTPUT_STDLIB:
+                stdlib_event(self._stdlib, level, self._event, fields)
+                return
         logger = structlog.stdlib.get_logger(self._stdlib.name)
         getattr(logger, _LEVEL_NAMES[level])(self._event, **fields)
 
@@ -938,11 +1194,21 @@ class StageLineWriter:
                 if job_part is None:
                     job_part = self._job_part(state, job_id)
             trace_part = _trace_json() if _otel_current() else ""  # no call without a context
-            stamp = gate.prefix + _MILLIS[int((now - second) * 1000.0)]
-            extra = ("" if cpu_seconds is None
-                     else f',"extra":{{"cpu_ms":{round_ms(cpu_seconds)!r}}}')
-            text = (f'{{"timestamp":"{stamp}{head[0]}{cid_part}{job_part}{head[1]}'
-                    f',"latency_ms":{round_ms(wall_seconds)!r}{trace_part}{extra}}}')
+            # round_ms(x)'s repr from integer microseconds, as the access line does
+            # (see _FRACTIONS): the same text without two float reprs.
+            micros = int(wall_seconds * 1e6 + 0.5)
+            latency = (f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
+                       if 0 <= micros < _EXACT_MICROS else repr(micros / 1000.0))
+            if cpu_seconds is None:
+                extra = ""
+            else:
+                micros = int(cpu_seconds * 1e6 + 0.5)
+                extra = (',"extra":{"cpu_ms":' + (
+                    f"{micros // 1000}{_FRACTIONS[micros % 1000]}"
+                    if 0 <= micros < _EXACT_MICROS else repr(micros / 1000.0)) + "}")
+            text = (f'{{"timestamp":"{gate.prefix}{_MILLIS[int((now - second) * 1000.0)]}'
+                    f'{head[0]}{cid_part}{job_part}{head[1]},"latency_ms":{latency}'
+                    f'{trace_part}{extra}}}')
             try:
                 state.write_line(text)
             except Exception as exc:

@@ -12,6 +12,7 @@ from promkit.instrument import tracing as _tracing
 from promkit.instrument._metrics import ExemplarLabels, InProgressTokens, http_request_recorder
 from promkit.instrument._routes import RouteTemplates, find_router, route_path
 from promkit.instrument.logs import RequestLine, access_logger
+from promkit.instrument.logs import output_state as _log_output
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["OTHER_METHOD", "UNMATCHED_ROUTE", "HttpMetricsMiddleware"]
@@ -220,7 +221,8 @@ class HttpMetricsMiddleware:
             failure = exc
             raise
         finally:
-            duration = (finished or perf_counter()) - start
+            end = finished or perf_counter()
+            duration = end - start
             try:
                 # The router leaves the matched route in the scope (Starlette 1.7+): its
                 # full template is cached per route object. Otherwise, or behind a Mount
@@ -241,7 +243,9 @@ class HttpMetricsMiddleware:
                 # Duration, and sizes when recorded (the request's only when known,
                 # like OpenTelemetry): one call, one lock.
                 children[0](duration, exemplar, request_size, response_size)
-                if children[1] is not None:  # the request log line
+                log_state = _log_output
+                # the request log line, unless nothing is configured (known without a call)
+                if children[1] is not None and (log_state.mode or end >= log_state.until):
                     if cid:  # validated or generated: hex digits and dashes, nothing to escape
                         self._access_log.log_line(children[1], duration, cid, True)
                     else:

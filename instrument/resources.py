@@ -39,14 +39,14 @@ from collections.abc import Iterable
 from types import TracebackType
 
 import psutil
-import structlog
 
 from promkit.instrument._metrics import Counter, Gauge, Histogram
+from promkit.instrument.logs import library_logger
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["ResourceSampler"]
 
-logger = structlog.get_logger("promkit.resources")
+logger = library_logger("promkit.resources")  # the app's logging, or nothing
 
 _RSS = "process_memory_usage_bytes"
 _CPU = "process_cpu_time_seconds_total"

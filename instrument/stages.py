@@ -25,7 +25,9 @@ The ``async with`` form cannot see the steps of the block, so it reports the
 thread's CPU time over the whole block -- including whatever else the event
 loop ran meanwhile.
 
-Logs go through ``structlog.get_logger("promkit.worker")``: ``stage started``
+Logs go to the ``promkit.worker`` logger (through structlog when it is
+configured, else stdlib records, else nowhere: see
+``promkit.instrument.logs.log_output``): ``stage started``
 at DEBUG, ``stage completed`` at INFO (``stage``, ``latency_ms``, ``cpu_ms``,
 ``job_id`` when known; ``correlation_id`` is added from the contextvar by the
 logging configuration), ``stage failed`` at ERROR (WARNING for cancellation
@@ -53,7 +55,18 @@ import structlog
 
 from promkit.instrument._metrics import NULL_CHILD, paired_recorder
 from promkit.instrument._safety import FailureSink
-from promkit.instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, level_cache, round_ms
+from promkit.instrument.logs import (
+    OUTPUT_NONE,
+    OUTPUT_STDLIB,
+    OUTPUT_STRUCTLOG,
+    STAGE_COMPLETED_EVENT,
+    StageLineWriter,
+    level_cache,
+    log_output,
+    on_log_output_change,
+    round_ms,
+    stdlib_event,
+)
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = [
@@ -128,8 +141,41 @@ def error_code_for(exc: BaseException, mapper: ErrorCodeMapper | None = None,
 # --------------------------------------------------------------------------- logging
 
 
+class _StdlibEvents:
+    """``debug``/``info``/...(event, **fields) as stdlib records (no structlog configured)."""
+
+    __slots__ = ("_stdlib",)
+
+    def __init__(self, stdlib: logging.Logger) -> None:
+        self._stdlib = stdlib
+
+    def debug(self, event: str, **fields: Any) -> None:
+        stdlib_event(self._stdlib, logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        stdlib_event(self._stdlib, logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        stdlib_event(self._stdlib, logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        stdlib_event(self._stdlib, logging.ERROR, event, fields)
+
+
+_ALL_OFF: dict[int, bool] = {
+    logging.DEBUG: False, logging.INFO: False, logging.WARNING: False, logging.ERROR: False,
+    logging.CRITICAL: False,
+}
+
+
 class _WorkerLog:
-    """A cached structlog bound logger, rebuilt when structlog is reconfigured.
+    """A cached bound logger for the stage lines, rebuilt when logging's set-up changes.
+
+    Where the lines go follows :func:`promkit.instrument.logs.log_output`:
+    nowhere when the application configured no logging (``enabled`` returns
+    None and ``levels`` says every level is off, so the timers skip the log
+    work; re-checked at most once a second), stdlib records on
+    ``promkit.worker`` when only stdlib logging is configured, else structlog.
 
     ``structlog.get_logger()`` returns a lazy proxy that assembles a bound
     logger on every call unless ``cache_logger_on_first_use`` is set (several
@@ -142,14 +188,15 @@ class _WorkerLog:
     skip the ``stage started`` call when DEBUG is known to be off.
     """
 
-    __slots__ = ("_check", "_conf", "_context_class", "_factory", "_logger", "_name",
+    __slots__ = ("_check", "_conf", "_context_class", "_factory", "_logger", "_mode", "_name",
                  "_processors", "_wrapper", "levels")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._logger: Any = None
         self._check: Callable[[int], bool] | None = None
-        self.levels: dict[int, bool] = {}
+        self._mode = OUTPUT_NONE
+        self.levels: dict[int, bool] = _ALL_OFF
         self._processors: Any = None
         self._wrapper: Any = None
         self._factory: Any = None
@@ -163,17 +210,23 @@ class _WorkerLog:
 
     def enabled(self, level: int) -> Any:
         """The bound logger when ``level`` is enabled for it, else None."""
-        conf = self._conf
-        if conf is None:  # pragma: no cover - no cache possible, always correct
-            return structlog.get_logger(self._name)
-        if (
-            self._processors is not conf.default_processors
-            or self._wrapper is not conf.default_wrapper_class
-            or self._factory is not conf.logger_factory
-            or self._context_class is not conf.default_context_class
-            or self._logger is None
-        ):
-            self._rebuild()
+        mode = log_output()
+        if mode != self._mode:
+            self._switch(mode)
+        if mode == OUTPUT_NONE:
+            return None
+        if mode == OUTPUT_STRUCTLOG:
+            conf = self._conf
+            if conf is None:  # pragma: no cover - no cache possible, always correct
+                return structlog.get_logger(self._name)
+            if (
+                self._processors is not conf.default_processors
+                or self._wrapper is not conf.default_wrapper_class
+                or self._factory is not conf.logger_factory
+                or self._context_class is not conf.default_context_class
+                or self._logger is None
+            ):
+                self._rebuild()
         # The stdlib logger's own level cache (cleared in place by logging on any
         # level change) answers most calls without the three-deep is_enabled_for.
         enabled = self.levels.get(level)
@@ -181,6 +234,24 @@ class _WorkerLog:
             check = self._check
             enabled = check is None or check(level)
         return self._logger if enabled else None
+
+    def forget(self) -> None:
+        """Logging's set-up changed: ask again on the next stage (levels unknown)."""
+        self._mode = -1
+        self.levels = {}
+
+    def _switch(self, mode: int) -> None:
+        self._mode = mode
+        self._processors = None
+        if mode == OUTPUT_NONE:
+            self._logger, self._check, self.levels = None, None, _ALL_OFF
+        elif mode == OUTPUT_STDLIB:
+            stdlib = logging.getLogger(self._name)
+            self._logger = _StdlibEvents(stdlib)
+            self._check = stdlib.isEnabledFor
+            self.levels = level_cache(stdlib)
+        else:
+            self._logger, self._check, self.levels = None, None, {}
 
     def _rebuild(self) -> None:
         conf = self._conf
@@ -199,6 +270,7 @@ class _WorkerLog:
 
 
 worker_log = _WorkerLog(LOGGER_NAME)
+on_log_output_change(worker_log.forget)
 stage_lines = StageLineWriter(LOGGER_NAME)
 
 

@@ -105,3 +105,14 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
                     client_cert=d / "client.pem", client_key=d / "client.key",
                     stranger_cert=d / "stranger.pem", stranger_key=d / "stranger.key",
                     other_ca=d / "other-ca.pem")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_output():
+    """promkit re-checks how logging is configured at most once a second;
+    tests configure it and log within microseconds, so look again per test."""
+    from promkit.instrument.logs import refresh_log_output
+
+    refresh_log_output()
+    yield
+    refresh_log_output()
