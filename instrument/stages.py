@@ -435,6 +435,8 @@ def _succeeded(stage: _Stage, wall: float, cpu: float | None, job_id: Any) -> No
     if cpu is None:
         stage.duration.observe(wall)
     else:
+        if cpu > wall:  # see _failed
+            cpu = wall
         (stage.record or stage.recorder())(wall, cpu)
     # The line written directly when promkit's own logging set-up is all there
     # is (a few us); else, or when unsure, through structlog (~25 us).
@@ -459,6 +461,10 @@ def _failed(stage: _Stage, wall: float, cpu: float | None, exc: BaseException,
         if cpu is None:
             stage.duration.observe(wall)
         else:
+            # A thread spends at most its wall time on CPU. The two clocks are read a
+            # few tens of ns apart, which a sub-microsecond stage can show as more.
+            if cpu > wall:
+                cpu = wall
             (stage.record or stage.recorder())(wall, cpu)
         code = error_code_for(exc, mapper, stage.sink)
         stage.failures.labels(stage.name, code).inc()
