@@ -358,19 +358,7 @@ def render_json_line(
     surrogates become ``\\uXXXX`` escapes.
     """
     try:
-        get = event_dict.get
-        out: dict[str, Any] = {}
-        for key in SCHEMA_KEYS:
-            value = get(key)
-            if value is not None:
-                out[key] = value
-        extra = {
-            key: value for key, value in event_dict.items()
-            if key not in _SCHEMA_SET and key not in _META_KEYS
-        }
-        if extra:
-            out["extra"] = extra
-        return _dumps(out)
+        return _dumps(_schema_ordered(event_dict))
     except Exception as exc:  # pragma: no cover - _dumps already sanitises
         return _dumps({"level": "error", "event": "unrenderable_log_event",
                        "extra": {"error": type(exc).__name__}})
@@ -386,6 +374,11 @@ def order_schema_keys(
     ``extra`` dict (what :func:`render_json_line` writes, left to your
     renderer). Put it last before the renderer.
     """
+    return _schema_ordered(event_dict)
+
+
+def _schema_ordered(event_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`SCHEMA_KEYS` that are set, in order, then ``extra`` with every other key."""
     get = event_dict.get
     out: dict[str, Any] = {}
     for key in SCHEMA_KEYS:

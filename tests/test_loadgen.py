@@ -87,17 +87,17 @@ class SlowApp:
         await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture
-def slow_app() -> Iterator[tuple[SlowApp, str]]:
-    app = SlowApp()
+@contextlib.contextmanager
+def serving(app: Any, lifespan: str = "off") -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port; yields its base URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # uvicorn binds the port itself: a socket handed in via sockets= misses TCP_NODELAY
     # and every answer waits ~40 ms for a delayed ACK.
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False,
+                                           lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -105,10 +105,17 @@ def slow_app() -> Iterator[tuple[SlowApp, str]]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def slow_app() -> Iterator[tuple[SlowApp, str]]:
+    app = SlowApp()
+    with serving(app, lifespan="on") as url:
+        yield app, url
 
 
 FLOW = parse_flows([{"name": "get", "requests": [{"method": "GET", "path": "/work"}]}])
@@ -610,34 +617,11 @@ class FakePrometheus:
         await send({"type": "http.response.body", "body": body})
 
 
-def _serve(app: Any) -> Any:
-    @contextlib.contextmanager
-    def serving() -> Iterator[str]:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning", access_log=False,
-                                               lifespan="off"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
-    return serving()
-
-
 def test_server_view_breaks_where_the_client_saw_nothing(
         slow_app: tuple[SlowApp, str]) -> None:
     _, url = slow_app
     fake = FakePrometheus([0.01, 0.9])
-    with _serve(fake) as prom:
+    with serving(fake) as prom:
         config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
                             max_seconds=10, p95_max_ms=200, prometheus=prom,
                             prometheus_job="api")
@@ -660,7 +644,7 @@ def test_server_view_breaks_where_the_client_saw_nothing(
 def test_server_view_breaks_even_when_the_client_is_saturated(
         slow_app: tuple[SlowApp, str]) -> None:
     _, url = slow_app
-    with _serve(FakePrometheus([0.9])) as prom:
+    with serving(FakePrometheus([0.9])) as prom:
         config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
                             max_seconds=10, p95_max_ms=0.001, prometheus=prom)
         result = asyncio.run(run_load(config, cpu_clock=lambda: time.perf_counter() * 0.95))
@@ -672,7 +656,7 @@ def test_server_view_breaks_even_when_the_client_is_saturated(
 
 def test_prometheus_without_the_service_is_refused(slow_app: tuple[SlowApp, str]) -> None:
     _, url = slow_app
-    with _serve(FakePrometheus([0.1], series=False)) as prom:
+    with serving(FakePrometheus([0.1], series=False)) as prom:
         config = LoadConfig(url=url, flows=FLOW, prometheus=prom, prometheus_job="nope")
         with pytest.raises(LoadError, match="no http_server_request_duration_seconds series "
                                             "with job='nope'"):
@@ -695,7 +679,7 @@ def test_chart_marks_the_breaking_point_and_the_server_view(
     from promkit.tools.loadgen import render_chart
 
     _, url = slow_app
-    with _serve(FakePrometheus([0.01, 0.9])) as prom:
+    with serving(FakePrometheus([0.01, 0.9])) as prom:
         config = LoadConfig(url=url, flows=FLOW, users_start=1, users_max=8, step_seconds=0.3,
                             max_seconds=10, p95_max_ms=200, prometheus=prom)
         result = asyncio.run(run_load(config, cpu_clock=lambda: 0.0))
