@@ -244,7 +244,8 @@ class HttpMetricsMiddleware:
                 # like OpenTelemetry): one call, one lock.
                 children[0](duration, exemplar, request_size, response_size)
                 log_state = _log_output
-                # the request log line, unless nothing is configured (known without a call)
+                # The request log line, unless nothing is configured: read inline, not via
+                # log_output() (-1.7k instructions per request, benchmarks.instructions).
                 if children[1] is not None and (log_state.mode or end >= log_state.until):
                     if cid:  # validated or generated: hex digits and dashes, nothing to escape
                         self._access_log.log_line(children[1], duration, cid, True)
