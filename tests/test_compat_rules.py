@@ -110,7 +110,9 @@ def test_generate_writes_and_loads_the_compat_file(tmp_path: Path) -> None:
     assert "rules/compat.yml" in yaml.safe_load((prom / "prometheus.yml").read_text())[
         "rule_files"]
     for args in (("check", "rules", str(prom / "rules/compat.yml")),
-                 ("check", "config", str(prom / "prometheus.yml"))):
+                 ("check", "config", str(prom / "prometheus.yml")),
+                 # the generated cases: a known traffic mix, every peer series it gives
+                 ("test", "rules", str(prom / "tests/compat_test.yml"))):
         result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60,
                                 check=False)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -21,6 +21,7 @@ the peer's other bounds have no series.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,12 +29,14 @@ from promkit.instrument.catalog import HTTP_BUCKETS
 from promkit.instrument.middleware import UNMATCHED_ROUTE
 from promkit.tools.generate._rules_slo import _bucket_le
 from promkit.tools.generate.config import CompatRules, Config
+from promkit.tools.generate.rules import num
 
 __all__ = [
     "INSTRUMENTATOR_HIGHR_BUCKETS",
     "INSTRUMENTATOR_LOWR_BUCKETS",
     "STARLETTE_EXPORTER_BUCKETS",
     "compat_groups",
+    "compat_rule_tests",
     "shared_bounds",
 ]
 
@@ -158,3 +161,115 @@ def compat_groups(config: Config) -> list[Group]:
     """One rule group per peer of ``config.compat_rules`` (none: no groups)."""
     return [_starlette_exporter(config, spec) if spec.peer == "starlette_exporter"
             else _instrumentator(config) for spec in config.compat_rules]
+
+
+# -- the generated promtool test (prometheus/tests/compat_test.yml) -------------------------
+
+_TARGET = {"job": "api", "instance": "127.0.0.1:8000"}
+# method, route, status code, class, requests, request body bytes, response body bytes
+_TRAFFIC = (
+    ("GET", "/items/{item_id}", "200", "2xx", 10, 0, 2000),
+    ("GET", "/items/{item_id}", "404", "4xx", 2, 0, 40),
+    ("POST", "/items", "201", "2xx", 4, 510, 80),
+    ("GET", UNMATCHED_ROUTE, "404", "4xx", 3, 0, 27),
+)
+
+
+# Half the requests take _FAST seconds, the rest _SLOW: binary fractions, so that sums are
+# exact in promtool and here alike.
+_FAST, _SLOW = 0.03125, 0.375
+
+
+def _bucket_count(requests: int, bound: float) -> int:
+    """Cumulative count at ``bound`` (the fast half from le=0.05, all from le=0.5)."""
+    return requests if bound >= _SLOW else (requests // 2 if bound >= _FAST else 0)
+
+
+def _seconds(requests: int) -> float:
+    return requests // 2 * _FAST + (requests - requests // 2) * _SLOW
+
+
+def _series(name: str, labels: Mapping[str, str]) -> str:
+    return name + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def _input(config: Config) -> list[dict[str, str]]:
+    svc = {"service": config.service, **_TARGET}
+    out: list[tuple[str, dict[str, str], float]] = []
+    by_route: dict[tuple[str, str], tuple[int, int]] = {}
+    for method, route, code, klass, n, request_bytes, response_bytes in _TRAFFIC:
+        labels = {**svc, _METHOD: method, _ROUTE: route, _CODE: code, _CLASS: klass}
+        out.append((f"{_DURATION}_count", labels, n))
+        out.append((f"{_DURATION}_sum", labels, _seconds(n)))
+        for bound in (*HTTP_BUCKETS, math.inf):
+            le = "+Inf" if bound == math.inf else _bucket_le(bound)
+            out.append((f"{_DURATION}_bucket", {**labels, "le": le}, _bucket_count(n, bound)))
+        seen = by_route.get((method, route), (0, 0))
+        by_route[(method, route)] = (seen[0] + request_bytes, seen[1] + response_bytes)
+    for (method, route), (request_bytes, response_bytes) in by_route.items():
+        labels = {**svc, _METHOD: method, _ROUTE: route}
+        if request_bytes:  # promkit records a request's size only when it is known
+            out.append(("http_server_request_body_size_bytes_sum", labels, request_bytes))
+        out.append(("http_server_response_body_size_bytes_sum", labels, response_bytes))
+    out.append(("http_server_active_requests", {**svc, _METHOD: "GET"}, 1))
+    return [{"series": _series(name, labels), "values": f"{num(value)}x3"}
+            for name, labels, value in out]
+
+
+def _expected(config: Config, spec: CompatRules) -> dict[str, dict[str, float]]:
+    """What the peer would export for :data:`_TRAFFIC`: ``{name: {series: value}}``."""
+    base = {"service": config.service, **_TARGET, "promkit_compat": spec.peer}
+    out: dict[str, dict[str, float]] = {}
+
+    def add(name: str, labels: Mapping[str, str], value: float) -> None:
+        key = _series(name, {**base, **labels})
+        out.setdefault(name, {})
+        out[name][key] = out[name].get(key, 0) + value
+
+    def durations(name: str, labels: Mapping[str, str], n: int, buckets: Sequence[float]) -> None:
+        add(f"{name}_count", labels, n)
+        add(f"{name}_sum", labels, _seconds(n))
+        for bound in (*shared_bounds(buckets), math.inf):
+            le = "+Inf" if bound == math.inf else _bucket_le(bound)
+            add(f"{name}_bucket", {**labels, "le": le}, _bucket_count(n, bound))
+
+    if spec.peer == "starlette_exporter":
+        prefix, app = spec.prefix or "starlette", spec.app_name or "starlette"
+        for method, route, code, _, n, _, _ in _TRAFFIC:
+            if route == UNMATCHED_ROUTE:
+                continue  # filter_unhandled_paths
+            labels = {"method": method, "path": route, "status_code": code, "app_name": app}
+            add(f"{prefix}_requests_total", labels, n)
+            durations(f"{prefix}_request_duration_seconds", labels, n,
+                      STARLETTE_EXPORTER_BUCKETS)
+        add(f"{prefix}_requests_in_progress", {"method": "GET", "app_name": app}, 1)
+        return out
+    for method, route, _, klass, n, request_bytes, response_bytes in _TRAFFIC:
+        handler = "none" if route == UNMATCHED_ROUTE else route
+        add("http_requests_total", {"method": method, "status": klass, "handler": handler}, n)
+        durations("http_request_duration_seconds", {"method": method, "handler": handler}, n,
+                  INSTRUMENTATOR_LOWR_BUCKETS)
+        durations("http_request_duration_highr_seconds", {}, n, INSTRUMENTATOR_HIGHR_BUCKETS)
+        for what, size in (("request", request_bytes), ("response", response_bytes)):
+            add(f"http_{what}_size_bytes_count", {"handler": handler}, n)
+            add(f"http_{what}_size_bytes_sum", {"handler": handler}, size)
+    return out
+
+
+def compat_rule_tests(config: Config) -> dict[str, Any]:
+    """``promtool test rules`` cases for ``rules/compat.yml``: promkit's series for a known
+    traffic mix in, every peer-named series the peer would have exported for it out."""
+    tests = []
+    for spec in config.compat_rules:
+        expected = _expected(config, spec)
+        tests.append({
+            "name": f"{spec.peer}: peer-named series from promkit's",
+            "interval": "1m",
+            "input_series": _input(config),
+            "promql_expr_test": [
+                {"expr": name, "eval_time": "1m",
+                 "exp_samples": [{"labels": series, "value": value}
+                                 for series, value in sorted(samples.items())]}
+                for name, samples in sorted(expected.items())],
+        })
+    return {"rule_files": ["../rules/compat.yml"], "evaluation_interval": "1m", "tests": tests}
