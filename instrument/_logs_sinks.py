@@ -9,6 +9,7 @@ sees it. Private; ``NullSink`` is re-exported by ``promkit.instrument.logs``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Iterator
@@ -98,7 +99,8 @@ class RotatingFileSink:
     def __init__(self, path: str | os.PathLike[str], max_bytes: int, backups: int) -> None:
         if max_bytes < 0 or backups < 0:
             raise ValueError("file_max_bytes and file_backups must be >= 0")
-        self.path = os.fspath(path)
+        # Absolute: the path is looked up again before every line, and a chdir must not move it.
+        self.path = os.path.abspath(os.fspath(path))
         self.max_bytes = max_bytes
         self.backups = backups
         self._lock = threading.Lock()
@@ -125,7 +127,10 @@ class RotatingFileSink:
         with self._lock:
             fd = self._file_for(len(data))
             while data:  # a regular file takes it in one write unless the disk is full
-                data = data[os.write(fd, data):]
+                written = os.write(fd, data)
+                if not written:
+                    raise OSError(errno.EIO, f"wrote nothing to {self.path}")
+                data = data[written:]
 
     def _file_for(self, size: int) -> int:
         """The descriptor the next line of ``size`` bytes goes to: the file now at the

@@ -55,6 +55,19 @@ def test_a_file_moved_by_logrotate_is_followed_and_nothing_is_lost(file_logging:
     assert _events(file_logging) == ["recreated"]
 
 
+def test_a_relative_path_stays_where_it_was_when_the_cwd_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sink = RotatingFileSink("events.jsonl", max_bytes=0, backups=0)
+    sink.write_line('{"event":"first"}')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    sink.write_line('{"event":"second"}')
+    sink.close()
+    assert _events(tmp_path / "events.jsonl") == ["first", "second"]
+    assert not (tmp_path / "elsewhere" / "events.jsonl").exists()
+
+
 def test_copytruncate_leaves_no_hole(file_logging: Path) -> None:
     log = logs.get_logger()
     log.info("before")
