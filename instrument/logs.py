@@ -50,6 +50,7 @@ from promkit.instrument._logs_pii import (
 from promkit.instrument._logs_sinks import LineSink, NullSink, RotatingFileSink, StreamSink
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import correlation_id_var
+from promkit.instrument.uvicorn_logging import restore_uvicorn_loggers, route_uvicorn_loggers
 
 __all__ = [
     "ACCESS_EVENT",
@@ -608,8 +609,6 @@ def configure_logging(
             # Discord) carry their token in the path, which redaction can't know.
             logging.getLogger(name).setLevel(logging.WARNING)
         if uvicorn_loggers:
-            from promkit.instrument.uvicorn_logging import route_uvicorn_loggers
-
             route_uvicorn_loggers(access_log=uvicorn_access_log)
         structlog.configure(
             processors=structlog_processors,
@@ -640,8 +639,6 @@ def reset_logging() -> None:
     with _configure_lock:
         root = logging.getLogger()
         _remove_our_handlers(root)
-        from promkit.instrument.uvicorn_logging import restore_uvicorn_loggers
-
         restore_uvicorn_loggers()
         structlog.reset_defaults()
         _STATE = None
