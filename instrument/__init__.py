@@ -45,6 +45,7 @@ from promkit.instrument.usage import (
     record_usage,
     set_monthly_budgets,
 )
+from promkit.instrument.uvicorn_logging import uvicorn_log_config
 
 __all__ = [
     "OVERFLOW_VALUE",
@@ -92,5 +93,6 @@ __all__ = [
     "stage_timer",
     "start_span",
     "tracing_active",
+    "uvicorn_log_config",
     "work",
 ]

@@ -50,6 +50,7 @@ from promkit.instrument._logs_pii import (
 from promkit.instrument._logs_sinks import LineSink, NullSink, RotatingFileSink, StreamSink
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import correlation_id_var
+from promkit.instrument.uvicorn_logging import restore_uvicorn_loggers, route_uvicorn_loggers
 
 __all__ = [
     "ACCESS_EVENT",
@@ -535,6 +536,8 @@ def configure_logging(
     failures: FailureSink | None = None,
     sample_random: Callable[[], float] | None = None,
     quiet_loggers: Iterable[str] = DEFAULT_QUIET_LOGGERS,
+    uvicorn_loggers: bool = True,
+    uvicorn_access_log: bool = False,
 ) -> None:
     """Send structlog events and stdlib ``logging`` records out as JSON lines.
 
@@ -548,8 +551,12 @@ def configure_logging(
     raw-ID keys (they cannot remove defaults). Write failures (a full disk)
     are counted in ``failures`` (default: the default registry's) and logged
     once, never raised. ``quiet_loggers`` (default httpx and httpcore, whose
-    INFO lines carry full request URLs) are set to WARNING. Calling it again
-    replaces the previous setup.
+    INFO lines carry full request URLs) are set to WARNING. ``uvicorn_loggers``:
+    uvicorn's own lines come out as these JSON lines too, and its access log is
+    off unless ``uvicorn_access_log`` (the middleware's request line replaces it;
+    see :mod:`promkit.instrument.uvicorn_logging`). ``file_backups=0`` or
+    ``file_max_bytes=0``: the file is never rotated (nor truncated). Calling it
+    again replaces the previous setup.
     """
     if failures is None:
         from promkit.instrument.registry import default_registry
@@ -601,6 +608,8 @@ def configure_logging(
             # httpx logs every request's full URL at INFO; webhook URLs (Slack,
             # Discord) carry their token in the path, which redaction can't know.
             logging.getLogger(name).setLevel(logging.WARNING)
+        if uvicorn_loggers:
+            route_uvicorn_loggers(access_log=uvicorn_access_log)
         structlog.configure(
             processors=structlog_processors,
             logger_factory=structlog.stdlib.LoggerFactory(),
@@ -624,11 +633,13 @@ def _remove_our_handlers(root: logging.Logger) -> None:
 
 
 def reset_logging() -> None:
-    """Undo :func:`configure_logging`: remove its handler, close its sinks, reset structlog."""
+    """Undo :func:`configure_logging`: remove its handler, close its sinks, reset structlog,
+    give uvicorn's loggers back what they had."""
     global _STATE
     with _configure_lock:
         root = logging.getLogger()
         _remove_our_handlers(root)
+        restore_uvicorn_loggers()
         structlog.reset_defaults()
         _STATE = None
         refresh_log_output()

@@ -84,6 +84,7 @@ from promkit.instrument import (
     stage_timer,
     start_span,
     tracing_active,
+    uvicorn_log_config,
     work,
 )
 
@@ -154,5 +155,6 @@ __all__ = [
     "start_metrics_server",
     "start_span",
     "tracing_active",
+    "uvicorn_log_config",
     "work",
 ]

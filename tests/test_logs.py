@@ -465,15 +465,16 @@ def test_a_failing_sink_is_swallowed_counted_and_reported_once(tmp_path, collect
     assert sum('"job_created"' in line for line in lines) == 3
 
 
-def test_file_write_failure_is_counted(tmp_path, collector_registry, monkeypatch):
+def test_file_write_failure_is_counted(tmp_path, collector_registry):
     registry = MetricsRegistry(collector_registry)
-    with configured(file=tmp_path / "e.jsonl", failures=registry.failures) as own:
-        file_sink = logs._STATE.handler.sinks[1]
+    path = tmp_path / "e.jsonl"
+    with configured(file=path, failures=registry.failures) as own:
         logs.get_logger().info("first")
-        monkeypatch.setattr(file_sink, "_stream", BrokenStream())
+        path.rename(tmp_path / "moved.jsonl")
+        path.mkdir()  # the sink follows the path, and a directory cannot be written
         logs.get_logger().info("second")
     assert collector_registry.get_sample_value(
-        "promkit_instrumentation_errors_total", {"cause": "log_sink_file:OSError"}) == 1
+        "promkit_instrumentation_errors_total", {"cause": "log_sink_file:IsADirectoryError"}) == 1
     assert [e["event"] for e in own.events()][:2] == ["first", "second"]
 
 

@@ -312,22 +312,12 @@ def tiny_filesystem(path: Path) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
-def test_full_disk_under_the_log_file(tmp_path: Path, clean_logging: None,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_under_the_log_file(tmp_path: Path, clean_logging: None) -> None:
     registry = MetricsRegistry(CollectorRegistry())
     stream = io.StringIO()
     with tiny_filesystem(tmp_path / "full") as mounted:
-        if not mounted:  # no root: a file object that raises ENOSPC like a full disk
-            from promkit.instrument import _logs_sinks
-
-            class Full(io.StringIO):
-                def flush(self) -> None:
-                    raise OSError(errno.ENOSPC, "No space left on device")
-
-            monkeypatch.setattr(_logs_sinks.RotatingFileSink, "_open",
-                                lambda self, mode="a": setattr(self, "_stream", Full()) or
-                                self._stream)
-        log_file = tmp_path / "full" / "app.log"
+        # Without root (no tmpfs): /dev/full, where every write fails with ENOSPC.
+        log_file = tmp_path / "full" / "app.log" if mounted else Path("/dev/full")
         configure_logging("disk", stream=stream, file=log_file, file_max_bytes=0,
                           failures=registry.failures)
         log = get_logger("disk")
@@ -354,7 +344,7 @@ def test_full_disk_under_the_log_file(tmp_path: Path, clean_logging: None,
             assert len(written) > 10
             for line in written[:-1]:
                 json.loads(line)  # every complete line is whole JSON
-    record_mode = "tmpfs 64k" if mounted else "ENOSPC stub"
+    record_mode = "tmpfs 64k" if mounted else "/dev/full"
     add("faults", "survived", 1)
     from .conftest import record
 

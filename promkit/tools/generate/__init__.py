@@ -5,6 +5,7 @@ config)::
 
     prometheus/prometheus.yml
     prometheus/rules/{recording,alerts,slo}.yml
+    prometheus/rules/compat.yml      (with compat_rules: peers' metric names)
     prometheus/tests/*_test.yml      (promtool test rules)
     prometheus/alertmanager.yml
     prometheus/kubernetes/*.yaml     (Prometheus Operator objects)
@@ -74,7 +75,9 @@ def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True,
     for name, groups in rule_files.items():
         what = {"recording.yml": "recording rules (see docs/rules.md)",
                 "alerts.yml": "alerting rules (see docs/alerts.md)",
-                "slo.yml": "SLO recording rules and multiwindow burn-rate alerts"}[name]
+                "slo.yml": "SLO recording rules and multiwindow burn-rate alerts",
+                "compat.yml": "peer-named HTTP series recorded from promkit's "
+                              "(see docs/migration.md)"}[name]
         _write(prom / "rules" / name, generated_header(what, source)
                + dump_yaml({"groups": groups}), written)
     for name, body in rule_test_files(config).items():

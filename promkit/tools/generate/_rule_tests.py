@@ -555,6 +555,10 @@ def rule_test_files(config: Config) -> dict[str, dict[str, Any]]:
             "tests": _alert_cases(config),
         },
     }
+    if config.compat_rules:
+        from promkit.tools.generate._rules_compat import compat_rule_tests
+
+        files["compat_test.yml"] = compat_rule_tests(config)
     if config.slos:
         files["slo_test.yml"] = {
             "rule_files": ["../rules/slo.yml"],

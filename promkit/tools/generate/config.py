@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 from promkit.instrument.catalog import STANDARD_CATALOG
 
 __all__ = [
+    "COMPAT_PEERS",
     "DEFAULT_CONFIG_PATH",
     "OLDEST_ALERTMANAGER",
     "RECEIVER_TYPES",
     "SLO_TYPES",
     "AlertmanagerTargets",
     "Budgets",
+    "CompatRules",
     "Config",
     "ConfigError",
     "Receiver",
@@ -48,6 +50,8 @@ DEFAULT_CONFIG_PATH = Path("promkit.yaml")
 (``promkit init`` writes a starting one)."""
 
 SLO_TYPES = ("availability", "latency", "job_success", "auth_success")
+COMPAT_PEERS = ("starlette_exporter", "instrumentator")
+"""Peers whose metric names ``compat_rules`` can record from promkit's (docs/migration.md)."""
 RECEIVER_TYPES = ("webhook", "ntfy", "discord", "slack")
 LATENCY_SLO_METRIC = "http_server_request_duration_seconds"
 
@@ -203,6 +207,20 @@ class Route:
 
 
 @dataclass(frozen=True)
+class CompatRules:
+    """Recording rules that give promkit's HTTP series a peer's names and labels.
+
+    ``peer``: one of :data:`COMPAT_PEERS`. starlette_exporter's metric ``prefix``
+    (``None``: its default, ``starlette``) and ``app_name`` label (``None``: its
+    default, ``starlette``) can be set to what the peer was configured with.
+    """
+
+    peer: str
+    prefix: str | None = None
+    app_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     service: str
     targets: tuple[ScrapeTarget, ...]
@@ -222,6 +240,8 @@ class Config:
     """Where Grafana runs: alerts link to the panel that shows what they watch."""
     alert_for: Mapping[str, str] = field(default_factory=dict)
     """Per-alert ``for`` overrides by alert name (e.g. short ones in tests)."""
+    compat_rules: tuple[CompatRules, ...] = ()
+    """Peers' metric names recorded from promkit's (``rules/compat.yml``); opt-in."""
     source: str = field(default="<config>", compare=False)
     """Where the config came from, for messages and generated-file headers."""
 
@@ -428,7 +448,7 @@ def _kind(value: Any) -> str:
 
 _TOP_KEYS = ("service", "scrape_interval", "evaluation_interval", "targets", "alertmanager",
              "thresholds", "slos", "slo_min_events_per_hour", "budgets", "receivers", "routes",
-             "runbook_base", "grafana_url", "alert_for")
+             "runbook_base", "grafana_url", "alert_for", "compat_rules")
 
 
 def config_from_mapping(data: Any, *, source: str = "<config>",
@@ -499,7 +519,45 @@ def config_from_mapping(data: Any, *, source: str = "<config>",
         kwargs["alert_for"] = {
             r.string(k, f"alert_for.{k}", _ALERT_NAME, "alert name"):
                 r.duration(v, f"alert_for.{k}") for k, v in overrides.items()}
+    if top.get("compat_rules") is not None:
+        kwargs["compat_rules"] = _compat_rules(r, top["compat_rules"])
     return Config(**kwargs)
+
+
+_METRIC_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_COMPAT_OPTIONS = {"starlette_exporter": ("prefix", "app_name"), "instrumentator": ()}
+
+
+def _compat_rules(r: _Reader, value: Any) -> tuple[CompatRules, ...]:
+    """``compat_rules``: peer names, or mappings ``{peer: NAME, <the peer's options>}``."""
+    out: list[CompatRules] = []
+    for i, item in enumerate(r.sequence(value, "compat_rules")):
+        path = f"compat_rules[{i}]"
+        options: Mapping[str, Any] = {}
+        if isinstance(item, Mapping):
+            peer = r.string(r.mapping(item, path, ("peer", "prefix", "app_name"),
+                                      required=("peer",))["peer"], f"{path}.peer")
+            options = {k: v for k, v in item.items() if k != "peer"}
+            path_peer = f"{path}.peer"
+        else:
+            peer = r.string(item, path)
+            path_peer = path
+        if peer not in COMPAT_PEERS:
+            raise r.error(path_peer, f"unknown peer {peer!r}; expected one of "
+                          f"{', '.join(COMPAT_PEERS)}")
+        if any(c.peer == peer for c in out):
+            raise r.error(path_peer, f"{peer!r} is listed twice")
+        allowed = _COMPAT_OPTIONS[peer]
+        for key in options:
+            if key not in allowed:
+                takes = f"takes only {', '.join(allowed)}" if allowed else "takes no options"
+                raise r.error(f"{path}.{key}", f"{peer} {takes}")
+        prefix = None if options.get("prefix") is None else r.string(
+            options["prefix"], f"{path}.prefix", _METRIC_PREFIX, "metric name prefix")
+        app_name = None if options.get("app_name") is None else r.string(
+            options["app_name"], f"{path}.app_name")
+        out.append(CompatRules(peer, prefix, app_name))
+    return tuple(out)
 
 
 def _host_ports(r: _Reader, value: Any, path: str) -> tuple[str, ...]:

@@ -6,10 +6,18 @@ from typing import Any
 
 from promkit.tools.generate.config import Config
 
-__all__ = ["RULE_FILES", "base_config", "prometheus_config", "scrape_configs"]
+__all__ = ["COMPAT_RULE_FILE", "RULE_FILES", "base_config", "prometheus_config", "rule_files",
+           "scrape_configs"]
 
 RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml")
 """Rule files, relative to prometheus.yml (Prometheus resolves them from its config's dir)."""
+COMPAT_RULE_FILE = "rules/compat.yml"
+"""The peer-named rules, written only when the config lists ``compat_rules``."""
+
+
+def rule_files(config: Config) -> list[str]:
+    """The rule files ``config`` generates, relative to prometheus.yml."""
+    return [*RULE_FILES, *([COMPAT_RULE_FILE] if config.compat_rules else [])]
 
 
 def scrape_configs(config: Config) -> list[dict[str, Any]]:
@@ -45,6 +53,6 @@ def base_config(config: Config) -> dict[str, Any]:
 
 def prometheus_config(config: Config) -> dict[str, Any]:
     out = base_config(config)
-    out["rule_files"] = list(RULE_FILES)
+    out["rule_files"] = rule_files(config)
     out["scrape_configs"] = scrape_configs(config)
     return out

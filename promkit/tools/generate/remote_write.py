@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from promkit.tools.generate.config import Config
-from promkit.tools.generate.prometheus_config import RULE_FILES, base_config, scrape_configs
+from promkit.tools.generate.prometheus_config import base_config, rule_files, scrape_configs
 
 __all__ = [
     "AGENT_DIR",
@@ -149,7 +149,7 @@ def central_config(config: Config, *, rules_dir: str = "..") -> dict[str, Any]:
     generated ``prometheus/`` directory).
     """
     out = base_config(config)
-    out["rule_files"] = [f"{rules_dir}/{name}" for name in RULE_FILES]
+    out["rule_files"] = [f"{rules_dir}/{name}" for name in rule_files(config)]
     # Its own health only; the service's series arrive by remote_write.
     out["scrape_configs"] = [{"job_name": "prometheus-central",
                               "static_configs": [{"targets": ["127.0.0.1:9090"]}]}]
@@ -167,6 +167,8 @@ def federation_config(config: Config, sources: Sequence[str]) -> dict[str, Any]:
         "params": {"match[]": [
             f'{{service="{service}", __name__=~".+:.+"}}',
             f'up{{service="{service}"}}',
+            # compat_rules' outputs carry peers' names, without colons
+            *([f'{{service="{service}", promkit_compat!=""}}'] if config.compat_rules else []),
         ]},
         "static_configs": [{"targets": list(sources) or ["HOST-PROMETHEUS:9090"]}],
     }]}

@@ -605,15 +605,20 @@ def alert_groups(config: Config) -> list[Group]:
 
 
 def all_rule_groups(config: Config) -> dict[str, list[Group]]:
-    """Rule groups by file name under ``prometheus/rules/``.
+    """Rule groups by file name under ``prometheus/rules/`` (``compat.yml`` only when the
+    config lists ``compat_rules``).
 
     Raises :class:`ConfigError` when ``alert_for`` names an alert that is not generated.
     """
+    from promkit.tools.generate._rules_compat import compat_groups
+
     files = {
         "recording.yml": recording_groups(config),
         "alerts.yml": alert_groups(config),
         "slo.yml": slo_groups(config),
     }
+    if config.compat_rules:
+        files["compat.yml"] = compat_groups(config)
     names = {rule["alert"] for groups in files.values() for group in groups
              for rule in group["rules"] if "alert" in rule}
     for name in config.alert_for:
