@@ -340,3 +340,14 @@ def test_serve_refuses_bad_tls_flags_and_files(tls_files, tmp_path: Path) -> Non
         assert result.returncode == 2, (flags, result.stdout, result.stderr)
         assert result.stderr == f"promkit: error: {message}\n", flags
         assert "serving metrics" not in result.stdout
+
+
+def test_generate_without_receivers_is_a_one_line_error_and_writes_nothing(
+        tmp_path: Path) -> None:
+    (tmp_path / "promkit.yaml").write_text(
+        "service: shop\ntargets:\n  - {job: api, targets: ['127.0.0.1:8000']}\n")
+    result = run("generate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == ("promkit: error: promkit.yaml: the config has no receivers; "
+                             "add at least one under receivers:\n")
+    assert files_under(tmp_path) == {Path("promkit.yaml")}

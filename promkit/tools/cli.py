@@ -428,7 +428,7 @@ def _project_config(option: str | None) -> Config:
 def _generate(args: argparse.Namespace) -> int:
     from promkit.tools.generate import ConfigError, generate, sdk_available
     from promkit.tools.generate._grafana_sdk import SDK_REQUIREMENT
-    from promkit.tools.generate.alertmanager import alertmanager_target
+    from promkit.tools.generate.alertmanager import AlertmanagerError, alertmanager_target
 
     config = _project_config(args.config)
     out = args.out or "."
@@ -441,6 +441,8 @@ def _generate(args: argparse.Namespace) -> int:
         written = generate(config, out, dashboards=dashboards, alertmanager_target=target)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    except AlertmanagerError as exc:  # a config that loads but cannot route alerts
+        raise UsageError(f"{config.source}: {exc}") from None
     print(f"promkit: generated {len(written)} files under {out} from {config.source}",
           flush=True)
     version, why = target

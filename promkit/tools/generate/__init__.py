@@ -57,8 +57,8 @@ def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True,
     ``alertmanager.version``, else the installed ``amtool``'s, else the newest form).
     """
     from promkit.tools.generate._rule_tests import rule_test_files
+    from promkit.tools.generate.alertmanager import ALERTMANAGER_PATH, render_alertmanager
     from promkit.tools.generate.alertmanager import alertmanager_target as target_of
-    from promkit.tools.generate.alertmanager import write_alertmanager
     from promkit.tools.generate.dashboards import write_dashboards
     from promkit.tools.generate.kubernetes import write_kubernetes
     from promkit.tools.generate.prometheus_config import prometheus_config
@@ -68,6 +68,11 @@ def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True,
     source = source_name(config)
     written: list[Path] = []
     rule_files = all_rule_groups(config)
+    all_groups = [group for groups in rule_files.values() for group in groups]
+    # Rendered before anything is written: a config that cannot route alerts (no
+    # receivers) fails with AlertmanagerError and leaves the output directory alone.
+    alertmanager_yml = render_alertmanager(config,
+                                           target=alertmanager_target or target_of(config))
     prom = out / "prometheus"
     _write(prom / "prometheus.yml",
            generated_header("Prometheus scrape, rule and Alertmanager config", source)
@@ -85,9 +90,7 @@ def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True,
                generated_header("promtool unit tests (promtool test rules)", source)
                + dump_yaml(body), written)
     _write(out / "docs" / "alerts.md", alerts_markdown(config, source), written)
-    all_groups = [group for groups in rule_files.values() for group in groups]
-    written.append(write_alertmanager(config, out,
-                                      target=alertmanager_target or target_of(config)))
+    _write(out / ALERTMANAGER_PATH, alertmanager_yml, written)
     written += write_kubernetes(config, out, all_groups)
     if dashboards:  # raises DashboardsUnavailable without the SDK
         written += write_dashboards(config, out)
