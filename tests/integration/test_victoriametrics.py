@@ -12,6 +12,9 @@ Everything real, on loopback, from Debian's ``victoria-metrics`` package (1.79):
   Alertmanager started with the generated ``alertmanager.yml``;
 - ``promkit report --prometheus <VictoriaMetrics URL> --json`` as a subprocess.
 
+Smaller tests: ``vmalert -dryRun`` on the committed rules, and vmagent (instead
+of the Prometheus agent) reading the generated ``agent.yml``.
+
 Two VictoriaMetrics behaviours shape the waits (docs/scaling.md has both):
 it answers queries about "now" as of ``-search.latencyOffset`` ago (30 s by
 default; 1 s here), and a query that ran before a series existed keeps missing
@@ -127,6 +130,18 @@ def _start(processes: list[ManagedProcess], name: str, argv: list[str], workdir:
     return process
 
 
+def _start_victoriametrics(processes: list[ManagedProcess], binary: str, workdir: Path) -> str:
+    """VictoriaMetrics single-node storing under ``workdir``; returns its URL. It answers
+    about "now" as of 1 s ago (the default, 30 s, would slow every wait here)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    _start(processes, "victoria-metrics", [
+        binary, f"-storageDataPath={workdir / 'data'}", f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=1d", "-search.latencyOffset=1s", "-loggerLevel=WARN",
+    ], workdir, f"{url}/health")
+    return url
+
+
 def _drive(app: AppServer, stop: threading.Event) -> None:
     # One request in four fails.
     while not stop.is_set():
@@ -157,23 +172,38 @@ def test_vmalert_accepts_every_committed_rule(tmp_path: Path) -> None:
     assert '"job:x:rate5m"' in refused.stderr
 
 
-def test_vmagent_reads_the_generated_agent_config(tmp_path: Path) -> None:
-    """vmagent takes the scrape jobs and external labels of agent.yml; the remote-write URL
-    is its -remoteWrite.url flag, so it must be told to skip the remote_write section."""
-    vmagent = require_binary("vmagent")
-    write_agent(_config("127.0.0.1:8000"), tmp_path,
-                AgentOptions(remote_write_url="http://127.0.0.1:8428/api/v1/write"))
+def test_vmagent_scrapes_with_the_generated_agent_config(
+        tmp_path: Path, uvicorn_app: Callable[..., AppServer],
+        processes: list[ManagedProcess]) -> None:
+    """vmagent takes the scrape jobs and external labels of agent.yml; its remote-write URL
+    is a flag, so it must be told to skip the file's remote_write section."""
+    vm_binary = require_binary("victoria-metrics")
+    vmagent_binary = require_binary("vmagent")
+    app = uvicorn_app("report_app:app", ready_path="/ok")
+    vm_url = _start_victoriametrics(processes, vm_binary, tmp_path / "vm")
+    write_agent(_config(app.address), tmp_path,
+                AgentOptions(remote_write_url="http://unused.example/api/v1/write",
+                             cluster="site-b", replica="vmagent-1"))
     agent_yml = tmp_path / "prometheus" / "agent" / "agent.yml"
-
-    def check(*flags: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([vmagent, f"-promscrape.config={agent_yml}",
-                               "-promscrape.config.dryRun", *flags],
-                              capture_output=True, text=True, timeout=30)
-
-    strict = check()
+    strict = subprocess.run([vmagent_binary, f"-promscrape.config={agent_yml}",
+                             "-promscrape.config.dryRun"],
+                            capture_output=True, text=True, timeout=30)
     assert strict.returncode != 0 and "remote_write" in strict.stderr
-    lenient = check("-promscrape.config.strictParse=false")
-    assert lenient.returncode == 0, lenient.stderr[-2000:]
+
+    port = free_port()
+    vmagent = _start(processes, "vmagent", [
+        vmagent_binary, f"-promscrape.config={agent_yml}",
+        "-promscrape.config.strictParse=false", f"-remoteWrite.url={vm_url}/api/v1/write",
+        f"-remoteWrite.tmpDataPath={tmp_path / 'vmagent' / 'data'}",
+        f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=WARN",
+    ], tmp_path / "vmagent", f"http://127.0.0.1:{port}/health")
+    vm = PrometheusClient(vm_url)
+    (up,) = _wait("up from vmagent in VictoriaMetrics",
+                  lambda: vm.query(_fresh(f'up{{service="{SERVICE}"}}')), 15, vmagent.log_tail)
+    assert up["metric"] == {"__name__": "up", "service": SERVICE, "job": JOB,
+                            "instance": app.address, "cluster": "site-b",
+                            "replica": "vmagent-1"}
+    assert up["value"][1] == "1"
 
 
 def test_agent_to_victoriametrics_with_vmalert_alertmanager_and_report(
@@ -213,14 +243,7 @@ def _run_stack(tmp_path: Path, app: AppServer, alertmanager: Callable[..., Alert
             group.pop("interval", None)
         path.write_text(yaml.safe_dump(data))
 
-    # VictoriaMetrics single-node; answers about "now" as of 1 s ago (default 30 s).
-    vm_port = free_port()
-    vm_url = f"http://127.0.0.1:{vm_port}"
-    _start(processes, "victoria-metrics", [
-        vm_binary, f"-storageDataPath={tmp_path / 'vm' / 'data'}",
-        f"-httpListenAddr=127.0.0.1:{vm_port}", "-retentionPeriod=1d",
-        "-search.latencyOffset=1s", "-loggerLevel=WARN",
-    ], tmp_path / "vm", f"{vm_url}/health")
+    vm_url = _start_victoriametrics(processes, vm_binary, tmp_path / "vm")
     vm = PrometheusClient(vm_url)
 
     # The agent, with the generated agent.yml as written (only the URL is VictoriaMetrics').
