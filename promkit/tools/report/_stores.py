@@ -25,7 +25,8 @@ __all__ = ["ALERTS_QUERY", "ALERT_MAX_AGE_SECONDS", "SLO_SERIES_QUERY", "fill_fr
 ALERT_MAX_AGE_SECONDS = 120
 """An ``ALERTS`` sample older than this belongs to an alert that has stopped: rulers
 write one per evaluation (vmalert every minute by default), and VictoriaMetrics
-1.79 returns a series' last sample for 5 minutes after it ends."""
+1.79 keeps returning a series' last sample for minutes after it ends (it looks
+back 5 minutes by default)."""
 ALERTS_QUERY = f"time() - timestamp(ALERTS) < {ALERT_MAX_AGE_SECONDS}"
 """The age of each alert's last ``ALERTS`` sample (labels kept, the name dropped)."""
 SLO_SERIES_QUERY = '{__name__=~"slo:.+"}'
