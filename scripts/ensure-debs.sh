@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests and the demo run for real:
-# Prometheus (+ promtool), Alertmanager (+ amtool), Redis and the Pushgateway
-# (and, from the Makefile, chromium for the HTML report test).
+# Prometheus (+ promtool), Alertmanager (+ amtool), Redis, the Pushgateway and
+# VictoriaMetrics (+ vmalert, vmagent) (and, from the Makefile, chromium for the
+# HTML report test).
 # Installs only what is missing; needs root (or sudo) the first time.
 # Extra arguments name more commands, each from the Debian package of that
 # name (e.g. `ensure-debs.sh wrk` for the benchmarks).
@@ -14,6 +15,9 @@ declare -A wanted=(
   [amtool]=prometheus-alertmanager
   [redis-server]=redis-server
   [prometheus-pushgateway]=prometheus-pushgateway
+  [victoria-metrics]=victoria-metrics
+  [vmalert]=victoria-metrics
+  [vmagent]=victoria-metrics
 )
 for extra in "$@"; do wanted[$extra]=$extra; done
 missing=()
@@ -35,6 +39,7 @@ $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The packages start system services where an init system runs; the tests and
 # the demo start their own instances on random loopback ports instead.
-for svc in prometheus prometheus-alertmanager redis-server prometheus-pushgateway; do
+for svc in prometheus prometheus-alertmanager redis-server prometheus-pushgateway \
+           victoria-metrics; do
   $sudo service "$svc" stop >/dev/null 2>&1 || true
 done

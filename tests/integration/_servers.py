@@ -38,6 +38,9 @@ PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "redis-server": "redis-server",
     "prometheus-pushgateway": "prometheus-pushgateway",
+    "victoria-metrics": "victoria-metrics",
+    "vmalert": "victoria-metrics",
+    "vmagent": "victoria-metrics",
 }
 
 

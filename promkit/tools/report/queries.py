@@ -24,6 +24,7 @@ from typing import Any
 
 from promkit.instrument.usage import month_bounds
 from promkit.tools.report._prom import PrometheusClient, PrometheusError, Sample, Series
+from promkit.tools.report._stores import fill_from_series
 
 __all__ = [
     "Collected",
@@ -269,6 +270,9 @@ def collect(client: PrometheusClient, window: Window, service: str | None = None
                 if exc.unreachable:
                     raise
                 out.errors[name] = str(exc)
+    # A remote-write store (VictoriaMetrics, a Prometheus receiver) lists no targets,
+    # and VictoriaMetrics no rules or alerts: read those from its series instead.
+    fill_from_series(client, out)
     return out
 
 
