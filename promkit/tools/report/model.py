@@ -13,10 +13,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from promkit.instrument.usage import budget_forecast, month_elapsed_fraction, projected_month_end
+from promkit.tools.report._change import change, ratio_change
 from promkit.tools.report._prom import Sample
+from promkit.tools.report._quantiles import Quantile, quantiles_by
+from promkit.tools.report.issues import Issue, Severity, merge_alerts, rank
 from promkit.tools.report.queries import Collected, parse_duration, range_queries
 
 __all__ = [
@@ -31,9 +34,12 @@ __all__ = [
 SCHEMA = "promkit.report/v1"
 """The JSON schema id; additions keep it, a renamed or removed field bumps it."""
 
-Severity = Literal["critical", "warning"]
-_SEVERITY_ORDER = {"critical": 0, "warning": 1}
 PROJECTION_DAYS = 30
+PROJECTED = frozenset({"request_rate", "queue_depth", "rss", "disk"})
+"""The charted series that are capacity (what it will need): only these get a slope
+and a projection; an error ratio or a p95 "per day" means nothing."""
+MIN_PROJECTION_SECONDS = 3600.0
+"""A trend is extrapolated only from at least this much data (and half the window)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Thresholds:
     external_p95_seconds: float = 10.0
     job_p95_seconds: float = 30.0
     queue_depth: float = 30.0
+    queue_age_seconds: float = 300.0
     disk_used_ratio: float = 0.8
     slo_budget_warning: float = 0.25
     latency_slo_seconds: float = 0.2
@@ -55,23 +62,9 @@ class Thresholds:
         "availability": 0.99, "latency": 0.95, "job_success": 0.99, "auth_success": 0.95})
 
 
-@dataclass(frozen=True)
-class Issue:
-    """Something that needs attention.
-
-    ``kind`` is one of: alert, target_down, slo_budget, http_errors, http_latency,
-    stage_failures, job_failures, external_errors, external_latency, job_latency,
-    budget, queue_depth, disk, query_failed.
-    ``subject`` names what it is about (an alert name, ``GET /route``, a stage,
-    ``service/operation``, a resource, a queue, a path).
-    """
-
-    severity: Severity
-    kind: str
-    subject: str
-    message: str
-    value: float | None = None
-    unit: str = ""
+FLOOR = 0.1
+"""A previous value below this share of the issue's threshold is "near zero": the
+change is ``new``, never a percentage off it."""
 
 
 @dataclass
@@ -87,20 +80,30 @@ class Report:
     latency: dict[str, Any]
     failures: dict[str, Any]
     cost: dict[str, Any]
+    queues: list[dict[str, Any]]
     trends: dict[str, Any]
     charts: list[dict[str, Any]]
     issues: list[Issue]
     query_errors: dict[str, str]
 
     @property
+    def current_issues(self) -> list[Issue]:
+        """What is happening in the window: these set the status and the headline."""
+        return [i for i in self.issues if i.scope == "current"]
+
+    @property
+    def background_issues(self) -> list[Issue]:
+        return [i for i in self.issues if i.scope == "background"]
+
+    @property
     def status(self) -> str:
-        return "issues" if self.issues else "nominal"
+        return "issues" if self.current_issues else "nominal"
 
     def headline(self) -> str:
-        """``✓ nominal`` or ``⚠ n issue(s)``: the first line of every digest."""
-        if not self.issues:
+        """``✓ nominal`` or ``⚠ n issue(s)`` (current ones): the first line of every digest."""
+        n = len(self.current_issues)
+        if not n:
             return "✓ nominal"
-        n = len(self.issues)
         return f"⚠ {n} issue{'s' if n != 1 else ''}"
 
     def to_dict(self, *, charts: bool = True) -> dict[str, Any]:
@@ -119,6 +122,7 @@ class Report:
             "latency": self.latency,
             "failures": self.failures,
             "cost": self.cost,
+            "queues": self.queues,
             "trends": self.trends,
             "query_errors": dict(self.query_errors),
         }
@@ -166,9 +170,42 @@ def _ratio(part: float | None, whole: float | None) -> float | None:
     return part / whole
 
 
+def _whole(value: float | None) -> int | None:
+    """A count as people read it: ``increase()`` extrapolates (33.9 timeouts) but events
+    are whole."""
+    return round(value) if value is not None and math.isfinite(value) else None
+
+
 def _route(key: tuple[str, ...]) -> str:
     route, method = key
     return f"{method} {route}".strip()
+
+
+_ROUTE_KEYS = ("http_route", "http_request_method")
+
+
+def _labels(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in zip(keys, values) if v}
+
+
+def _quantiles(c: Collected, name: str, keys: tuple[str, ...], phi: float, *,
+               previous: bool = False) -> dict[tuple[str, ...], Quantile]:
+    query = ("prev_" if previous else "") + name + "_buckets"
+    return quantiles_by(c.instant.get(query, []), keys, phi)
+
+
+def _q(q: Quantile | None) -> float | None:
+    return _num(q.value) if q is not None else None
+
+
+def _bounds(**quantiles: Quantile | None) -> dict[str, str]:
+    """``{field: "below"|"above"}`` for the quantiles that are only a bucket bound."""
+    return {name: q.bound for name, q in quantiles.items() if q is not None and q.bound}
+
+
+def _fmt_q(q: Quantile) -> str:
+    prefix = {"below": "< ", "above": "> "}.get(q.bound or "", "")
+    return prefix + _fmt_s(q.value)
 
 
 def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -209,10 +246,8 @@ def _health(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]:
         alerts.append({"name": name, "state": state, "severity": severity or None,
                        "labels": labels, "active_at": alert.get("activeAt"),
                        "summary": summary or None})
-        if state == "firing":
-            issues.append(Issue("critical" if severity in ("critical", "page") else "warning",
-                                "alert", name, f"alert {name} is firing"
-                                + (f": {summary}" if summary else "")))
+        # Firing alerts become issues in build_report, merged into the finding they
+        # describe (issues.merge_alerts).
     alerts.sort(key=lambda a: (a["state"] != "firing", a["name"]))
 
     targets: list[dict[str, Any]] = []
@@ -230,7 +265,9 @@ def _health(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]:
         if not up and target.get("health") == "down":
             issues.append(Issue("critical", "target_down", f"{job} {instance}",
                                 f"target {job} {instance} is down"
-                                + (f": {error}" if error else "")))
+                                + (f": {error}" if error else ""),
+                                labels={"job": job, "instance": instance},
+                                evidence={"last_error": error}))
     targets.sort(key=lambda x: (x["up"], x["job"], x["instance"]))
 
     slos = _slos_from_rules(c) or _slos_from_raw(c, t)
@@ -240,13 +277,15 @@ def _health(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]:
             continue
         if left <= 0:
             issues.append(Issue("critical", "slo_budget", slo["name"],
-                                f"SLO {slo['name']} has used its whole error budget "
-                                f"(SLI {slo['sli']:.4f} < objective {slo['objective']})",
-                                left, "ratio"))
+                                f"SLO {slo['name']} has used its whole error budget"
+                                + (f" (SLI {slo['sli']:.4f} < objective {slo['objective']})"
+                                   if slo["sli"] is not None and slo["objective"] is not None
+                                   else ""),
+                                left, "ratio", scope="background", labels={"slo": slo["name"]}))
         elif left < t.slo_budget_warning:
             issues.append(Issue("warning", "slo_budget", slo["name"],
                                 f"SLO {slo['name']}: only {left:.0%} of the error budget left",
-                                left, "ratio"))
+                                left, "ratio", scope="background", labels={"slo": slo["name"]}))
     return {"alerts": alerts, "targets": targets, "slos": slos,
             "targets_up": sum(1 for x in targets if x["up"]),
             "targets_down": sum(1 for x in targets if not x["up"])}
@@ -259,7 +298,7 @@ def _slo_entry(name: str, kind: str, sli: float | None, objective: float, events
     if sli is not None and budget > 0:
         remaining = 1 - (1 - sli) / budget
     return {"name": name, "type": kind, "objective": objective, "sli": sli,
-            "error_budget_remaining": remaining, "events": events, "source": source}
+            "error_budget_remaining": remaining, "events": _whole(events), "source": source}
 
 
 def _slos_from_raw(c: Collected, t: Thresholds) -> list[dict[str, Any]]:
@@ -326,61 +365,82 @@ def _rule_window_seconds(name: str) -> float:
 
 
 def _latency(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]:
-    keys = ("http_route", "http_request_method")
-    p50 = _index(c.instant.get("http_p50", []), *keys)
-    p95 = _index(c.instant.get("http_p95", []), *keys)
-    reqs = _index(c.instant.get("http_requests", []), *keys)
+    p50 = _quantiles(c, "http", _ROUTE_KEYS, 0.5)
+    p95 = _quantiles(c, "http", _ROUTE_KEYS, 0.95)
+    prev95 = _quantiles(c, "http", _ROUTE_KEYS, 0.95, previous=True)
+    reqs = _index(c.instant.get("http_requests", []), *_ROUTE_KEYS)
     w = c.window.seconds
     routes: list[dict[str, Any]] = []
     for key in sorted(set(reqs) | set(p95)):
         n = reqs.get(key)
-        routes.append({"route": key[0], "method": key[1], "requests": _num(n),
+        q50, q95 = p50.get(key), p95.get(key)
+        routes.append({"route": key[0], "method": key[1], "requests": _whole(n),
                        "rps": _num(n / w) if n is not None else None,
-                       "p50_seconds": _num(p50.get(key)), "p95_seconds": _num(p95.get(key))})
-        value = _num(p95.get(key))
-        if value is not None and value > t.http_p95_seconds and (n or 0) >= t.min_requests:
+                       "p50_seconds": _q(q50), "p95_seconds": _q(q95),
+                       "quantile_bounds": _bounds(p50_seconds=q50, p95_seconds=q95)})
+        if q95 is not None and q95.value > t.http_p95_seconds and (n or 0) >= t.min_requests:
             issues.append(Issue("warning", "http_latency", _route(key),
-                                f"{_route(key)} p95 is {_fmt_s(value)} "
-                                f"(threshold {_fmt_s(t.http_p95_seconds)})", value, "seconds"))
+                                f"{_route(key)} p95 is {_fmt_q(q95)} "
+                                f"(threshold {_fmt_s(t.http_p95_seconds)})", q95.value, "seconds",
+                                change=change(q95.value, _q(prev95.get(key)),
+                                              FLOOR * t.http_p95_seconds),
+                                evidence={"requests": _whole(n), "p95_seconds": q95.value},
+                                labels=_labels(_ROUTE_KEYS, key)))
     routes.sort(key=lambda r: -(r["p95_seconds"] or 0))
 
     jkeys = ("queue", "job_type")
-    parts = {name: _index(c.instant.get(name, []), *jkeys) for name in (
-        "job_wait_p50", "job_wait_p95", "job_run_p50", "job_run_p95", "job_total_p95",
-        "job_count")}
+    quantiles = {f"{part}_p{p}": _quantiles(c, f"job_{part}", jkeys, int(p) / 100)
+                 for part in ("wait", "run") for p in ("50", "95")}
+    total95 = _quantiles(c, "job_total", jkeys, 0.95)
+    prev_total95 = _quantiles(c, "job_total", jkeys, 0.95, previous=True)
+    count = _index(c.instant.get("job_count", []), *jkeys)
     jobs: list[dict[str, Any]] = []
-    for key in sorted(set().union(*parts.values())):
+    for key in sorted(set(count).union(total95, *quantiles.values())):
+        fields = {"queue_wait_p50_seconds": quantiles["wait_p50"].get(key),
+                  "queue_wait_p95_seconds": quantiles["wait_p95"].get(key),
+                  "run_p50_seconds": quantiles["run_p50"].get(key),
+                  "run_p95_seconds": quantiles["run_p95"].get(key),
+                  "total_p95_seconds": total95.get(key)}
         entry: dict[str, Any] = {"queue": key[0], "job_type": key[1],
-                 "jobs": _num(parts["job_count"].get(key)),
-                 "queue_wait_p50_seconds": _num(parts["job_wait_p50"].get(key)),
-                 "queue_wait_p95_seconds": _num(parts["job_wait_p95"].get(key)),
-                 "run_p50_seconds": _num(parts["job_run_p50"].get(key)),
-                 "run_p95_seconds": _num(parts["job_run_p95"].get(key)),
-                 "total_p95_seconds": _num(parts["job_total_p95"].get(key))}
+                                 "jobs": _whole(count.get(key))}
+        entry.update({name: _q(q) for name, q in fields.items()})
+        entry["quantile_bounds"] = _bounds(**fields)
         jobs.append(entry)
-        total = entry["total_p95_seconds"]
-        if total is not None and total > t.job_p95_seconds:
+        total = total95.get(key)
+        if total is not None and total.value > t.job_p95_seconds:
             subject = f"{key[0]}/{key[1]}"
             issues.append(Issue("warning", "job_latency", subject,
-                                f"jobs {subject} p95 is {_fmt_s(total)} "
-                                f"(threshold {_fmt_s(t.job_p95_seconds)})", total, "seconds"))
+                                f"jobs {subject} p95 is {_fmt_q(total)} "
+                                f"(threshold {_fmt_s(t.job_p95_seconds)})", total.value,
+                                "seconds", change=change(total.value, _q(prev_total95.get(key)),
+                                                         FLOOR * t.job_p95_seconds),
+                                evidence={"jobs": entry["jobs"],
+                                          "queue_wait_p95_seconds":
+                                              entry["queue_wait_p95_seconds"],
+                                          "run_p95_seconds": entry["run_p95_seconds"]},
+                                labels=_labels(jkeys, key)))
 
     ekeys = ("peer_service", "operation")
-    ext_p95 = _index(c.instant.get("ext_p95", []), *ekeys)
+    ext_p95 = _quantiles(c, "ext", ekeys, 0.95)
+    prev_ext_p95 = _quantiles(c, "ext", ekeys, 0.95, previous=True)
     ext_mean = _index(c.instant.get("ext_mean", []), *ekeys)
     external: list[dict[str, Any]] = []
     for key in sorted(set(ext_p95) | set(ext_mean)):
-        value = _num(ext_p95.get(key))
-        external.append({"service": key[0], "operation": key[1], "p95_seconds": value,
-                         "mean_seconds": _num(ext_mean.get(key))})
-        if value is not None and value > t.external_p95_seconds:
+        q = ext_p95.get(key)
+        external.append({"service": key[0], "operation": key[1], "p95_seconds": _q(q),
+                         "mean_seconds": _num(ext_mean.get(key)),
+                         "quantile_bounds": _bounds(p95_seconds=q)})
+        if q is not None and q.value > t.external_p95_seconds:
             subject = f"{key[0]}/{key[1]}"
             issues.append(Issue("warning", "external_latency", subject,
-                                f"external call {subject} p95 is {_fmt_s(value)}", value,
-                                "seconds"))
+                                f"external call {subject} p95 is {_fmt_q(q)}", q.value,
+                                "seconds", change=change(q.value, _q(prev_ext_p95.get(key)),
+                                                         FLOOR * t.external_p95_seconds),
+                                evidence={"p95_seconds": q.value},
+                                labels=_labels(ekeys, key)))
     external.sort(key=lambda e: -(e["p95_seconds"] or 0))
 
-    s_p95 = _index(c.instant.get("stage_p95", []), "stage")
+    s_p95 = _quantiles(c, "stage", ("stage",), 0.95)
     s_mean = _index(c.instant.get("stage_mean", []), "stage")
     s_runs = _index(c.instant.get("stage_runs", []), "stage")
     s_cpu = _index(c.instant.get("stage_cpu", []), "stage")
@@ -388,90 +448,187 @@ def _latency(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]
     for key in set(s_p95) | set(s_runs):
         runs = _num(s_runs.get(key))
         mean = _num(s_mean.get(key))
-        stages.append({"stage": key[0], "runs": runs, "p95_seconds": _num(s_p95.get(key)),
+        q = s_p95.get(key)
+        stages.append({"stage": key[0], "runs": _whole(runs), "p95_seconds": _q(q),
                        "mean_seconds": mean, "cpu_seconds": _num(s_cpu.get(key)),
-                       "total_seconds": mean * runs if mean is not None and runs else None})
+                       "total_seconds": mean * runs if mean is not None and runs else None,
+                       "quantile_bounds": _bounds(p95_seconds=q)})
     stages.sort(key=lambda s: -(s["total_seconds"] or s["p95_seconds"] or 0))
     return {"routes": routes, "jobs": jobs, "external": external, "stages": stages}
 
 
 def _failures(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str, Any]:
-    keys = ("http_route", "http_request_method")
+    keys = _ROUTE_KEYS
     reqs = _index(c.instant.get("http_requests", []), *keys)
     errs = _index(c.instant.get("http_errors", []), *keys)
+    prev_reqs = _index(c.instant.get("prev_http_requests", []), *keys)
+    prev_errs = _index(c.instant.get("prev_http_errors", []), *keys)
+    route_codes: dict[tuple[str, ...], dict[str, int]] = {}
+    for s in c.instant.get("http_error_codes", []):
+        count = _whole(s.value)
+        if count:
+            key = tuple(s.labels.get(k, "") for k in keys)
+            route_codes.setdefault(key, {})[s.labels.get("http_response_status_code", "")] = count
     routes: list[dict[str, Any]] = []
     for key, n in reqs.items():
         e = errs.get(key, 0.0)
         ratio = _ratio(e, n)
-        routes.append({"route": key[0], "method": key[1], "requests": _num(n),
-                       "errors": _num(e), "error_ratio": _num(ratio)})
+        routes.append({"route": key[0], "method": key[1], "requests": _whole(n),
+                       "errors": _whole(e), "error_ratio": _num(ratio)})
         if ratio is not None and ratio > t.http_error_ratio and e >= 1 and n >= t.min_requests:
             severity: Severity = "critical" if ratio >= 5 * t.http_error_ratio else "warning"
+            codes = route_codes.get(key, {})
+            shown = ", ".join(f"{n} × {code}" for code, n in sorted(
+                codes.items(), key=lambda x: -x[1])) or "5xx"
             issues.append(Issue(severity, "http_errors", _route(key),
                                 f"{_route(key)} fails {ratio:.1%} of requests "
-                                f"({e:.0f} of {n:.0f} answered 5xx)", ratio, "ratio"))
+                                f"({_whole(e)} of {_whole(n)}: {shown})", ratio, "ratio",
+                                change=change(ratio, _ratio(prev_errs.get(key, 0.0),
+                                                            prev_reqs.get(key)),
+                                              FLOOR * t.http_error_ratio),
+                                evidence={"status_codes": codes, "errors": _whole(e),
+                                          "requests": _whole(n)},
+                                labels=_labels(keys, key)))
     routes.sort(key=lambda r: (-(r["error_ratio"] or 0), -(r["requests"] or 0)))
 
     s_runs = _index(c.instant.get("stage_runs", []), "stage")
+    prev_runs = _index(c.instant.get("prev_stage_runs", []), "stage")
+    prev_failed: dict[str, float] = {}
+    for s in c.instant.get("prev_stage_failures", []):
+        stage = s.labels.get("stage", "")
+        prev_failed[stage] = prev_failed.get(stage, 0.0) + (_num(s.value) or 0.0)
     stage_failures: list[dict[str, Any]] = []
     per_stage: dict[str, float] = {}
     for s in c.instant.get("stage_failures", []):
         stage, code = s.labels.get("stage", ""), s.labels.get("error_code", "")
-        stage_failures.append({"stage": stage, "error_code": code, "count": _num(s.value)})
+        if not _whole(s.value):
+            continue
+        stage_failures.append({"stage": stage, "error_code": code, "count": _whole(s.value)})
         per_stage[stage] = per_stage.get(stage, 0.0) + (_num(s.value) or 0.0)
     stage_failures.sort(key=lambda x: -(x["count"] or 0))
-    for stage, count in sorted(per_stage.items()):
+    for stage, failed in sorted(per_stage.items()):
         runs = s_runs.get((stage,))
-        ratio = _ratio(count, runs)
+        ratio = _ratio(failed, runs)
         if ratio is None or ratio > t.stage_failure_ratio:
-            names = ", ".join(f["error_code"] for f in stage_failures if f["stage"] == stage)
+            codes = {f["error_code"]: f["count"] for f in stage_failures if f["stage"] == stage}
+            names = ", ".join(f"{n} × {code}" for code, n in codes.items())
+            previous = _ratio(prev_failed.get(stage, 0.0), prev_runs.get((stage,)))
             issues.append(Issue("warning", "stage_failures", stage,
-                                f"stage {stage} failed {count:.0f} times"
+                                f"stage {stage} failed {_whole(failed)} times"
                                 + (f" ({ratio:.1%} of runs)" if ratio is not None else "")
-                                + f": {names}", ratio if ratio is not None else count,
-                                "ratio" if ratio is not None else "failures"))
+                                + f": {names}", ratio if ratio is not None else failed,
+                                "ratio" if ratio is not None else "failures",
+                                change=(change(ratio, previous, FLOOR * t.stage_failure_ratio)
+                                        if ratio is not None else None),
+                                evidence={"error_codes": codes, "failures": _whole(failed),
+                                          "runs": _whole(runs)},
+                                labels={"stage": stage}))
 
     job_failures: list[dict[str, Any]] = [
         {"queue": s.labels.get("queue", ""), "job_type": s.labels.get("job_type", ""),
-         "error_code": s.labels.get("error_code", ""), "count": _num(s.value)}
-                    for s in c.instant.get("job_failures", [])]
+         "error_code": s.labels.get("error_code", ""), "count": _whole(s.value)}
+        for s in c.instant.get("job_failures", []) if _whole(s.value)]
     job_failures.sort(key=lambda x: -(x["count"] or 0))
 
-    outcomes: dict[tuple[str, str], dict[str, float]] = {}
-    for s in c.instant.get("ext_outcomes", []):
-        key = (s.labels.get("peer_service", ""), s.labels.get("operation", ""))
-        outcomes.setdefault(key, {})[s.labels.get("outcome", "")] = _num(s.value) or 0.0
-    external: list[dict[str, Any]] = []
-    for key, by_outcome in sorted(outcomes.items()):
-        total = sum(by_outcome.values())
+    def outcomes_of(name: str) -> dict[tuple[str, str], dict[str, float]]:
+        out: dict[tuple[str, str], dict[str, float]] = {}
+        for s in c.instant.get(name, []):
+            key = (s.labels.get("peer_service", ""), s.labels.get("operation", ""))
+            by = out.setdefault(key, {})
+            outcome = s.labels.get("outcome", "")
+            by[outcome] = by.get(outcome, 0.0) + (_num(s.value) or 0.0)
+        return out
+
+    def bad_ratio(by_outcome: dict[str, float] | None) -> float | None:
+        if not by_outcome:
+            return None
         bad = by_outcome.get("error", 0.0) + by_outcome.get("timeout", 0.0)
-        ratio = _ratio(bad, total)
-        external.append({"service": key[0], "operation": key[1], "calls": total,
-                         "success": by_outcome.get("success", 0.0),
-                         "error": by_outcome.get("error", 0.0),
-                         "timeout": by_outcome.get("timeout", 0.0), "error_ratio": ratio})
-        if ratio is not None and ratio > t.external_error_ratio and bad >= 1:
+        return _ratio(bad, sum(by_outcome.values()))
+
+    previous_outcomes = outcomes_of("prev_ext_outcomes")
+    external: list[dict[str, Any]] = []
+    for key, by_outcome in sorted(outcomes_of("ext_outcomes").items()):
+        counts = {name: _whole(by_outcome.get(name, 0.0)) or 0
+                  for name in ("success", "error", "timeout")}
+        ratio = bad_ratio(by_outcome)
+        calls = _whole(sum(by_outcome.values()))
+        external.append({"service": key[0], "operation": key[1], "calls": calls, **counts,
+                         "error_ratio": ratio})
+        if ratio is not None and ratio > t.external_error_ratio and (
+                counts["error"] + counts["timeout"]) >= 1:
             subject = f"{key[0]}/{key[1]}"
             issues.append(Issue("warning", "external_errors", subject,
                                 f"external call {subject}: {ratio:.1%} errors or timeouts "
-                                f"({by_outcome.get('timeout', 0.0):.0f} timeouts)", ratio,
-                                "ratio"))
+                                f"({counts['error']} errors, {counts['timeout']} timeouts "
+                                f"of {calls} calls)", ratio, "ratio",
+                                change=change(ratio, bad_ratio(previous_outcomes.get(key)),
+                                              FLOOR * t.external_error_ratio),
+                                evidence={"calls": calls, **counts},
+                                labels={"peer_service": key[0], "operation": key[1]}))
 
-    codes: dict[tuple[str, str], float] = {}
-    for s in c.instant.get("http_error_codes", []):
-        k = ("http", s.labels.get("http_response_status_code", ""))
-        codes[k] = codes.get(k, 0.0) + (_num(s.value) or 0.0)
+    totals: dict[tuple[str, str], int] = {}
+    for by_code in route_codes.values():
+        for code, n in by_code.items():
+            totals[("http", code)] = totals.get(("http", code), 0) + n
     for f in stage_failures:
         k = ("stage", f["error_code"])
-        codes[k] = codes.get(k, 0.0) + (f["count"] or 0.0)
+        totals[k] = totals.get(k, 0) + f["count"]
     for f in job_failures:
         k = ("job", f["error_code"])
-        codes[k] = codes.get(k, 0.0) + (f["count"] or 0.0)
+        totals[k] = totals.get(k, 0) + f["count"]
     top: list[dict[str, Any]] = [{"source": k[0], "code": k[1], "count": v}
-                                 for k, v in codes.items() if v > 0]
+                                 for k, v in totals.items() if v > 0]
     top.sort(key=lambda x: -x["count"])
     return {"routes": routes, "stages": stage_failures, "jobs": job_failures,
             "external": external, "top_error_codes": top[:10]}
+
+
+def _queues(c: Collected, t: Thresholds, issues: list[Issue]) -> list[dict[str, Any]]:
+    """Depth, oldest-item age and readability of each queue, read now (the window's end)
+    and at the end of the window before. The age is the one figure that shows a stuck
+    worker: wait times are recorded only when a job is picked up."""
+    figures = {name: _index(c.instant.get(name, []), "queue")
+               for name in ("queue_depth", "queue_age", "queue_up", "prev_queue_depth",
+                            "prev_queue_age", "prev_queue_up")}
+    out: list[dict[str, Any]] = []
+    for key in sorted(set(figures["queue_depth"]) | set(figures["queue_age"])
+                      | set(figures["queue_up"])):
+        queue = key[0]
+        depth = _num(figures["queue_depth"].get(key))
+        age = _num(figures["queue_age"].get(key))
+        up = _num(figures["queue_up"].get(key))
+        entry: dict[str, Any] = {"queue": queue, "depth": _whole(depth), "oldest_age_seconds": age,
+                 "up": None if up is None else up >= 1,
+                 "depth_previous": _whole(_num(figures["prev_queue_depth"].get(key))),
+                 "oldest_age_previous_seconds": _num(figures["prev_queue_age"].get(key))}
+        out.append(entry)
+        evidence = {"depth": entry["depth"], "oldest_age_seconds": age, "up": entry["up"]}
+        labels = {"queue": queue}
+        subject = f"queue={queue}"  # as in v1's queue_depth issue
+        if up is not None and up < 1:
+            prev_up = _num(figures["prev_queue_up"].get(key))
+            issues.append(Issue("critical", "queue_unreadable", subject,
+                                f"queue {queue} cannot be read (queue_up 0): its depth and "
+                                "age are unknown", 0.0, "",
+                                change=change(1.0, None if prev_up is None else 1 - prev_up,
+                                              0.5),
+                                evidence=evidence, labels=labels))
+        if age is not None and age > t.queue_age_seconds:
+            issues.append(Issue("warning", "queue_age", subject,
+                                f"queue {queue}: the oldest item has waited {_fmt_s(age)} "
+                                f"({entry['depth']} waiting; threshold "
+                                f"{_fmt_s(t.queue_age_seconds)})", age, "seconds",
+                                change=change(age, entry["oldest_age_previous_seconds"],
+                                              FLOOR * t.queue_age_seconds),
+                                evidence=evidence, labels=labels))
+        if depth is not None and depth > t.queue_depth:
+            issues.append(Issue("warning", "queue_depth", subject,
+                                f"queue {queue} holds {_whole(depth)} items "
+                                f"(threshold {t.queue_depth:.0f})", depth, "items",
+                                change=change(depth, entry["depth_previous"],
+                                              FLOOR * t.queue_depth),
+                                evidence=evidence, labels=labels))
+    return out
 
 
 def _cost(c: Collected, issues: list[Issue]) -> dict[str, Any]:
@@ -490,11 +647,21 @@ def _cost(c: Collected, issues: list[Issue]) -> dict[str, Any]:
         if price is not None and math.isfinite(price):
             spent[key[0]] = spent.get(key[0], 0.0) + value * price
             priced[key[0]] = True
+    rate, cost_rate = _usage_rates(c.instant.get("usage_rate", []), prices)
+    prev_rate, prev_cost_rate = _usage_rates(c.instant.get("prev_usage_rate", []), prices)
+    # Less than one unit over the whole window is "none" (no percentage off it).
+    rate_floor = 1.0 / c.window.seconds
     resources = []
-    for resource in sorted(set(used) | {k[0] for k in budgets}):
+    for resource in sorted(set(used) | {k[0] for k in budgets} | set(rate)):
         units = used.get(resource, 0.0)
         entry: dict[str, Any] = {
-            "resource": resource, "used_month_to_date": units,
+            "resource": resource,
+            "rate_per_second": rate.get(resource),
+            "rate_previous_per_second": prev_rate.get(resource),
+            "rate_change": change(rate.get(resource), prev_rate.get(resource, 0.0), rate_floor),
+            "cost_per_hour": cost_rate.get(resource),
+            "cost_per_hour_previous": prev_cost_rate.get(resource),
+            "used_month_to_date": units,
             "projected_month_end": projected_month_end(units, now),
             "cost_month_to_date": spent.get(resource) if priced.get(resource) else None,
             "cost_projected_month_end": (projected_month_end(spent[resource], now)
@@ -509,12 +676,14 @@ def _cost(c: Collected, issues: list[Issue]) -> dict[str, Any]:
             if forecast.used > budget:
                 issues.append(Issue("critical", "budget", resource,
                                     f"{resource}: {forecast.used_ratio:.0%} of the monthly "
-                                    "budget already used", forecast.used_ratio, "ratio"))
+                                    "budget already used", forecast.used_ratio, "ratio",
+                                    labels={"resource": resource}))
             elif forecast.over_budget:
                 issues.append(Issue("warning", "budget", resource,
                                     f"{resource}: projected to end the month at "
                                     f"{forecast.projected_ratio:.0%} of budget",
-                                    forecast.projected_ratio, "ratio"))
+                                    forecast.projected_ratio, "ratio",
+                                    labels={"resource": resource}))
         resources.append(entry)
     cpu_process = _scalar(c, "cpu_seconds_mtd")
     cpu_usage = used.get("cpu_seconds")
@@ -527,11 +696,36 @@ def _cost(c: Collected, issues: list[Issue]) -> dict[str, Any]:
         budget = _num(budgets.get(("cpu_seconds",)))
         cpu["budget_hours"] = budget / 3600 if budget is not None else None
     total_cost = sum(spent.values()) if spent else None
+    per_hour = sum(cost_rate.values()) if cost_rate else None
+    per_hour_before = sum(prev_cost_rate.values()) if prev_cost_rate else None
+    per_hour_change = None
+    if per_hour is not None:
+        # Relative floor: a previous cost under 1% of the larger is "new".
+        per_hour_change = change(per_hour, per_hour_before or 0.0,
+                                 0.01 * max(per_hour, per_hour_before or 0.0) or 1e-12)
     return {"month_elapsed_ratio": month_elapsed_fraction(now), "resources": resources,
-            "cpu": cpu, "cost_month_to_date": total_cost,
+            "cpu": cpu, "cost_per_hour": per_hour, "cost_per_hour_previous": per_hour_before,
+            "cost_per_hour_change": per_hour_change, "cost_month_to_date": total_cost,
             "cost_projected_month_end": (projected_month_end(total_cost, now)
                                          if total_cost is not None else None),
             "currency": None}
+
+
+def _usage_rates(samples: Iterable[Sample], prices: dict[tuple[str, ...], float]
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """Units per second and cost per hour by resource, over one window."""
+    units: dict[str, float] = {}
+    cost: dict[str, float] = {}
+    for s in samples:
+        key = tuple(s.labels.get(k, "") for k in ("resource", "provider", "model", "role"))
+        value = _num(s.value)
+        if value is None:
+            continue
+        units[key[0]] = units.get(key[0], 0.0) + value
+        price = prices.get(key)
+        if price is not None and math.isfinite(price):
+            cost[key[0]] = cost.get(key[0], 0.0) + value * price * 3600
+    return units, cost
 
 
 def _series_label(labels: dict[str, str]) -> str:
@@ -541,7 +735,6 @@ def _series_label(labels: dict[str, str]) -> str:
 def _trends(c: Collected, t: Thresholds, issues: list[Issue]) -> tuple[
         dict[str, Any], list[dict[str, Any]]]:
     specs = range_queries(c.window, c.service)
-    horizon = PROJECTION_DAYS * 86400
     charts: list[dict[str, Any]] = []
     trends: list[dict[str, Any]] = []
     for name, (title, unit, _expr) in specs.items():
@@ -551,65 +744,90 @@ def _trends(c: Collected, t: Thresholds, issues: list[Issue]) -> tuple[
             pts = [(p[0], p[1]) for p in s.points if math.isfinite(p[1])]
             label = _series_label(s.labels)
             chart_series.append({"label": label, "points": [[p[0], p[1]] for p in pts]})
-            trends.append(_trend(name, title, unit, label, pts, horizon, c.window.seconds))
+            trends.append(_trend(name, title, unit, label, pts, c.window.seconds))
         charts.append({"name": name, "title": title, "unit": unit, "series": chart_series})
     for tr in trends:
-        current, projected = tr["current"], tr["projected_30d"]
-        if tr["name"] == "queue_depth" and current is not None and current > t.queue_depth:
-            issues.append(Issue("warning", "queue_depth", tr["series"],
-                                f"queue {tr['series']} holds {current:.0f} items "
-                                f"(threshold {t.queue_depth:.0f})", current, "items"))
-        if tr["name"] == "disk" and current is not None:
-            if current > t.disk_used_ratio:
-                issues.append(Issue("critical", "disk", tr["series"],
-                                    f"disk {tr['series']} is {current:.0%} full", current,
-                                    "ratio"))
-            elif projected is not None and projected > t.disk_used_ratio and tr["slope_per_day"]:
-                days = (t.disk_used_ratio - current) / tr["slope_per_day"]
+        current, projected, slope = tr["current"], tr["projected_30d"], tr["slope_per_day"]
+        if tr["name"] != "disk" or current is None:
+            continue
+        labels = {"path": tr["series"].removeprefix("path=")}
+        if current > t.disk_used_ratio:
+            issues.append(Issue("critical", "disk", tr["series"],
+                                f"disk {tr['series']} is {current:.0%} full", current, "ratio",
+                                labels=labels))
+        elif projected is not None and projected > t.disk_used_ratio and slope and slope > 0:
+            days = (t.disk_used_ratio - current) / slope
+            if days <= PROJECTION_DAYS:
                 issues.append(Issue("warning", "disk", tr["series"],
-                                    f"disk {tr['series']} will pass {t.disk_used_ratio:.0%} in "
-                                    f"about {days:.0f} days at the current rate", projected,
-                                    "ratio"))
-    rates = [x for x in trends if x["name"] == "request_rate"]
-    growth = rates[0]["growth_ratio"] if rates else None
-    return {"traffic_growth_ratio": growth, "projection_days": PROJECTION_DAYS,
+                                    f"disk {tr['series']} is {current:.0%} full and will pass "
+                                    f"{t.disk_used_ratio:.0%} "
+                                    + (f"in about {days:.0f} days" if days >= 1.5
+                                       else "within a day")
+                                    + " at the rate of this window", projected, "ratio",
+                                    labels=labels, evidence={"used_ratio": current,
+                                                             "slope_per_day": slope}))
+    requests, before = _scalar(c, "http_total"), _scalar(c, "prev_http_total")
+    traffic = change(requests, before, t.min_requests)
+    return {"traffic_growth_ratio": ratio_change(traffic), "traffic_change": traffic,
+            "projection_days": PROJECTION_DAYS,
+            "min_projection_seconds": max(MIN_PROJECTION_SECONDS, c.window.seconds / 2),
             "series": trends}, charts
 
 
 def _trend(name: str, title: str, unit: str, label: str, pts: list[tuple[float, float]],
-           horizon: float, window: float) -> dict[str, Any]:
+           window: float) -> dict[str, Any]:
     values = [v for _, v in pts]
-    fit = linear_fit(pts)
     current = values[-1] if values else None
     mean = sum(values) / len(values) if values else None
-    slope = fit[0] if fit else None
-    projected = None
-    # Extrapolate only from data that covers at least half the window.
-    if fit is not None and pts and pts[-1][0] - pts[0][0] >= window / 2:
-        projected = fit[0] * (pts[-1][0] + horizon) + fit[1]
-        if unit in ("ratio", "items", "bytes", "requests/s"):
-            projected = max(0.0, projected)
-    growth = slope * window / mean if slope is not None and mean else None
+    slope = projected = None
+    # Extrapolate (and give a per-day slope) only from enough data: minutes of a
+    # fresh process projected 30 days ahead gave "40 GiB" and "disk full in 0 days".
+    # (95%: a range query's points span the window less one step.)
+    if name in PROJECTED and pts and pts[-1][0] - pts[0][0] >= 0.95 * max(
+            MIN_PROJECTION_SECONDS, window / 2):
+        fit = linear_fit(pts)
+        if fit is not None:
+            slope = fit[0]
+            projected = fit[0] * (pts[-1][0] + PROJECTION_DAYS * 86400) + fit[1]
+            if unit in ("ratio", "items", "bytes", "requests/s", "seconds"):
+                projected = max(0.0, projected)
+            if unit == "ratio":
+                projected = min(1.0, projected)
     return {"name": name, "title": title, "unit": unit, "series": label, "current": current,
             "mean": mean, "max": max(values) if values else None,
             "slope_per_day": slope * 86400 if slope is not None else None,
-            "growth_ratio": growth, "projected_30d": projected}
+            "growth_ratio": _half_growth(values), "projected_30d": projected}
+
+
+def _half_growth(values: list[float]) -> float | None:
+    """Mean of the window's second half against its first, ``- 1``; None when the first
+    half's mean is near zero (under 5% of the largest value): no percentage off it."""
+    if len(values) < 4:
+        return None
+    half = len(values) // 2
+    first = sum(values[:half]) / half
+    second = sum(values[half:]) / (len(values) - half)
+    peak = max(abs(v) for v in values)
+    if first <= 0 or first < 0.05 * peak:
+        return None
+    return second / first - 1
 
 
 def build_report(c: Collected, *, prometheus: str, thresholds: Thresholds | None = None
                  ) -> Report:
     t = thresholds or Thresholds()
-    issues: list[Issue] = []
-    health = _health(c, t, issues)
-    failures = _failures(c, t, issues)
-    latency = _latency(c, t, issues)
-    cost = _cost(c, issues)
-    trends, charts = _trends(c, t, issues)
+    findings: list[Issue] = []
+    health = _health(c, t, findings)
+    failures = _failures(c, t, findings)
+    latency = _latency(c, t, findings)
+    queues = _queues(c, t, findings)
+    cost = _cost(c, findings)
+    trends, charts = _trends(c, t, findings)
     for name, error in sorted(c.errors.items()):
-        issues.append(Issue("warning", "query_failed", name, error))
-    issues.sort(key=lambda i: (_SEVERITY_ORDER[i.severity], i.kind, i.subject))
+        # A refused query makes the report partial; it says nothing about the service.
+        findings.append(Issue("warning", "query_failed", name, error, scope="background"))
+    issues = rank(merge_alerts(findings, health["alerts"], window_start=c.window.start))
     return Report(generated_at=c.window.end, prometheus=prometheus, since=c.window.since,
                   window_seconds=c.window.seconds, service=c.service, health=health,
-                  latency=latency, failures=failures, cost=cost, trends=trends, charts=charts,
-                  issues=issues, query_errors=dict(c.errors))
-
+                  latency=latency, failures=failures, cost=cost, queues=queues, trends=trends,
+                  charts=charts, issues=issues, query_errors=dict(c.errors))
