@@ -224,7 +224,9 @@ def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
 
 
 def _fmt_s(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 # ------------------------------------------------------------------------------ sections

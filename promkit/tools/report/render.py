@@ -84,6 +84,8 @@ def change_text(change: dict[str, Any] | None, unit: str = "") -> str:
     if not change:
         return ""
     trend = str(change["trend"])
+    if trend == "new" and change.get("previous") is None and change.get("current") is not None:
+        return "new: no data for the window before"
     if trend in ("new", "gone"):
         return trend
     if change.get("previous") is None:
@@ -236,8 +238,10 @@ def outline(report: Report) -> list[Block]:
         said = "no data"
     else:
         said = f"{fmt(traffic['current'])} requests"
-        if traffic["trend"] == "new":
-            said += f", new (under {fmt(traffic['previous'] or 0)} in the window before)"
+        if traffic["previous"] is None:
+            said += ", no data for the window before"
+        elif traffic["trend"] == "new":
+            said += f", new ({fmt(traffic['previous'])} in the window before)"
         elif t["traffic_growth_ratio"] is not None:
             said += (f", {_signed(t['traffic_growth_ratio'], 'ratio')} against the window "
                      "before")
