@@ -214,6 +214,47 @@ def test_an_alert_and_its_finding_are_one_line() -> None:
     assert stale.scope == "background" and "no longer holds" in stale.message
 
 
+def with_recent(c: Collected) -> Collected:
+    """The last 5 minutes of ``faulty()``: /fail still fails but is fast again, and /new,
+    quiet over the hour, fails every request in them."""
+    raw = {
+        "http_buckets": vector(
+            *buckets(route("/fail"), {0.1: 10, 0.5: 10, 1.0: 10, INF: 10}),
+            *buckets(route("/new"), {0.1: 12, 0.5: 12, 1.0: 12, INF: 12})),
+        "http_requests": vector((route("/fail"), 10), (route("/new"), 12)),
+        "http_errors": vector((route("/fail"), 4), (route("/new"), 12)),
+        "http_error_codes": vector(({**route("/new"), "http_response_status_code": "502"},
+                                    12)),
+    }
+    c.instant.update({f"recent_{name}": parse_instant(data) for name, data in raw.items()})
+    for name in ("job_total_buckets", "job_count", "ext_buckets", "ext_outcomes",
+                 "stage_runs", "stage_failures"):
+        c.instant[f"recent_{name}"] = []
+    c.instant["http_requests"] += parse_instant(vector((route("/new"), 12)))
+    return c
+
+
+def test_the_last_minutes_catch_a_fresh_fault_and_a_cleared_one() -> None:
+    """A fault minutes old is diluted in an hour's figures: the last 5 minutes, measured
+    again, show it (ranked new). A fault that cleared in them ranks after the rest."""
+    r = report(with_recent(faulty()))
+    assert r.to_dict()["window"]["recent_seconds"] == 300
+    by = {(i.kind, i.subject): i for i in r.current_issues}
+    fresh = by[("http_errors", "GET /new")]
+    assert fresh.recent == "new" and fresh.message.endswith("in the last 5 min")
+    assert fresh.evidence["status_codes"] == {"502": 12}
+    assert by[("http_errors", "GET /fail")].recent == "ongoing"
+    cleared = by[("http_latency", "GET /fail")]
+    assert cleared.recent == "cleared" and "not seen in the last 5 min" in cleared.message
+    order = [(i.kind, i.subject) for i in r.current_issues]
+    assert order[:2] == [("http_errors", "GET /fail"), ("http_errors", "GET /new")]
+    # No stage or external figures in the last minutes: those findings cleared too.
+    assert [i.recent for i in r.current_issues][-3:] == ["cleared"] * 3
+    assert order[-3:] == [("stage_failures", "ocr"), ("http_latency", "GET /fail"),
+                          ("external_errors", "llm/chat")]
+    assert by[("target_down", "worker 127.0.0.1:9464")].recent is None  # not re-measured
+
+
 def test_changes_are_bounded_and_defined() -> None:
     from promkit.tools.report._change import change
 
@@ -413,10 +454,10 @@ def test_json_schema() -> None:
                          "headline", "issues", "health", "latency", "failures", "cost",
                          "trends", "charts", "query_errors"}
     assert data["window"] == {"since": "1h", "seconds": 3600, "start": "2026-11-16T11:00:00Z",
-                              "end": "2026-11-16T12:00:00Z"}
+                              "end": "2026-11-16T12:00:00Z", "recent_seconds": None}
     for issue in data["issues"]:
         assert set(issue) == {"severity", "kind", "subject", "message", "value", "unit",
-                              "scope", "change", "evidence", "labels", "alerts"}
+                              "scope", "change", "evidence", "labels", "alerts", "recent"}
         assert issue["severity"] in ("critical", "warning")
         assert issue["scope"] in ("current", "background")
     http = next(i for i in data["issues"] if i["kind"] == "http_errors")

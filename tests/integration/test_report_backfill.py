@@ -16,6 +16,8 @@ The history, with W the last hour (the report window) and W-1 the hour before:
   (critical) fires for the last 50 minutes.
 - ``GET /slow``: 60 a minute in (0.1, 0.5] in W and W-1, over 1 s from 6 h to 4 h
   before the end; ``HTTPLatencyP95High`` for /slow still fires (stale).
+- ``GET /upload``: 60 a minute in (0.1, 0.5], over 1 s in the last two minutes: too
+  few to move the hour's p95 (0.493 s), but 40% of the last five minutes.
 - stage ``resize``: 30 steps a minute of 25 µs each (all in the lowest bucket).
 - queue ``jobs``: 3 waiting, oldest 2 s, until the worker gets stuck 15 minutes
   before the end: then one more item a minute and the oldest ages with the clock.
@@ -101,6 +103,12 @@ def history(end: int) -> str:
                            "http_response_status_class": "2xx"},
               lambda t: 60, lambda t: 2.0 if t in slow_then else 0.3, bounds,
               lambda t: 2.0 if t in slow_then else 0.3)
+    fresh = end - 120  # /upload turns slow two minutes before the end
+    histogram(http, HTTP, {"http_route": "/upload", "http_request_method": "GET",
+                           "http_response_status_code": "200",
+                           "http_response_status_class": "2xx"},
+              lambda t: 60, lambda t: 2.0 if t > fresh else 0.3, bounds,
+              lambda t: 2.0 if t > fresh else 0.3)
     out += http.lines
 
     stage = _Family("job_stage_duration_seconds", "histogram")
@@ -210,9 +218,11 @@ def test_report_numbers_match_the_history(backfilled: tuple[PrometheusServer, in
     assert pages["rate_change"]["ratio"] == pytest.approx(3.0)
     assert data["cost"]["cost_per_hour"] == pytest.approx(21.6)
 
+    # The hour's p95 of /upload: rank 0.95 * 3600 = 3420 of the 3480 under 0.5 s.
+    assert latency["/upload"]["p95_seconds"] == pytest.approx(0.1 + 0.4 * 3420 / 3480)
     traffic = data["trends"]["traffic_change"]
-    assert (traffic["current"], traffic["previous"]) == (pytest.approx(39600),
-                                                         pytest.approx(39600))
+    assert (traffic["current"], traffic["previous"]) == (pytest.approx(43200),
+                                                         pytest.approx(43200))
     assert data["trends"]["traffic_growth_ratio"] == pytest.approx(0.0)
     disk = next(s for s in data["trends"]["series"] if s["name"] == "disk")
     assert disk["current"] == pytest.approx(0.247)
@@ -233,11 +243,17 @@ def test_report_ranks_the_new_fault_first(backfilled: tuple[PrometheusServer, in
     assert first["evidence"] == {"status_codes": {"500": 1080, "503": 720}, "errors": 1800,
                                  "requests": 36000}
     assert first["change"]["trend"] == "new" and first["change"]["previous"] == 0
-    age = current[1]
+    assert first["recent"] == "ongoing"
+    # Two minutes old, diluted in the hour: the last five minutes show it (p95 in +Inf).
+    upload = current[1]
+    assert (upload["kind"], upload["subject"], upload["recent"]) == (
+        "http_latency", "GET /upload", "new")
+    assert upload["value"] == 1.0 and "p95 is > 1.00 s" in upload["message"]
+    age = current[2]
     assert (age["kind"], age["subject"], age["value"]) == ("queue_age", "queue=jobs", 900.0)
     assert age["change"]["trend"] == "new"
-    assert len(current) == 2, current
-    assert data["status"] == "issues" and data["headline"] == "⚠ 2 issues"
+    assert len(current) == 3, current
+    assert data["status"] == "issues" and data["headline"] == "⚠ 3 issues"
     # The old latency alert (its condition held hours ago) and the month's budget.
     kinds = {(i["kind"], i["subject"]) for i in background}
     assert ("alert", "HTTPLatencyP95High") in kinds and ("budget", "ocr_pages") in kinds

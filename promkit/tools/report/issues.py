@@ -20,6 +20,7 @@ __all__ = [
     "ALERT_KINDS",
     "BACKGROUND_KINDS",
     "Issue",
+    "Recent",
     "Scope",
     "Severity",
     "merge_alerts",
@@ -28,6 +29,9 @@ __all__ = [
 
 Severity = Literal["critical", "warning"]
 Scope = Literal["current", "background"]
+Recent = Literal["ongoing", "cleared", "new"]
+"""A window finding measured again over the last minutes: still there (``ongoing``), gone
+(``cleared``), or seen only there (``new``)."""
 _SEVERITY_WEIGHT = {"critical": 2.0, "warning": 1.0}
 
 BACKGROUND_KINDS = frozenset({"slo_budget", "budget"})
@@ -68,7 +72,8 @@ class Issue:
     as Prometheus labels (what alerts are matched on). ``change`` is the figure
     against the window before (see :func:`promkit.tools.report._change.change`),
     ``evidence`` the counts behind it (status codes, error codes, timeouts...),
-    ``alerts`` the firing alerts merged into this line.
+    ``alerts`` the firing alerts merged into this line, ``recent`` what the last
+    minutes say (None when not measured again).
     """
 
     severity: Severity
@@ -82,6 +87,7 @@ class Issue:
     evidence: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     alerts: list[str] = field(default_factory=list)
+    recent: Recent | None = None
 
 
 def _alert_kind(labels: dict[str, str]) -> str | None:
@@ -152,20 +158,24 @@ def _active_at(text: Any) -> float | None:
 
 
 def _score(issue: Issue) -> float:
+    if issue.recent == "new":
+        return 1.0  # seen only in the last minutes: new against the window before too
     return float(issue.change["score"]) if issue.change else 0.0
 
 
 def rank(issues: Iterable[Issue]) -> list[Issue]:
     """Current issues first, by severity plus change (critical counts 2, warning 1,
     the change score -1..1: a new warning ties a steady critical, and then the
-    larger change wins, then a finding before an alert); background after, by
-    severity. Background kinds are marked so whatever the finder said."""
+    larger change wins, then a finding before an alert), those that cleared in the
+    last minutes after the rest; background after, by severity. Background kinds
+    are marked so whatever the finder said."""
     marked = [replace(i, scope="background") if i.kind in BACKGROUND_KINDS else i
               for i in issues]
     current = [i for i in marked if i.scope == "current"]
     background = [i for i in marked if i.scope == "background"]
     # Ties: the larger change, then a finding (it has evidence) before a bare alert.
-    current.sort(key=lambda i: (-(_SEVERITY_WEIGHT[i.severity] + _score(i)), -_score(i),
+    current.sort(key=lambda i: (i.recent == "cleared",
+                                -(_SEVERITY_WEIGHT[i.severity] + _score(i)), -_score(i),
                                 -_SEVERITY_WEIGHT[i.severity], i.kind == "alert", i.kind,
                                 i.subject))
     background.sort(key=lambda i: (-_SEVERITY_WEIGHT[i.severity], i.kind, i.subject))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +20,14 @@ from promkit.tools.report._change import change, ratio_change
 from promkit.tools.report._prom import Sample
 from promkit.tools.report._quantiles import Quantile, quantiles_by
 from promkit.tools.report.issues import Issue, Severity, merge_alerts, rank
-from promkit.tools.report.queries import Collected, parse_duration, range_queries
+from promkit.tools.report.queries import (
+    RECENT,
+    Collected,
+    Window,
+    parse_duration,
+    range_queries,
+    recent_seconds,
+)
 
 __all__ = [
     "SCHEMA",
@@ -85,6 +92,8 @@ class Report:
     charts: list[dict[str, Any]]
     issues: list[Issue]
     query_errors: dict[str, str]
+    recent_seconds: float | None = None
+    """The last minutes measured again (None: not done, the window being too short)."""
 
     @property
     def current_issues(self) -> list[Issue]:
@@ -114,7 +123,8 @@ class Report:
             "prometheus": self.prometheus,
             "service": self.service,
             "window": {"since": self.since, "seconds": self.window_seconds,
-                       "start": _iso(end - self.window_seconds), "end": _iso(end)},
+                       "start": _iso(end - self.window_seconds), "end": _iso(end),
+                       "recent_seconds": self.recent_seconds},
             "status": self.status,
             "headline": self.headline(),
             "issues": [asdict(i) for i in self.issues],
@@ -815,6 +825,45 @@ def _half_growth(values: list[float]) -> float | None:
     return second / first - 1
 
 
+_RECENT_KINDS = frozenset({"http_errors", "http_latency", "stage_failures", "external_errors",
+                           "external_latency", "job_latency"})
+"""The finding kinds the recent pass measures again."""
+
+
+def _with_recent(c: Collected, t: Thresholds, findings: list[Issue]
+                 ) -> tuple[list[Issue], float | None]:
+    """Mark the window's findings ``ongoing`` or ``cleared`` by the last minutes, and add
+    what only the last minutes show (a fault minutes old, diluted in a long window)."""
+    seconds = recent_seconds(c.window)
+    measured = all(f"recent_{name}" in c.instant for name in RECENT)
+    if seconds is None or not measured:  # too short a window, or a query failed
+        return findings, None
+    sub = Collected(window=Window(since=f"{seconds:.0f}s", seconds=seconds, end=c.window.end),
+                    service=c.service)
+    sub.instant = {name[len("recent_"):]: samples for name, samples in c.instant.items()
+                   if name.startswith("recent_")}
+    # A finding only the last minutes show is compared with the whole window.
+    sub.instant.update({f"prev_{name}": c.instant.get(name, []) for name in RECENT})
+    recent: list[Issue] = []
+    _failures(sub, t, recent)
+    _latency(sub, t, recent)
+    minutes = f"{seconds / 60:.0f} min"
+    seen = {(i.kind, i.subject) for i in recent}
+    out = []
+    for f in findings:
+        if f.kind not in _RECENT_KINDS:
+            out.append(f)
+        elif (f.kind, f.subject) in seen:
+            out.append(replace(f, recent="ongoing"))
+        else:
+            out.append(replace(f, recent="cleared",
+                               message=f"{f.message}; not seen in the last {minutes}"))
+    known = {(f.kind, f.subject) for f in findings}
+    out.extend(replace(i, recent="new", message=f"{i.message} in the last {minutes}")
+               for i in recent if (i.kind, i.subject) not in known)
+    return out, seconds
+
+
 def build_report(c: Collected, *, prometheus: str, thresholds: Thresholds | None = None
                  ) -> Report:
     t = thresholds or Thresholds()
@@ -822,6 +871,7 @@ def build_report(c: Collected, *, prometheus: str, thresholds: Thresholds | None
     health = _health(c, t, findings)
     failures = _failures(c, t, findings)
     latency = _latency(c, t, findings)
+    findings, recent = _with_recent(c, t, findings)
     queues = _queues(c, t, findings)
     cost = _cost(c, findings)
     trends, charts = _trends(c, t, findings)
@@ -832,4 +882,5 @@ def build_report(c: Collected, *, prometheus: str, thresholds: Thresholds | None
     return Report(generated_at=c.window.end, prometheus=prometheus, since=c.window.since,
                   window_seconds=c.window.seconds, service=c.service, health=health,
                   latency=latency, failures=failures, cost=cost, queues=queues, trends=trends,
-                  charts=charts, issues=issues, query_errors=dict(c.errors))
+                  charts=charts, issues=issues, query_errors=dict(c.errors),
+                  recent_seconds=recent)

@@ -33,6 +33,7 @@ __all__ = [
     "parse_duration",
     "parse_time",
     "range_queries",
+    "recent_seconds",
 ]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -144,6 +145,20 @@ PREVIOUS = ("http_buckets", "http_requests", "http_errors", "http_total", "job_t
 ``offset <window>``), for each finding's change."""
 
 
+RECENT_SECONDS = 300.0
+"""The last minutes, measured again (``recent_<name>``) when the window is at least twice
+as long: a fault minutes old is diluted in a long window, and a fault that cleared
+minutes ago is no longer happening."""
+RECENT = ("http_buckets", "http_requests", "http_errors", "http_error_codes",
+          "job_total_buckets", "job_count", "ext_buckets", "ext_outcomes", "stage_runs",
+          "stage_failures")
+
+
+def recent_seconds(window: Window) -> float | None:
+    """The length of the recent pass for ``window``, None when the window is too short."""
+    return RECENT_SECONDS if window.seconds >= 2 * RECENT_SECONDS else None
+
+
 def instant_queries(window: Window, service: str | None = None,
                     latency_slo_seconds: float = 0.2) -> dict[str, str]:
     """Name -> PromQL, evaluated at the window's end."""
@@ -157,6 +172,10 @@ def instant_queries(window: Window, service: str | None = None,
     q = _window_queries(w, "", s)
     previous = _window_queries(w, f" offset {w}", s)
     q.update({f"prev_{name}": previous[name] for name in PREVIOUS})
+    recent = recent_seconds(window)
+    if recent is not None:
+        last = _window_queries(_d(recent), "", s)
+        q.update({f"recent_{name}": last[name] for name in RECENT})
     q.update({
         "up": f"up{s()}",
         "http_total_errors": f"sum(increase({HTTP}_count{s(_ERR)}[{w}]))",
