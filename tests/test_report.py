@@ -214,8 +214,31 @@ def test_an_alert_and_its_finding_are_one_line() -> None:
     assert stale.scope == "background" and "no longer holds" in stale.message
 
 
+def test_slo_burn_alerts_fast_is_current_slow_is_background() -> None:
+    """A fast burn (page) is about the last hours: merged into the finding of its SLI, or
+    current when the report has no such finding; a slow burn (ticket, days) is the
+    budget's long window: background."""
+    c = faulty()
+    slo = {"service": "demo", "severity": "critical"}
+    c.alerts = [
+        {"labels": {**slo, "alertname": "SLOBurnRatePage", "slo": "api-availability",
+                    "sli": "availability"}, "state": "firing", "annotations": {}},
+        {"labels": {**slo, "alertname": "SLOBurnRatePage", "slo": "auth-success",
+                    "sli": "auth_success"}, "state": "firing", "annotations": {}},
+        {"labels": {**slo, "severity": "warning", "alertname": "SLOBurnRateTicket",
+                    "slo": "jobs-success", "sli": "job_success"}, "state": "firing",
+         "annotations": {}},
+    ]
+    r = report(c)
+    http = next(i for i in r.issues if i.kind == "http_errors")
+    assert http.alerts == ["SLOBurnRatePage"]
+    alerts = {(i.subject, i.scope, i.labels.get("slo")) for i in r.issues if i.kind == "alert"}
+    assert alerts == {("SLOBurnRatePage", "current", "auth-success"),
+                      ("SLOBurnRateTicket", "background", "jobs-success")}
+
+
 def with_recent(c: Collected) -> Collected:
-    """The last 5 minutes of ``faulty()``: /fail still fails but is fast again, and /new,
+    """The last 2 minutes of ``faulty()``: /fail still fails but is fast again, and /new,
     quiet over the hour, fails every request in them."""
     raw = {
         "http_buckets": vector(
@@ -235,17 +258,17 @@ def with_recent(c: Collected) -> Collected:
 
 
 def test_the_last_minutes_catch_a_fresh_fault_and_a_cleared_one() -> None:
-    """A fault minutes old is diluted in an hour's figures: the last 5 minutes, measured
+    """A fault minutes old is diluted in an hour's figures: the last 2 minutes, measured
     again, show it (ranked new). A fault that cleared in them ranks after the rest."""
     r = report(with_recent(faulty()))
-    assert r.to_dict()["window"]["recent_seconds"] == 300
+    assert r.to_dict()["window"]["recent_seconds"] == 120
     by = {(i.kind, i.subject): i for i in r.current_issues}
     fresh = by[("http_errors", "GET /new")]
-    assert fresh.recent == "new" and fresh.message.endswith("in the last 5 min")
+    assert fresh.recent == "new" and fresh.message.endswith("in the last 2 min")
     assert fresh.evidence["status_codes"] == {"502": 12}
     assert by[("http_errors", "GET /fail")].recent == "ongoing"
     cleared = by[("http_latency", "GET /fail")]
-    assert cleared.recent == "cleared" and "not seen in the last 5 min" in cleared.message
+    assert cleared.recent == "cleared" and "not seen in the last 2 min" in cleared.message
     order = [(i.kind, i.subject) for i in r.current_issues]
     assert order[:2] == [("http_errors", "GET /fail"), ("http_errors", "GET /new")]
     # No stage or external figures in the last minutes: those findings cleared too.

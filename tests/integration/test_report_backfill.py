@@ -17,7 +17,7 @@ The history, with W the last hour (the report window) and W-1 the hour before:
 - ``GET /slow``: 60 a minute in (0.1, 0.5] in W and W-1, over 1 s from 6 h to 4 h
   before the end; ``HTTPLatencyP95High`` for /slow still fires (stale).
 - ``GET /upload``: 60 a minute in (0.1, 0.5], over 1 s in the last two minutes: too
-  few to move the hour's p95 (0.493 s), but 40% of the last five minutes.
+  few to move the hour's p95 (0.493 s), but all of the last two minutes.
 - stage ``resize``: 30 steps a minute of 25 µs each (all in the lowest bucket).
 - queue ``jobs``: 3 waiting, oldest 2 s, until the worker gets stuck 15 minutes
   before the end: then one more item a minute and the oldest ages with the clock.
@@ -244,7 +244,7 @@ def test_report_ranks_the_new_fault_first(backfilled: tuple[PrometheusServer, in
                                  "requests": 36000}
     assert first["change"]["trend"] == "new" and first["change"]["previous"] == 0
     assert first["recent"] == "ongoing"
-    # Two minutes old, diluted in the hour: the last five minutes show it (p95 in +Inf).
+    # Two minutes old, diluted in the hour: the last two minutes show it (p95 in +Inf).
     upload = current[1]
     assert (upload["kind"], upload["subject"], upload["recent"]) == (
         "http_latency", "GET /upload", "new")

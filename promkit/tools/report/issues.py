@@ -56,8 +56,9 @@ ALERT_KINDS: dict[str, str] = {
     "CPUBudgetExhausted": "budget",
 }
 _SLO_ALERT_KINDS = {"availability": "http_errors", "latency": "http_latency",
-                    "job_success": "job_failures"}
-"""SLO burn-rate alerts by their ``sli`` label."""
+                    "job_success": "stage_failures"}
+"""``SLOBurnRatePage`` by its ``sli`` label (another SLI: an alert the report does not
+measure, so current)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Issue:
     """Something that needs attention.
 
     ``kind`` is one of: alert, target_down, slo_budget, http_errors, http_latency,
-    stage_failures, job_failures, external_errors, external_latency, job_latency,
+    stage_failures, external_errors, external_latency, job_latency,
     budget, queue_depth, queue_age, queue_unreadable, disk, query_failed.
     ``subject`` names what it is about (an alert name, ``GET /route``, a stage,
     ``service/operation``, a resource, a queue, a path); ``labels`` are the same
@@ -92,8 +93,10 @@ class Issue:
 
 def _alert_kind(labels: dict[str, str]) -> str | None:
     name = labels.get("alertname", "")
-    if name.startswith("SLOBurnRate"):
-        return _SLO_ALERT_KINDS.get(labels.get("sli", ""), "slo_budget")
+    if name == "SLOBurnRateTicket":  # a slow burn over 1-3 days: the budget's long window
+        return "slo_budget"
+    if name == "SLOBurnRatePage":  # a fast burn, over the last hours: what is happening
+        return _SLO_ALERT_KINDS.get(labels.get("sli", ""))
     return ALERT_KINDS.get(name)
 
 

@@ -145,10 +145,12 @@ PREVIOUS = ("http_buckets", "http_requests", "http_errors", "http_total", "job_t
 ``offset <window>``), for each finding's change."""
 
 
-RECENT_SECONDS = 300.0
+RECENT_SECONDS = 120.0
 """The last minutes, measured again (``recent_<name>``) when the window is at least twice
 as long: a fault minutes old is diluted in a long window, and a fault that cleared
-minutes ago is no longer happening."""
+minutes ago is no longer happening. Two minutes: in the demo (5 s scrapes) a latency
+fault cleared two minutes earlier still held a 5-minute p95 above its threshold; at
+a 15 s scrape interval it is eight scrapes."""
 RECENT = ("http_buckets", "http_requests", "http_errors", "http_error_codes",
           "job_total_buckets", "job_count", "ext_buckets", "ext_outcomes", "stage_runs",
           "stage_failures")
