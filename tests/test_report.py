@@ -214,6 +214,30 @@ def test_an_alert_and_its_finding_are_one_line() -> None:
     assert stale.scope == "background" and "no longer holds" in stale.message
 
 
+def test_a_stuck_worker_shows_in_the_queue_age_within_minutes() -> None:
+    """Wait times are recorded only when a job is picked up: a stuck worker shows in the
+    oldest item's age, read from the queue, long before the 300 s threshold when it is
+    far over what jobs waited in the window (p95 4.8 s here)."""
+    c = faulty()
+    c.instant["queue_age"] = parse_instant(vector(({"queue": "jobs"}, 90)))
+    c.instant["prev_queue_age"] = parse_instant(vector(({"queue": "jobs"}, 1)))
+    r = report(c)
+    (age,) = [i for i in r.current_issues if i.kind == "queue_age"]
+    assert age.subject == "queue=jobs" and age.value == 90
+    assert "waited 1.50 min" not in age.message and "waited 90.00 s" in age.message
+    assert "jobs waited p95 4.80 s in the window" in age.message
+    assert age.evidence == {"depth": 45, "oldest_age_seconds": 90.0, "up": True}
+    assert age.change is not None and age.change["trend"] == "new"
+    # 90 s is usual where jobs wait 30 s: no issue until the threshold.
+    c.instant["job_wait_buckets"] = parse_instant(vector(
+        *buckets({"queue": "jobs", "job_type": "ocr"}, {20.0: 0, 40.0: 100, INF: 100})))
+    assert subjects(report(c), "queue_age") == []
+    # A queue that cannot be read is critical and says so.
+    c.instant["queue_up"] = parse_instant(vector(({"queue": "jobs"}, 0)))
+    (down,) = [i for i in report(c).issues if i.kind == "queue_unreadable"]
+    assert down.severity == "critical" and down.subject == "queue=jobs"
+
+
 def test_slo_burn_alerts_fast_is_current_slow_is_background() -> None:
     """A fast burn (page) is about the last hours: merged into the finding of its SLI, or
     current when the report has no such finding; a slow burn (ticket, days) is the

@@ -63,17 +63,19 @@ def bucket_quantile(phi: float, buckets: Iterable[tuple[float, float]]) -> Quant
 
 def quantiles_by(samples: Iterable[Sample], keys: tuple[str, ...], phi: float
                  ) -> dict[tuple[str, ...], Quantile]:
-    """Group bucket samples (labelled ``le`` and ``keys``) and take each group's quantile."""
-    groups: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+    """Group bucket samples (labelled ``le`` and ``keys``; series that differ only in other
+    labels are summed, as ``sum by (le, keys)`` would) and take each group's quantile."""
+    groups: dict[tuple[str, ...], dict[float, float]] = {}
     for s in samples:
         try:
             le = float(s.labels.get("le", "nan"))
         except ValueError:
             continue
-        groups.setdefault(tuple(s.labels.get(k, "") for k in keys), []).append((le, s.value))
+        group = groups.setdefault(tuple(s.labels.get(k, "") for k in keys), {})
+        group[le] = group.get(le, 0.0) + s.value
     out: dict[tuple[str, ...], Quantile] = {}
     for key, buckets in groups.items():
-        q = bucket_quantile(phi, buckets)
+        q = bucket_quantile(phi, buckets.items())
         if q is not None:
             out[key] = q
     return out

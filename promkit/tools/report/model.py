@@ -62,6 +62,11 @@ class Thresholds:
     job_p95_seconds: float = 30.0
     queue_depth: float = 30.0
     queue_age_seconds: float = 300.0
+    queue_stall_seconds: float = 60.0
+    queue_stall_factor: float = 4.0
+    """The oldest item's age is an issue past ``queue_age_seconds``, or past
+    ``queue_stall_seconds`` when it is over ``queue_stall_factor`` times the window's p95
+    queue wait (or no job was picked up): a stuck worker within a minute or two."""
     disk_used_ratio: float = 0.8
     slo_budget_warning: float = 0.25
     latency_slo_seconds: float = 0.2
@@ -602,6 +607,7 @@ def _queues(c: Collected, t: Thresholds, issues: list[Issue]) -> list[dict[str, 
     figures = {name: _index(c.instant.get(name, []), "queue")
                for name in ("queue_depth", "queue_age", "queue_up", "prev_queue_depth",
                             "prev_queue_age", "prev_queue_up")}
+    waits = _quantiles(c, "job_wait", ("queue",), 0.95)
     out: list[dict[str, Any]] = []
     for key in sorted(set(figures["queue_depth"]) | set(figures["queue_age"])
                       | set(figures["queue_up"])):
@@ -625,11 +631,17 @@ def _queues(c: Collected, t: Thresholds, issues: list[Issue]) -> list[dict[str, 
                                 change=change(1.0, None if prev_up is None else 1 - prev_up,
                                               0.5),
                                 evidence=evidence, labels=labels))
-        if age is not None and age > t.queue_age_seconds:
+        wait = waits.get(key)
+        # A stuck worker shows in the age long before the threshold: far longer than
+        # jobs waited in the window (or none was picked up at all).
+        stalled = (age is not None and age >= t.queue_stall_seconds and (depth or 0) > 0
+                   and (wait is None or age > t.queue_stall_factor * wait.value))
+        if age is not None and (age > t.queue_age_seconds or stalled):
+            usual = (f"jobs waited p95 {_fmt_s(wait.value)} in the window" if wait
+                     else "no job was picked up in the window")
             issues.append(Issue("warning", "queue_age", subject,
                                 f"queue {queue}: the oldest item has waited {_fmt_s(age)} "
-                                f"({entry['depth']} waiting; threshold "
-                                f"{_fmt_s(t.queue_age_seconds)})", age, "seconds",
+                                f"({entry['depth']} waiting; {usual})", age, "seconds",
                                 change=change(age, entry["oldest_age_previous_seconds"],
                                               FLOOR * t.queue_age_seconds),
                                 evidence=evidence, labels=labels))
