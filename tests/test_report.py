@@ -238,6 +238,24 @@ def test_a_stuck_worker_shows_in_the_queue_age_within_minutes() -> None:
     assert down.severity == "critical" and down.subject == "queue=jobs"
 
 
+def test_failed_jobs_name_their_error_codes() -> None:
+    c = faulty()
+    ocr = {"queue": "jobs", "job_type": "ocr"}
+    c.instant["job_finished"] = parse_instant(vector((ocr, 100)))
+    c.instant["job_failures"] = parse_instant(vector(({**ocr, "error_code": "Timeout"}, 7.8),
+                                                     ({**ocr, "error_code": "evicted"}, 4)))
+    c.alerts = [{"labels": {"alertname": "SLOBurnRatePage", "severity": "critical",
+                            "slo": "jobs-success", "sli": "job_success"},
+                 "state": "firing", "annotations": {}}]
+    r = report(c)
+    (jobs,) = [i for i in r.issues if i.kind == "job_failures"]
+    assert jobs.subject == "jobs/ocr" and jobs.value == pytest.approx(0.118)
+    assert jobs.evidence == {"error_codes": {"Timeout": 8, "evicted": 4}, "failures": 12,
+                             "jobs": 100}
+    assert "failed 12 of 100 (11.8%): 8 × Timeout, 4 × evicted" in jobs.message
+    assert jobs.alerts == ["SLOBurnRatePage"] and jobs.severity == "critical"
+
+
 def test_slo_burn_alerts_fast_is_current_slow_is_background() -> None:
     """A fast burn (page) is about the last hours: merged into the finding of its SLI, or
     current when the report has no such finding; a slow burn (ticket, days) is the
@@ -274,8 +292,8 @@ def with_recent(c: Collected) -> Collected:
                                     12)),
     }
     c.instant.update({f"recent_{name}": parse_instant(data) for name, data in raw.items()})
-    for name in ("job_total_buckets", "job_count", "ext_buckets", "ext_outcomes",
-                 "stage_runs", "stage_failures"):
+    for name in ("job_total_buckets", "job_count", "job_finished", "job_failures",
+                 "ext_buckets", "ext_outcomes", "stage_runs", "stage_failures"):
         c.instant[f"recent_{name}"] = []
     c.instant["http_requests"] += parse_instant(vector((route("/new"), 12)))
     return c

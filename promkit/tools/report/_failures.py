@@ -94,6 +94,7 @@ def failures_section(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[s
          "error_code": s.labels.get("error_code", ""), "count": whole(s.value)}
         for s in c.instant.get("job_failures", []) if whole(s.value)]
     job_failures.sort(key=lambda x: -(x["count"] or 0))
+    _job_failure_issues(c, t, issues)
 
     def outcomes_of(name: str) -> dict[tuple[str, str], dict[str, float]]:
         out: dict[tuple[str, str], dict[str, float]] = {}
@@ -146,3 +147,38 @@ def failures_section(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[s
     top.sort(key=lambda x: -x["count"])
     return {"routes": routes, "stages": stage_failures, "jobs": job_failures,
             "external": external, "top_error_codes": top[:10]}
+
+
+def _job_failure_issues(c: Collected, t: Thresholds, issues: list[Issue]) -> None:
+    """Jobs that ended in failure (any outcome but success, by error code) over the jobs
+    that ended, per queue and job type: what the job-success SLO counts."""
+    keys = ("queue", "job_type")
+
+    def failed_by(name: str) -> dict[tuple[str, ...], dict[str, float]]:
+        out: dict[tuple[str, ...], dict[str, float]] = {}
+        for s in c.instant.get(name, []):
+            codes = out.setdefault(tuple(s.labels.get(k, "") for k in keys), {})
+            code = s.labels.get("error_code", "") or "unknown"
+            codes[code] = codes.get(code, 0.0) + (num(s.value) or 0.0)
+        return out
+
+    finished = index(c.instant.get("job_finished", []), *keys)
+    prev_finished = index(c.instant.get("prev_job_finished", []), *keys)
+    previous = failed_by("prev_job_failures")
+    for key, codes in sorted(failed_by("job_failures").items()):
+        failed = sum(codes.values())
+        ratio = ratio_of(failed, finished.get(key))
+        if ratio is None or ratio <= t.job_failure_ratio or not whole(failed):
+            continue
+        counts = {code: whole(n) for code, n in sorted(codes.items(), key=lambda x: -x[1])}
+        subject = f"{key[0]}/{key[1]}"
+        shown = ", ".join(f"{n} × {code}" for code, n in counts.items())
+        issues.append(Issue("warning", "job_failures", subject,
+                            f"jobs {subject} failed {whole(failed)} of "
+                            f"{whole(finished.get(key))} ({ratio:.1%}): {shown}", ratio, "ratio",
+                            change=change(ratio, ratio_of(sum(previous.get(key, {}).values()),
+                                                          prev_finished.get(key)),
+                                          FLOOR * t.job_failure_ratio),
+                            evidence={"error_codes": counts, "failures": whole(failed),
+                                      "jobs": whole(finished.get(key))},
+                            labels=labels_of(keys, key)))

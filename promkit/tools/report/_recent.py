@@ -13,8 +13,8 @@ from promkit.tools.report.thresholds import Thresholds
 __all__ = ["with_recent"]
 
 
-_RECENT_KINDS = frozenset({"http_errors", "http_latency", "stage_failures", "external_errors",
-                           "external_latency", "job_latency"})
+_RECENT_KINDS = frozenset({"http_errors", "http_latency", "stage_failures", "job_failures",
+                           "external_errors", "external_latency", "job_latency"})
 """The finding kinds the recent pass measures again."""
 
 

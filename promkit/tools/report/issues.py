@@ -56,7 +56,7 @@ ALERT_KINDS: dict[str, str] = {
     "CPUBudgetExhausted": "budget",
 }
 _SLO_ALERT_KINDS = {"availability": "http_errors", "latency": "http_latency",
-                    "job_success": "stage_failures"}
+                    "job_success": "job_failures"}
 """``SLOBurnRatePage`` by its ``sli`` label (another SLI: an alert the report does not
 measure, so current)."""
 
@@ -66,7 +66,7 @@ class Issue:
     """Something that needs attention.
 
     ``kind`` is one of: alert, target_down, slo_budget, http_errors, http_latency,
-    stage_failures, external_errors, external_latency, job_latency,
+    stage_failures, job_failures, external_errors, external_latency, job_latency,
     budget, queue_depth, queue_age, queue_unreadable, disk, query_failed.
     ``subject`` names what it is about (an alert name, ``GET /route``, a stage,
     ``service/operation``, a resource, a queue, a path); ``labels`` are the same

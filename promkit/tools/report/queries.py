@@ -139,8 +139,8 @@ HISTOGRAMS: dict[str, tuple[str, str]] = {
 (``<name>_buckets``; see :mod:`promkit.tools.report._quantiles`)."""
 
 PREVIOUS = ("http_buckets", "http_requests", "http_errors", "http_total", "job_total_buckets",
-            "job_count", "job_failures", "ext_buckets", "ext_outcomes", "stage_runs",
-            "stage_failures", "usage_rate", "queue_depth", "queue_age", "queue_up")
+            "job_count", "job_finished", "job_failures", "ext_buckets", "ext_outcomes",
+            "stage_runs", "stage_failures", "usage_rate", "queue_depth", "queue_age", "queue_up")
 """Queries also run over the window before (``prev_<name>``, the same PromQL with
 ``offset <window>``), for each finding's change."""
 
@@ -152,8 +152,8 @@ minutes ago is no longer happening. Two minutes: in the demo (5 s scrapes) a lat
 fault cleared two minutes earlier still held a 5-minute p95 above its threshold; at
 a 15 s scrape interval it is eight scrapes."""
 RECENT = ("http_buckets", "http_requests", "http_errors", "http_error_codes",
-          "job_total_buckets", "job_count", "ext_buckets", "ext_outcomes", "stage_runs",
-          "stage_failures")
+          "job_total_buckets", "job_count", "job_finished", "job_failures", "ext_buckets",
+          "ext_outcomes", "stage_runs", "stage_failures")
 
 
 def recent_seconds(window: Window) -> float | None:
@@ -218,6 +218,8 @@ def _window_queries(w: str, off: str, s: Callable[..., str]) -> dict[str, str]:
         "http_total": f"sum(increase({HTTP}_count{s()}[{w}]{off}))",
         "job_count": f"sum by (queue, job_type) (increase(job_run_duration_seconds_count"
                      f"{s()}[{w}]{off}))",
+        "job_finished": f"sum by (queue, job_type) (increase(jobs_finished_total"
+                        f"{s()}[{w}]{off}))",
         "job_failures": f"sum by (queue, job_type, error_code) (increase(jobs_finished_total"
                         f"{s(_NOT_SUCCESS)}[{w}]{off})) > 0",
         "stage_runs": f"sum by (stage) (increase(job_stage_duration_seconds_count"

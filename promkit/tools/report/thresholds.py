@@ -15,6 +15,7 @@ class Thresholds:
     http_p95_seconds: float = 0.5
     min_requests: float = 10.0
     stage_failure_ratio: float = 0.05
+    job_failure_ratio: float = 0.05
     external_error_ratio: float = 0.1
     external_p95_seconds: float = 10.0
     job_p95_seconds: float = 30.0
