@@ -675,6 +675,13 @@ def test_cli_unreachable_exit_2() -> None:
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+def test_cli_bad_at_exit_2() -> None:
+    proc = _cli("--prometheus", "http://127.0.0.1:1", "--at", "yesterday")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("promkit: error: --at: invalid time 'yesterday': use ISO "
+                                   "8601 (2026-11-16T12:00:00Z) or Unix seconds")
+
+
 def test_cli_not_prometheus_exit_2(receiver: tuple[str, list[Any]]) -> None:
     url, _ = receiver  # answers GET with 501: not a Prometheus
     proc = _cli("--prometheus", url)
