@@ -21,6 +21,7 @@ The history, with W the last hour (the report window) and W-1 the hour before:
 - stage ``resize``: 30 steps a minute of 25 µs each (all in the lowest bucket).
 - queue ``jobs``: 3 waiting, oldest 2 s, until the worker gets stuck 15 minutes
   before the end: then one more item a minute and the oldest ages with the clock.
+- queue ``mail``: cannot be read for the last 10 minutes (``queue_up`` 0).
 - ``ocr_pages`` usage: 2 pages/s at 0.001 each, 6 pages/s in W; a monthly budget
   of 1000 pages (long spent: background).
 - disk ``/data`` at 24.7% all day.
@@ -128,6 +129,13 @@ def history(end: int) -> str:
     gauge("queue_depth", jobs, lambda t: 3 + max(0, (t - stuck) // 60))
     gauge("queue_oldest_item_age_seconds", jobs, lambda t: max(2, t - stuck))
     gauge("queue_up", jobs, lambda t: 1)
+    # Queue mail cannot be read for the last 10 minutes: the collector then exports
+    # queue_up 0 and no depth or age.
+    mail, unread = {"queue": "mail"}, end - 600
+    readable = range(times[0], unread)
+    gauge("queue_depth", mail, lambda t: 0, readable)
+    gauge("queue_oldest_item_age_seconds", mail, lambda t: 0, readable)
+    gauge("queue_up", mail, lambda t: 1 if t < unread else 0)
     gauge("system_filesystem_utilization_ratio", {"path": "/data"}, lambda t: 0.247)
     pages = {"resource": "ocr_pages", "provider": "fake", "model": "m", "role": "page"}
     usage = _Family("usage_units", "counter")
@@ -205,9 +213,11 @@ def test_report_numbers_match_the_history(backfilled: tuple[PrometheusServer, in
     assert {"source": "http", "code": "500", "count": 1080} in data["failures"]["top_error_codes"]
 
     # The stuck worker: read from the queue itself, at the window's end and the hour before.
-    assert data["queues"] == [{"queue": "jobs", "depth": 18, "oldest_age_seconds": 900.0,
-                               "up": True, "depth_previous": 3,
-                               "oldest_age_previous_seconds": 2.0}]
+    assert data["queues"] == [
+        {"queue": "jobs", "depth": 18, "oldest_age_seconds": 900.0, "up": True,
+         "depth_previous": 3, "oldest_age_previous_seconds": 2.0},
+        {"queue": "mail", "depth": None, "oldest_age_seconds": None, "up": False,
+         "depth_previous": 0, "oldest_age_previous_seconds": 0.0}]
 
     (pages,) = [r for r in data["cost"]["resources"] if r["resource"] == "ocr_pages"]
     assert pages["rate_per_second"] == pytest.approx(6.0)
@@ -244,16 +254,21 @@ def test_report_ranks_the_new_fault_first(backfilled: tuple[PrometheusServer, in
                                  "requests": 36000}
     assert first["change"]["trend"] == "new" and first["change"]["previous"] == 0
     assert first["recent"] == "ongoing"
+    # As new and as critical; a finding's kind breaks the tie.
+    unreadable = current[1]
+    assert (unreadable["kind"], unreadable["subject"], unreadable["severity"]) == (
+        "queue_unreadable", "queue=mail", "critical")
+    assert unreadable["change"]["trend"] == "new"
     # Two minutes old, diluted in the hour: the last two minutes show it (p95 in +Inf).
-    upload = current[1]
+    upload = current[2]
     assert (upload["kind"], upload["subject"], upload["recent"]) == (
         "http_latency", "GET /upload", "new")
     assert upload["value"] == 1.0 and "p95 is > 1.00 s" in upload["message"]
-    age = current[2]
+    age = current[3]
     assert (age["kind"], age["subject"], age["value"]) == ("queue_age", "queue=jobs", 900.0)
     assert age["change"]["trend"] == "new"
-    assert len(current) == 3, current
-    assert data["status"] == "issues" and data["headline"] == "⚠ 3 issues"
+    assert len(current) == 4, current
+    assert data["status"] == "issues" and data["headline"] == "⚠ 4 issues"
     # The old latency alert (its condition held hours ago) and the month's budget.
     kinds = {(i["kind"], i["subject"]) for i in background}
     assert ("alert", "HTTPLatencyP95High") in kinds and ("budget", "ocr_pages") in kinds

@@ -28,19 +28,21 @@ def queues_section(c: Collected, t: Thresholds, issues: list[Issue]) -> list[dic
         depth = num(figures["queue_depth"].get(key))
         age = num(figures["queue_age"].get(key))
         up = num(figures["queue_up"].get(key))
-        entry: dict[str, Any] = {"queue": queue, "depth": whole(depth), "oldest_age_seconds": age,
-                 "up": None if up is None else up >= 1,
-                 "depth_previous": whole(num(figures["prev_queue_depth"].get(key))),
-                 "oldest_age_previous_seconds": num(figures["prev_queue_age"].get(key))}
+        entry: dict[str, Any] = {
+            "queue": queue, "depth": whole(depth), "oldest_age_seconds": age,
+            "up": None if up is None else up >= 1,
+            "depth_previous": whole(num(figures["prev_queue_depth"].get(key))),
+            "oldest_age_previous_seconds": num(figures["prev_queue_age"].get(key))}
         out.append(entry)
         evidence = {"depth": entry["depth"], "oldest_age_seconds": age, "up": entry["up"]}
         labels = {"queue": queue}
         subject = f"queue={queue}"  # as in v1's queue_depth issue
         if up is not None and up < 1:
             prev_up = num(figures["prev_queue_up"].get(key))
+            # The change is of unreadability (1 - queue_up): new when it was read before.
             issues.append(Issue("critical", "queue_unreadable", subject,
                                 f"queue {queue} cannot be read (queue_up 0): its depth and "
-                                "age are unknown", 0.0, "",
+                                "age are unknown",
                                 change=change(1.0, None if prev_up is None else 1 - prev_up,
                                               0.5),
                                 evidence=evidence, labels=labels))
