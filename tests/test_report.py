@@ -238,6 +238,22 @@ def test_a_stuck_worker_shows_in_the_queue_age_within_minutes() -> None:
     assert down.severity == "critical" and down.subject == "queue=jobs"
 
 
+def test_a_target_that_just_went_down_ranks_as_new() -> None:
+    c = faulty()
+    c.instant["prev_up"] = parse_instant(vector(({"job": "worker",
+                                                  "instance": "127.0.0.1:9464"}, 1)))
+    r = report(c)
+    down = next(i for i in r.issues if i.kind == "target_down")
+    assert down.change is not None and down.change["trend"] == "new"
+    assert [i.kind for i in r.current_issues][:3] == ["http_errors", "target_down", "alert"]
+    # Down the hour before too: steady, behind what is new.
+    c.instant["prev_up"] = parse_instant(vector(({"job": "worker",
+                                                  "instance": "127.0.0.1:9464"}, 0)))
+    r = report(c)
+    assert next(i for i in r.issues if i.kind == "target_down").change["trend"] == "steady"
+    assert [i.kind for i in r.current_issues][:3] == ["http_errors", "alert", "stage_failures"]
+
+
 def test_failed_jobs_name_their_error_codes() -> None:
     c = faulty()
     ocr = {"queue": "jobs", "job_type": "ocr"}

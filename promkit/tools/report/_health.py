@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from promkit.tools.report._figures import fmt_seconds, num, scalar, whole
+from promkit.tools.report._change import change
+from promkit.tools.report._figures import fmt_seconds, index, num, scalar, whole
 from promkit.tools.report.issues import Issue
 from promkit.tools.report.queries import Collected, parse_duration
 from promkit.tools.report.thresholds import Thresholds
@@ -33,6 +34,7 @@ def health_section(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str
     alerts.sort(key=lambda a: (a["state"] != "firing", a["name"]))
 
     targets: list[dict[str, Any]] = []
+    prev_up = index(c.instant.get("prev_up", []), "job", "instance")
     for target in c.targets:
         labels = target.get("labels") or {}
         job = str(labels.get("job", target.get("scrapePool", "")))
@@ -45,9 +47,13 @@ def health_section(c: Collected, t: Thresholds, issues: list[Issue]) -> dict[str
                         "health": target.get("health"), "last_error": error,
                         "last_scrape": target.get("lastScrape")})
         if not up and target.get("health") == "down":
+            # Was it up at the end of the window before? (Unknown: no change.)
+            before = prev_up.get((job, instance))
             issues.append(Issue("critical", "target_down", f"{job} {instance}",
                                 f"target {job} {instance} is down"
                                 + (f": {error}" if error else ""),
+                                change=(change(1.0, 1.0 - before, 0.5) if before is not None
+                                        else None),
                                 labels={"job": job, "instance": instance},
                                 evidence={"last_error": error}))
     targets.sort(key=lambda x: (x["up"], x["job"], x["instance"]))

@@ -180,6 +180,7 @@ def instant_queries(window: Window, service: str | None = None,
         q.update({f"recent_{name}": last[name] for name in RECENT})
     q.update({
         "up": f"up{s()}",
+        "prev_up": f"up{s()} offset {w}",
         "http_total_errors": f"sum(increase({HTTP}_count{s(_ERR)}[{w}]))",
         "http_fast": f"sum(increase({HTTP}_bucket{s(le)}[{w}]))",
         "jobs_finished": f"sum(increase(jobs_finished_total{s()}[{w}]))",
