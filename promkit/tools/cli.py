@@ -264,6 +264,10 @@ def _add_report(subparsers: Subparsers) -> None:
                         help="report window: 1h, 24h, 7d, 30m... (default: %(default)s)")
     parser.add_argument("--service", metavar="JOB",
                         help="only series and targets with this job label")
+    parser.add_argument("--at", metavar="TIME",
+                        help="end the window at TIME instead of now: ISO 8601 "
+                             "(2026-11-16T12:00:00Z; no zone means UTC) or Unix seconds; "
+                             "alerts are then read from the ALERTS series at that time")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="print the report as JSON (schema promkit.report/v1)")
@@ -288,16 +292,22 @@ def _add_report(subparsers: Subparsers) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from promkit.tools.report import ReportError, generate
+    from promkit.tools.report import ReportError, generate, parse_time
     from promkit.tools.report.html import render_html
     from promkit.tools.report.post import PostError, post_failure, post_report
     from promkit.tools.report.render import render_json, render_markdown, render_text
 
     if not 0 < args.timeout <= 300:
         raise UsageError(f"--timeout must be in (0, 300] seconds, not {args.timeout}")
+    at = None
+    if args.at is not None:
+        try:
+            at = parse_time(args.at)
+        except ValueError as exc:
+            raise UsageError(f"--at: {exc}") from None
     try:
         report = generate(args.prometheus, args.since, service=args.service,
-                          timeout=args.timeout)
+                          timeout=args.timeout, now=at)
     except ReportError as exc:
         if not args.post:
             raise UsageError(str(exc)) from None
@@ -337,7 +347,7 @@ def _report(args: argparse.Namespace) -> int:
             print(f"promkit: error: {exc}; nothing was posted", file=sys.stderr)
             return EXIT_POST_FAILED
         print(f"promkit: posted the digest ({used}): {report.headline()}", file=sys.stderr)
-    if args.fail_on_issues and report.issues:
+    if args.fail_on_issues and report.current_issues:
         return EXIT_ISSUES
     return 0
 

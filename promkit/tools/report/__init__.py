@@ -16,7 +16,13 @@ import time
 
 from promkit.tools.report._prom import PrometheusClient, PrometheusError
 from promkit.tools.report.model import SCHEMA, Issue, Report, Thresholds, build_report
-from promkit.tools.report.queries import Collected, Window, collect, parse_duration
+from promkit.tools.report.queries import (
+    Collected,
+    Window,
+    collect,
+    parse_duration,
+    parse_time,
+)
 
 __all__ = [
     "SCHEMA",
@@ -31,6 +37,7 @@ __all__ = [
     "build_report",
     "generate",
     "parse_duration",
+    "parse_time",
 ]
 
 

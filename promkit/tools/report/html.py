@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from promkit.tools.report.model import Report
-from promkit.tools.report.render import Block, fmt, outline
+from promkit.tools.report.render import Block, fmt, issue_line, outline
 
 __all__ = ["render_html", "svg_line_chart"]
 
@@ -133,11 +133,11 @@ def _block_html(b: Block, report: Report) -> str:
     if b.kind == "title":
         return f"<h1>{_e(b.text)}</h1>"
     if b.kind == "headline":
-        cls = "bad" if report.issues else "ok"
+        cls = "bad" if report.current_issues else "ok"
         return f'<div class="headline {cls}" id="headline">{_e(b.text)}</div>'
     if b.kind == "issues":
         items = "".join(f'<li><span class="{_e(i.severity)}">{_e(i.severity)}</span> '
-                        f"<code>{_e(i.kind)}</code> {_e(i.message)}</li>" for i in b.issues)
+                        f"<code>{_e(i.kind)}</code> {_e(issue_line(i))}</li>" for i in b.issues)
         return f'<ul class="issues">{items}</ul>'
     if b.kind == "h2":
         return f"<h2>{_e(b.text)}</h2>"

@@ -45,11 +45,11 @@ def detect_format(url: str) -> str:
 def build_payload(report: Report, fmt: str) -> tuple[bytes, dict[str, str]]:
     """``(body, headers)`` for the format (``auto`` is resolved by :func:`post_report`)."""
     title, body = digest(report)
-    critical = any(i.severity == "critical" for i in report.issues)
+    critical = any(i.severity == "critical" for i in report.current_issues)
     return _payload(fmt, title, body, priority=(
-        "high" if critical else ("default" if report.issues else "low")),
-        ok=not report.issues, generic={
-            "status": report.status, "issues": len(report.issues),
+        "high" if critical else ("default" if report.current_issues else "low")),
+        ok=not report.current_issues, generic={
+            "status": report.status, "issues": len(report.current_issues),
             "report": report.to_dict(charts=False)})
 
 

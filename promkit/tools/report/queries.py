@@ -32,7 +32,9 @@ __all__ = [
     "collect",
     "instant_queries",
     "parse_duration",
+    "parse_time",
     "range_queries",
+    "recent_seconds",
 ]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -60,6 +62,28 @@ def parse_duration(text: str) -> float:
     if seconds > 90 * 86400:
         raise ValueError(f"duration {text!r} is longer than 90 days")
     return seconds
+
+
+def parse_time(text: str, *, now: float | None = None) -> float:
+    """Unix seconds of ``2026-11-16T12:00:00Z`` (ISO 8601; no zone means UTC) or of a
+    number of Unix seconds; ValueError for anything else or a time in the future."""
+    value = text.strip()
+    try:
+        ts = float(value)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"invalid time {text!r}: use ISO 8601 (2026-11-16T12:00:00Z) or "
+                             "Unix seconds") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        ts = parsed.timestamp()
+    if not math.isfinite(ts) or ts <= 0:
+        raise ValueError(f"invalid time {text!r}")
+    if ts > (time.time() if now is None else now) + 60:
+        raise ValueError(f"{text!r} is in the future")
+    return ts
 
 
 @dataclass(frozen=True)
@@ -103,72 +127,115 @@ def _d(seconds: float) -> str:
     return f"{math.ceil(seconds)}s"
 
 
+HISTOGRAMS: dict[str, tuple[str, str]] = {
+    # name -> (histogram metric, the labels it is split by)
+    "http": (HTTP, "http_route, http_request_method"),
+    "job_wait": ("job_queue_wait_seconds", "queue, job_type"),
+    "job_run": ("job_run_duration_seconds", "queue, job_type"),
+    "job_total": ("job_duration_seconds", "queue, job_type"),
+    "ext": ("external_call_duration_seconds", "peer_service, operation"),
+    "stage": ("job_stage_duration_seconds", "stage"),
+}
+"""The histograms whose quantiles the report computes from their buckets
+(``<name>_buckets``; see :mod:`promkit.tools.report._quantiles`)."""
+
+PREVIOUS = ("http_buckets", "http_requests", "http_errors", "http_total", "job_total_buckets",
+            "job_count", "job_finished", "job_failures", "ext_buckets", "ext_outcomes",
+            "stage_runs", "stage_failures", "usage_rate", "queue_depth", "queue_age", "queue_up")
+"""Queries also run over the window before (``prev_<name>``, the same PromQL with
+``offset <window>``), for each finding's change."""
+
+
+RECENT_SECONDS = 120.0
+"""The last minutes, measured again (``recent_<name>``) when the window is at least twice
+as long: a fault minutes old is diluted in a long window, and a fault that cleared
+minutes ago is no longer happening. Two minutes: in the demo (5 s scrapes) a latency
+fault cleared two minutes earlier still held a 5-minute p95 above its threshold; at
+a 15 s scrape interval it is eight scrapes."""
+RECENT = ("http_buckets", "http_requests", "http_errors", "http_error_codes",
+          "job_total_buckets", "job_count", "job_finished", "job_failures", "ext_buckets",
+          "ext_outcomes", "stage_runs", "stage_failures")
+
+
+def recent_seconds(window: Window) -> float | None:
+    """The length of the recent pass for ``window``, None when the window is too short."""
+    return RECENT_SECONDS if window.seconds >= 2 * RECENT_SECONDS else None
+
+
 def instant_queries(window: Window, service: str | None = None,
                     latency_slo_seconds: float = 0.2) -> dict[str, str]:
     """Name -> PromQL, evaluated at the window's end."""
-    w = _d(window.seconds)
     mtd = _d(window.month_to_date())
 
     def s(*m: str) -> str:
         return selector(service, *m)
 
-    route = "http_route, http_request_method"
     le = f'le="{float(latency_slo_seconds)!r}"'  # as prometheus-client writes it
-    q: dict[str, str] = {
+    w = _d(window.seconds)
+    q = _window_queries(w, "", s)
+    previous = _window_queries(w, f" offset {w}", s)
+    q.update({f"prev_{name}": previous[name] for name in PREVIOUS})
+    recent = recent_seconds(window)
+    if recent is not None:
+        last = _window_queries(_d(recent), "", s)
+        q.update({f"recent_{name}": last[name] for name in RECENT})
+    q.update({
         "up": f"up{s()}",
-        # Where the time goes.
-        "http_p50": f"histogram_quantile(0.5, sum by (le, {route}) "
-                    f"(rate({HTTP}_bucket{s()}[{w}])))",
-        "http_p95": f"histogram_quantile(0.95, sum by (le, {route}) "
-                    f"(rate({HTTP}_bucket{s()}[{w}])))",
-        "http_requests": f"sum by ({route}) (increase({HTTP}_count{s()}[{w}]))",
-        "http_errors": f"sum by ({route}) (increase({HTTP}_count{s(_ERR)}[{w}]))",
-        "http_error_codes": f"sum by (http_response_status_code) (increase({HTTP}_count"
-                            f"{s(_ERROR_CODES)}[{w}])) > 0",
-        "http_total": f"sum(increase({HTTP}_count{s()}[{w}]))",
+        "prev_up": f"up{s()} offset {w}",
         "http_total_errors": f"sum(increase({HTTP}_count{s(_ERR)}[{w}]))",
         "http_fast": f"sum(increase({HTTP}_bucket{s(le)}[{w}]))",
-        "job_wait_p50": _quantile(0.5, "job_queue_wait_seconds", "queue, job_type", s(), w),
-        "job_wait_p95": _quantile(0.95, "job_queue_wait_seconds", "queue, job_type", s(), w),
-        "job_run_p50": _quantile(0.5, "job_run_duration_seconds", "queue, job_type", s(), w),
-        "job_run_p95": _quantile(0.95, "job_run_duration_seconds", "queue, job_type", s(), w),
-        "job_total_p95": _quantile(0.95, "job_duration_seconds", "queue, job_type", s(), w),
-        "job_count": f"sum by (queue, job_type) (increase(job_run_duration_seconds_count"
-                     f"{s()}[{w}]))",
-        "ext_p95": _quantile(0.95, "external_call_duration_seconds", "peer_service, operation",
-                             s(), w),
-        "ext_mean": _mean("external_call_duration_seconds", "peer_service, operation", s(), w),
-        "stage_p95": _quantile(0.95, "job_stage_duration_seconds", "stage", s(), w),
-        "stage_mean": _mean("job_stage_duration_seconds", "stage", s(), w),
-        "stage_runs": f"sum by (stage) (increase(job_stage_duration_seconds_count{s()}[{w}]))",
-        "stage_cpu": f"sum by (stage) (increase(job_stage_cpu_seconds_total{s()}[{w}]))",
-        # What fails.
-        "stage_failures": f"sum by (stage, error_code) (increase(job_stage_failures_total"
-                          f"{s()}[{w}])) > 0",
-        "ext_outcomes": f"sum by (peer_service, operation, outcome) (increase(external_calls_total"
-                        f"{s()}[{w}]))",
-        "job_failures": f"sum by (queue, job_type, error_code) (increase(jobs_finished_total"
-                        f"{s(_NOT_SUCCESS)}[{w}])) > 0",
         "jobs_finished": f"sum(increase(jobs_finished_total{s()}[{w}]))",
         "jobs_failed": f"sum(increase(jobs_finished_total{s(_NOT_SUCCESS)}[{w}]))",
         "auth_total": f"sum(increase(auth_attempts_total{s()}[{w}]))",
         "auth_failed": f"sum(increase(auth_attempts_total{s(_NOT_SUCCESS)}[{w}]))",
+        "stage_mean": _mean("job_stage_duration_seconds", "stage", s(), w),
+        "stage_cpu": f"sum by (stage) (increase(job_stage_cpu_seconds_total{s()}[{w}]))",
+        "ext_mean": _mean("external_call_duration_seconds", "peer_service, operation", s(), w),
         # What it costs (month to date).
-        "usage_mtd": f"sum by (resource, provider, model, role) (increase(usage_units_total"
-                     f"{s()}[{mtd}]))",
-        "usage_price": f"max by (resource, provider, model, role) (usage_unit_price{s()})",
+        "usage_mtd": f"sum by ({_USAGE}) (increase(usage_units_total{s()}[{mtd}]))",
+        "usage_price": f"max by ({_USAGE}) (usage_unit_price{s()})",
         "usage_budget": f"max by (resource) (usage_monthly_budget_units{s()})",
         "cpu_seconds_mtd": f"sum(increase(process_cpu_time_seconds_total{s()}[{mtd}])) or "
                            f"sum(increase(process_cpu_seconds_total{s()}[{mtd}]))",
         # What it will need (now).
-        "queue_depth": f"max by (queue) (queue_depth{s()})",
         "disk": f"max by (path) (system_filesystem_utilization_ratio{s()})",
-    }
+    })
     return q
 
 
-def _quantile(phi: float, metric: str, by: str, sel: str, w: str) -> str:
-    return f"histogram_quantile({phi:g}, sum by (le, {by}) (rate({metric}_bucket{sel}[{w}])))"
+_USAGE = "resource, provider, model, role"
+_ROUTE = "http_route, http_request_method"
+
+
+def _window_queries(w: str, off: str, s: Callable[..., str]) -> dict[str, str]:
+    """The queries over the window (``off`` empty) or the window before (``off`` is
+    `` offset <window>``); gauges are read at the window's end."""
+    q = {f"{name}_buckets": f"sum by (le, {by}) (increase({metric}_bucket{s()}[{w}]{off}))"
+         for name, (metric, by) in HISTOGRAMS.items()}
+    q.update({
+        "http_requests": f"sum by ({_ROUTE}) (increase({HTTP}_count{s()}[{w}]{off}))",
+        "http_errors": f"sum by ({_ROUTE}) (increase({HTTP}_count{s(_ERR)}[{w}]{off}))",
+        "http_error_codes": f"sum by ({_ROUTE}, http_response_status_code) (increase("
+                            f"{HTTP}_count{s(_ERROR_CODES)}[{w}]{off})) > 0",
+        "http_total": f"sum(increase({HTTP}_count{s()}[{w}]{off}))",
+        "job_count": f"sum by (queue, job_type) (increase(job_run_duration_seconds_count"
+                     f"{s()}[{w}]{off}))",
+        "job_finished": f"sum by (queue, job_type) (increase(jobs_finished_total"
+                        f"{s()}[{w}]{off}))",
+        "job_failures": f"sum by (queue, job_type, error_code) (increase(jobs_finished_total"
+                        f"{s(_NOT_SUCCESS)}[{w}]{off})) > 0",
+        "stage_runs": f"sum by (stage) (increase(job_stage_duration_seconds_count"
+                      f"{s()}[{w}]{off}))",
+        "stage_failures": f"sum by (stage, error_code) (increase(job_stage_failures_total"
+                          f"{s()}[{w}]{off})) > 0",
+        "ext_outcomes": f"sum by (peer_service, operation, outcome) (increase("
+                        f"external_calls_total{s()}[{w}]{off}))",
+        "usage_rate": f"sum by ({_USAGE}) (rate(usage_units_total{s()}[{w}]{off}))",
+        "queue_depth": f"max by (queue) (queue_depth{s()}{off})",
+        "queue_age": f"max by (queue) (queue_oldest_item_age_seconds{s()}{off})",
+        "queue_up": f"min by (queue) (queue_up{s()}{off})",
+    })
+    return q
 
 
 def _mean(metric: str, by: str, sel: str, w: str) -> str:
@@ -238,8 +305,13 @@ def collect(client: PrometheusClient, window: Window, service: str | None = None
                 raise
             return name, None, str(exc)
 
+    # /api/v1/alerts is the state now; a window ending in the past reads the
+    # ALERTS series at its end instead.
+    past = time.time() - window.end > PAST_AFTER_SECONDS
+    alerts: Callable[[], Any] = (_bind_alerts_at(client, window.end) if past
+                                 else client.alerts)
     jobs: list[tuple[str, Callable[[], Any]]] = [
-        ("alerts", client.alerts),
+        ("alerts", alerts),
         ("rules", client.rules),
     ]
     for name, expr in instant.items():
@@ -274,6 +346,22 @@ def collect(client: PrometheusClient, window: Window, service: str | None = None
     # and VictoriaMetrics no rules or alerts: read those from its series instead.
     fill_from_series(client, out)
     return out
+
+
+PAST_AFTER_SECONDS = 120.0
+"""A window ending more than this before now is read as history (alerts from ``ALERTS``)."""
+
+
+def _bind_alerts_at(client: PrometheusClient, at: float) -> Callable[[], list[dict[str, Any]]]:
+    def alerts() -> list[dict[str, Any]]:
+        out = []
+        for sample in client.query('ALERTS{alertstate=~"firing|pending"}', at=at):
+            labels = {k: v for k, v in sample.labels.items()
+                      if k not in ("__name__", "alertstate")}
+            out.append({"labels": labels, "annotations": {},
+                        "state": sample.labels.get("alertstate"), "activeAt": None})
+        return out
+    return alerts
 
 
 def _bind_query(client: PrometheusClient, expr: str, at: float) -> Callable[[], list[Sample]]:

@@ -20,8 +20,11 @@ from promkit.tools.report.model import Issue, Report
 
 __all__ = [
     "Block",
+    "change_text",
     "fmt",
+    "issue_line",
     "outline",
+    "quantile",
     "render_json",
     "render_markdown",
     "render_text",
@@ -76,6 +79,39 @@ def _signed(value: Any, unit: str) -> str:
     return ("+" if float(value) >= 0 else "-") + text
 
 
+def change_text(change: dict[str, Any] | None, unit: str = "") -> str:
+    """How a figure moved against the window before: ``new``, ``was 2.0%``, ``gone``."""
+    if not change:
+        return ""
+    trend = str(change["trend"])
+    if trend == "new" and change.get("previous") is None and change.get("current") is not None:
+        return "new: no data for the window before"
+    if trend in ("new", "gone"):
+        return trend
+    if change.get("previous") is None:
+        return ""
+    ratio = change.get("ratio")
+    word = {"up": "up", "down": "down"}.get(trend, "steady")
+    times = f", ×{ratio:.1f}" if ratio is not None and trend == "up" and ratio < 100 else ""
+    return f"{word}: was {fmt(change['previous'], unit)}{times}"
+
+
+def quantile(row: dict[str, Any], name: str) -> str:
+    """A quantile cell; one that is only a bucket bound reads ``< 100 ms`` / ``> 120 s``."""
+    bound = str((row.get("quantile_bounds") or {}).get(name, ""))
+    prefix = {"below": "< ", "above": "> "}.get(bound, "")
+    return prefix + fmt(row.get(name), "seconds") if row.get(name) is not None else "–"
+
+
+def issue_line(issue: Issue) -> str:
+    """An issue as one line: its message, and its change against the window before."""
+    moved = change_text(issue.change, issue.unit)
+    alerts = f"; alert {', '.join(issue.alerts)} firing" if issue.alerts and issue.kind != "alert" \
+        else ""
+    return issue.message + (f" ({moved}{alerts})" if moved else (f" ({alerts[2:]})"
+                                                                   if alerts else ""))
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -89,8 +125,12 @@ def outline(report: Report) -> list[Block]:
     blocks.append(Block("p", f"{_when(r.generated_at - r.window_seconds)} → "
                              f"{_when(r.generated_at)} · Prometheus {r.prometheus}"))
     blocks.append(Block("headline", r.headline()))
-    if r.issues:
-        blocks.append(Block("issues", issues=r.issues))
+    if r.current_issues:
+        blocks.append(Block("issues", issues=r.current_issues))
+    if r.background_issues:
+        blocks.append(Block("p", "Background (long windows, month to date, alerts whose "
+                                 "condition no longer holds in this window):"))
+        blocks.append(Block("issues", issues=r.background_issues))
 
     blocks.append(Block("h2", "1. Is it healthy?"))
     h = r.health
@@ -122,22 +162,26 @@ def outline(report: Report) -> list[Block]:
     _table(blocks, "HTTP routes (slowest p95 first)", lat["routes"],
            ["route", "requests/s", "p50", "p95"],
            lambda x: [f"{x['method']} {x['route']}", fmt(x["rps"], "requests/s"),
-                      fmt(x["p50_seconds"], "seconds"), fmt(x["p95_seconds"], "seconds")])
+                      quantile(x, "p50_seconds"), quantile(x, "p95_seconds")])
+    _table(blocks, "Queues now", r.queues,
+           ["queue", "depth", "oldest item", "readable", "depth before", "oldest before"],
+           lambda x: [x["queue"], fmt(x["depth"]), fmt(x["oldest_age_seconds"], "seconds"),
+                      fmt(x["up"]), fmt(x["depth_previous"]),
+                      fmt(x["oldest_age_previous_seconds"], "seconds")])
     _table(blocks, "Jobs: queue wait / run / total", lat["jobs"],
            ["queue/type", "jobs", "wait p50", "wait p95", "run p50", "run p95", "total p95"],
            lambda x: [f"{x['queue']}/{x['job_type']}", fmt(x["jobs"]),
-                      fmt(x["queue_wait_p50_seconds"], "seconds"),
-                      fmt(x["queue_wait_p95_seconds"], "seconds"),
-                      fmt(x["run_p50_seconds"], "seconds"), fmt(x["run_p95_seconds"], "seconds"),
-                      fmt(x["total_p95_seconds"], "seconds")])
+                      quantile(x, "queue_wait_p50_seconds"), quantile(x, "queue_wait_p95_seconds"),
+                      quantile(x, "run_p50_seconds"), quantile(x, "run_p95_seconds"),
+                      quantile(x, "total_p95_seconds")])
     _table(blocks, "External calls", lat["external"],
            ["service/operation", "mean", "p95"],
            lambda x: [f"{x['service']}/{x['operation']}", fmt(x["mean_seconds"], "seconds"),
-                      fmt(x["p95_seconds"], "seconds")])
+                      quantile(x, "p95_seconds")])
     _table(blocks, "Stages (most total time first)", lat["stages"],
            ["stage", "runs", "mean", "p95", "CPU"],
            lambda x: [x["stage"], fmt(x["runs"]), fmt(x["mean_seconds"], "seconds"),
-                      fmt(x["p95_seconds"], "seconds"), fmt(x["cpu_seconds"], "seconds")])
+                      quantile(x, "p95_seconds"), fmt(x["cpu_seconds"], "seconds")])
 
     blocks.append(Block("h2", "3. What is failing and why?"))
     f = r.failures
@@ -159,6 +203,17 @@ def outline(report: Report) -> list[Block]:
 
     blocks.append(Block("h2", "4. What does it cost?"))
     c = r.cost
+    if c["cost_per_hour"] is not None:
+        moved = change_text(c["cost_per_hour_change"])
+        blocks.append(Block("p", f"Cost now: {fmt(c['cost_per_hour'])} per hour over the "
+                                 f"window" + (f" ({moved})" if moved else "") + "."))
+    _table(blocks, "Usage over the window", [x for x in c["resources"]
+                                             if x["rate_per_second"] is not None],
+           ["resource", "units/s", "before", "change", "cost/h", "cost/h before"],
+           lambda x: [x["resource"], fmt(x["rate_per_second"]),
+                      fmt(x["rate_previous_per_second"]), change_text(x["rate_change"]) or "–",
+                      fmt(x["cost_per_hour"]), fmt(x["cost_per_hour_previous"])])
+    blocks.append(Block("h3", "Month to date"))
     blocks.append(Block("p", f"Month {fmt(c['month_elapsed_ratio'], 'ratio')} elapsed. "
                              f"Cost month to date: {fmt(c['cost_month_to_date'])}, "
                              f"projected month end: {fmt(c['cost_projected_month_end'])}."))
@@ -178,10 +233,22 @@ def outline(report: Report) -> list[Block]:
 
     blocks.append(Block("h2", "5. What will it need?"))
     t = r.trends
-    growth = t["traffic_growth_ratio"]
-    blocks.append(Block("p", "Traffic over the window: "
-                             + (_signed(growth, "ratio") if growth is not None else "no data")
-                             + f". Projections are linear, {t['projection_days']} days ahead."))
+    traffic = t["traffic_change"]
+    if traffic is None:
+        said = "no data"
+    else:
+        said = f"{fmt(traffic['current'])} requests"
+        if traffic["previous"] is None:
+            said += ", no data for the window before"
+        elif traffic["trend"] == "new":
+            said += f", new ({fmt(traffic['previous'])} in the window before)"
+        elif t["traffic_growth_ratio"] is not None:
+            said += (f", {_signed(t['traffic_growth_ratio'], 'ratio')} against the window "
+                     "before")
+    hours = t["min_projection_seconds"] / 3600
+    blocks.append(Block("p", f"Traffic over the window: {said}. Projections are linear, "
+                             f"{t['projection_days']} days ahead, from at least "
+                             f"{hours:.3g} h of data."))
     _table(blocks, "Trends", t["series"],
            ["series", "", "current", "max", "per day", f"in {t['projection_days']} d"],
            lambda x: [x["title"], "" if x["series"] == "total" else x["series"],
@@ -235,7 +302,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
             for i in b.issues:
                 tag = style(f"{i.severity.upper():8}", "red" if i.severity == "critical"
                             else "yellow")
-                lines.append(f"  {tag} {i.message}  {style(f'[{i.kind}]', 'dim')}")
+                lines.append(f"  {tag} {issue_line(i)}  {style(f'[{i.kind}]', 'dim')}")
         elif b.kind == "h2":
             lines.extend(["", style(b.text, "bold", "cyan")])
             indent = "  "
@@ -274,7 +341,8 @@ def render_markdown(report: Report) -> str:
         elif b.kind == "headline":
             lines.extend([f"**{b.text}**", ""])
         elif b.kind == "issues":
-            lines.extend(f"- **{i.severity}** `{i.kind}` {_md_cell(i.message)}" for i in b.issues)
+            lines.extend(f"- **{i.severity}** `{i.kind}` {_md_cell(issue_line(i))}"
+                         for i in b.issues)
             lines.append("")
         elif b.kind == "h2":
             lines.extend([f"## {b.text}", ""])
@@ -301,15 +369,21 @@ def digest(report: Report, *, limit: int = 1800) -> tuple[str, str]:
     """``(title, body)`` of a short digest for chat webhooks: headline and top issues."""
     scope = f" {report.service}" if report.service else ""
     title = f"{report.headline()} — promkit report{scope} (last {report.since})"
-    lines = [f"• [{i.severity}] {i.message}" for i in report.issues]
+    lines = [f"• [{i.severity}] {issue_line(i)}" for i in report.current_issues]
+    if report.background_issues:
+        lines.append(f"({len(report.background_issues)} more in the background: long-window "
+                     "SLO budgets, month-to-date budgets, alerts whose condition has cleared)")
     body = ""
     for n, line in enumerate(lines):
         if len(body) + len(line) + 40 > limit:
             body += f"… and {len(lines) - n} more"
             break
         body += line + "\n"
-    if not report.issues:
+    if not report.current_issues:
         h = report.health
-        body = (f"{h['targets_up']} targets up, no alerts firing, "
-                f"{len(h['slos'])} SLOs within budget.")
+        body = f"{h['targets_up']} targets up, nothing needs attention in this window."
+        if report.background_issues:
+            body += "\n" + lines[-1]
+        else:
+            body += f" {len(h['slos'])} SLOs within budget."
     return title, body.rstrip()
