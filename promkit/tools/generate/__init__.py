@@ -20,22 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from promkit.tools.generate._grafana_sdk import sdk_available
-from promkit.tools.generate._yaml import dump_yaml, generated_header
+from promkit.tools.generate._yaml import dump_yaml, generated_header, source_name
 from promkit.tools.generate.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 
 __all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "generate", "load_config",
            "sdk_available", "source_name"]
-
-
-def source_name(config: Config) -> str:
-    """The config's path as generated headers show it: relative to cwd, else its name."""
-    path = Path(config.source)
-    if not path.is_absolute() and not path.exists():
-        return config.source
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.name
 
 
 def _write(path: Path, text: str, written: list[Path]) -> None:

@@ -11,6 +11,8 @@ variables ``$route``, ``$stage`` and ``$instance`` are regexes (All = ``.*``).
 
 from __future__ import annotations
 
+from promkit.tools.generate._burn import BURN_WINDOWS, burn_factor
+from promkit.tools.generate._durations import format_duration, parse_duration
 from promkit.tools.generate._grafana_model import (
     DashboardSpec,
     PanelSpec,
@@ -18,9 +20,8 @@ from promkit.tools.generate._grafana_model import (
     TargetSpec,
     VariableSpec,
 )
-from promkit.tools.generate._rules_slo import BURN_WINDOWS, burn_factor
-from promkit.tools.generate.config import Config, format_duration, parse_duration
-from promkit.tools.generate.rules import num
+from promkit.tools.generate._promql import num
+from promkit.tools.generate.config import Config
 
 __all__ = ["ALERT_PANELS", "dashboard_specs"]
 

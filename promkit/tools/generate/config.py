@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from promkit.instrument.catalog import STANDARD_CATALOG
+from promkit.tools.generate._burn import BURN_WINDOWS, check_burn_thresholds
+from promkit.tools.generate._durations import format_duration, parse_duration
 
 __all__ = [
     "COMPAT_PEERS",
@@ -55,10 +57,6 @@ COMPAT_PEERS = ("starlette_exporter", "instrumentator")
 RECEIVER_TYPES = ("webhook", "ntfy", "discord", "slack")
 LATENCY_SLO_METRIC = "http_server_request_duration_seconds"
 
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SLO_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -85,28 +83,6 @@ class ConfigError(ValueError):
         self.line = line
         where = source if line is None else f"{source}:{line}"
         super().__init__(f"{where}: {path}: {problem}" if path else f"{where}: {problem}")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration (``90s``, ``5m``, ``1h30m``, ``7d``); ValueError if bad."""
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if not text or match is None or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration; use a number and a unit "
-                         "(ms, s, m, h, d, w, y), e.g. '15s', '5m', '1h30m', '7d'")
-    return float(sum(int(g) * u for g, u in zip(match.groups(), _DURATION_UNITS) if g))
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest Prometheus duration for whole ``seconds`` (``3600`` -> ``1h``)."""
-    total = round(seconds)
-    if total <= 0:
-        return "0s"
-    out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if total >= size:
-            out.append(f"{total // size}{unit}")
-            total %= size
-    return "".join(out)
 
 
 # -- the config ----------------------------------------------------------------------------
@@ -603,9 +579,6 @@ def _thresholds(r: _Reader, value: Any) -> Thresholds:
 
 
 def _slos(r: _Reader, value: Any) -> tuple[SLOSpec, ...]:
-    # The burn-rate table lives with the SLO rules, which import this module.
-    from promkit.tools.generate._rules_slo import BURN_WINDOWS, check_burn_thresholds
-
     out: list[SLOSpec] = []
     seen: set[str] = set()
     buckets = STANDARD_CATALOG[LATENCY_SLO_METRIC].buckets or ()
