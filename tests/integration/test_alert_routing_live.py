@@ -191,7 +191,7 @@ INCIDENT = {  # what 30% of requests failing fires after 45 minutes, and at whic
 def _incident_series(config: Config) -> list[dict[str, str]]:
     """60 requests/s, 30% answered 500, for an hour; jobs and auth healthy, all requests fast."""
     from promkit.instrument.catalog import STANDARD_CATALOG
-    from promkit.tools.generate._rules_slo import _bucket_le
+    from promkit.tools.generate._promql import bucket_le
 
     svc = config.service
     route = f'service="{svc}", http_request_method="GET", http_route="/api/items"'
@@ -210,7 +210,7 @@ def _incident_series(config: Config) -> list[dict[str, str]]:
     ]
     for labels, per_minute in ((ok, 2520), (bad, 1080)):  # every request in the first bucket
         for bound in (*(STANDARD_CATALOG[http].buckets or ()), "+Inf"):
-            le = bound if bound == "+Inf" else _bucket_le(float(bound))
+            le = bound if bound == "+Inf" else bucket_le(float(bound))
             series.append({"series": f'{http}_bucket{{{labels}, le="{le}"}}',
                            "values": f"0+{per_minute}x60"})
     return series

@@ -19,23 +19,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Every generator is imported here; none of them imports grafana-foundation-sdk (only
+# _grafana_sdk does, when a dashboard is rendered) or this package.
 from promkit.tools.generate._grafana_sdk import sdk_available
-from promkit.tools.generate._yaml import dump_yaml, generated_header
+from promkit.tools.generate._rule_tests import rule_test_files
+from promkit.tools.generate._yaml import dump_yaml, generated_header, source_name
+from promkit.tools.generate.alertmanager import ALERTMANAGER_PATH, render_alertmanager
+from promkit.tools.generate.alertmanager import alertmanager_target as target_of
 from promkit.tools.generate.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from promkit.tools.generate.dashboards import write_dashboards
+from promkit.tools.generate.kubernetes import write_kubernetes
+from promkit.tools.generate.prometheus_config import prometheus_config
+from promkit.tools.generate.rules import alerts_markdown, all_rule_groups
 
 __all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "generate", "load_config",
            "sdk_available", "source_name"]
-
-
-def source_name(config: Config) -> str:
-    """The config's path as generated headers show it: relative to cwd, else its name."""
-    path = Path(config.source)
-    if not path.is_absolute() and not path.exists():
-        return config.source
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.name
 
 
 def _write(path: Path, text: str, written: list[Path]) -> None:
@@ -56,14 +54,6 @@ def generate(config: Config, out_dir: str | Path, *, dashboards: bool = True,
     from; default :func:`.alertmanager.alertmanager_target` (the config's
     ``alertmanager.version``, else the installed ``amtool``'s, else the newest form).
     """
-    from promkit.tools.generate._rule_tests import rule_test_files
-    from promkit.tools.generate.alertmanager import ALERTMANAGER_PATH, render_alertmanager
-    from promkit.tools.generate.alertmanager import alertmanager_target as target_of
-    from promkit.tools.generate.dashboards import write_dashboards
-    from promkit.tools.generate.kubernetes import write_kubernetes
-    from promkit.tools.generate.prometheus_config import prometheus_config
-    from promkit.tools.generate.rules import alerts_markdown, all_rule_groups
-
     out = Path(out_dir)
     source = source_name(config)
     written: list[Path] = []

@@ -28,17 +28,13 @@ from itertools import pairwise
 from typing import Any
 
 from promkit.instrument.catalog import STANDARD_CATALOG
-from promkit.tools.generate._rules_slo import (
-    BURN_ALERTS,
-    BURN_WINDOWS,
-    HTTP_COUNT,
-    BurnWindow,
-    _bucket_le,
-    burn_factor,
-    sli_sources,
-)
-from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
-from promkit.tools.generate.rules import ALERTS, SYMPTOM_SLI, alert_rules, num, severity
+from promkit.tools.generate._burn import BURN_ALERTS, BURN_WINDOWS, BurnWindow, burn_factor
+from promkit.tools.generate._durations import format_duration, parse_duration
+from promkit.tools.generate._promql import bucket_le, num
+from promkit.tools.generate._rules_compat import compat_rule_tests
+from promkit.tools.generate._rules_slo import HTTP_COUNT, sli_sources
+from promkit.tools.generate.config import Config, SLOSpec
+from promkit.tools.generate.rules import ALERTS, SYMPTOM_SLI, alert_rules, severity
 
 __all__ = ["rule_test_files"]
 
@@ -231,7 +227,7 @@ def _histogram(metric: str, labels: dict[str, str], buckets: Sequence[float],
     """Bucket series of a histogram whose every observation falls in bucket ``le=at``."""
     out: list[Series] = []
     for bound in (*buckets, math.inf):
-        le = "+Inf" if bound == math.inf else _bucket_le(bound)
+        le = "+Inf" if bound == math.inf else bucket_le(bound)
         inc = per_minute if bound >= at else 0.0
         out.append((f"{metric}_bucket{{{_labels(**labels, le=le)}}}",
                     _counter([(inc, minutes)])))
@@ -429,7 +425,7 @@ def _slo_series(config: Config, slo: SLOSpec,
             return [(f"{HTTP_COUNT}{{{_labels(**good)}}}", _counter(good_inc)),
                     (f"{HTTP_COUNT}{{{_labels(**bad)}}}", _counter(bad_inc))]
         assert slo.threshold_seconds is not None
-        le = _bucket_le(slo.threshold_seconds)
+        le = bucket_le(slo.threshold_seconds)
         return [(f"{HTTP_COUNT}{{{_labels(**good)}}}", _counter(total_inc)),
                 ("http_server_request_duration_seconds_bucket{"
                  + _labels(**good, le=le) + "}", _counter(good_inc))]
@@ -537,7 +533,7 @@ def _absent_labels(config: Config, slo: SLOSpec) -> dict[str, str]:
     """The labels ``absent()`` copies from the equality matchers of its selector."""
     labels = {"service": config.service}
     if slo.type == "latency" and slo.threshold_seconds is not None:
-        labels["le"] = _bucket_le(slo.threshold_seconds)
+        labels["le"] = bucket_le(slo.threshold_seconds)
     return labels
 
 
@@ -556,8 +552,6 @@ def rule_test_files(config: Config) -> dict[str, dict[str, Any]]:
         },
     }
     if config.compat_rules:
-        from promkit.tools.generate._rules_compat import compat_rule_tests
-
         files["compat_test.yml"] = compat_rule_tests(config)
     if config.slos:
         files["slo_test.yml"] = {

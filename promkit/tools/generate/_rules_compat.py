@@ -27,9 +27,8 @@ from typing import Any
 
 from promkit.instrument.catalog import HTTP_BUCKETS
 from promkit.instrument.middleware import UNMATCHED_ROUTE
-from promkit.tools.generate._rules_slo import _bucket_le
+from promkit.tools.generate._promql import bucket_le, num
 from promkit.tools.generate.config import CompatRules, Config
-from promkit.tools.generate.rules import num
 
 __all__ = [
     "INSTRUMENTATOR_HIGHR_BUCKETS",
@@ -63,7 +62,7 @@ def shared_bounds(peer_buckets: Sequence[float]) -> tuple[float, ...]:
 
 
 def _le_matcher(peer_buckets: Sequence[float]) -> str:
-    les = [_bucket_le(b) for b in shared_bounds(peer_buckets)] + ["+Inf"]
+    les = [bucket_le(b) for b in shared_bounds(peer_buckets)] + ["+Inf"]
     return "|".join(le.replace(".", "\\\\.").replace("+", "\\\\+") for le in les)
 
 
@@ -202,7 +201,7 @@ def _input(config: Config) -> list[dict[str, str]]:
         out.append((f"{_DURATION}_count", labels, n))
         out.append((f"{_DURATION}_sum", labels, _seconds(n)))
         for bound in (*HTTP_BUCKETS, math.inf):
-            le = "+Inf" if bound == math.inf else _bucket_le(bound)
+            le = "+Inf" if bound == math.inf else bucket_le(bound)
             out.append((f"{_DURATION}_bucket", {**labels, "le": le}, _bucket_count(n, bound)))
         seen = by_route.get((method, route), (0, 0))
         by_route[(method, route)] = (seen[0] + request_bytes, seen[1] + response_bytes)
@@ -230,7 +229,7 @@ def _expected(config: Config, spec: CompatRules) -> dict[str, dict[str, float]]:
         add(f"{name}_count", labels, n)
         add(f"{name}_sum", labels, _seconds(n))
         for bound in (*shared_bounds(buckets), math.inf):
-            le = "+Inf" if bound == math.inf else _bucket_le(bound)
+            le = "+Inf" if bound == math.inf else bucket_le(bound)
             add(f"{name}_bucket", {**labels, "le": le}, _bucket_count(n, bound))
 
     if spec.peer == "starlette_exporter":

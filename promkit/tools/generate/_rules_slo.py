@@ -18,115 +18,28 @@ Per SLO, one rule group (evaluated in order):
    an incident that crosses both page windows is one page, not two; and
    ``SLOMetricAbsent``.
 
-Burn-rate factors follow the workbook's budget-consumption shares, scaled to
-each SLO's window (as sloth and pyrra do): an alert whose long window is ``L``
-and whose share is ``s`` fires when the error ratio is above
-``factor x (1 - objective)`` with ``factor = s x window / L``. So the page over
-1h spends 2% of the budget whatever the window: factor 14.4 for 30d, 3.36 for
-7d. :func:`burn_factor` computes it; the config refuses an SLO for which an
-alert could never fire (``factor x budget >= 1``).
+The burn-rate windows, factors and thresholds are in :mod:`._burn`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from promkit.tools.generate.config import Config, SLOSpec, format_duration, parse_duration
+from promkit.tools.generate._alert_rule import alert
+from promkit.tools.generate._burn import BURN_ALERTS, BURN_WINDOWS, burn_factor
+from promkit.tools.generate._durations import format_duration, parse_duration
+from promkit.tools.generate._promql import bucket_le, num, sel
+from promkit.tools.generate.config import Config, SLOSpec
 
-__all__ = ["BURN_ALERTS", "BURN_WINDOWS", "SLI_WINDOWS", "BurnWindow", "burn_factor",
-           "burn_statement", "check_burn_thresholds", "slo_groups"]
-
-
-@dataclass(frozen=True)
-class BurnWindow:
-    """One multiwindow burn-rate alert: its windows and the budget share it stands for."""
-
-    alert: str
-    """The alert the window pair belongs to (each alert ORs two pairs)."""
-    long: str
-    short: str
-    share: float
-    """Share of the SLO's error budget spent over ``long`` when the error ratio is at the
-    pair's threshold (the SRE workbook's table)."""
-
-
-# Page on fast burn, ticket on slow: the SRE workbook's shares (chapter "Alerting on SLOs").
-BURN_WINDOWS: tuple[BurnWindow, ...] = (
-    BurnWindow("SLOBurnRatePage", "1h", "5m", 0.02),
-    BurnWindow("SLOBurnRatePage", "6h", "30m", 0.05),
-    BurnWindow("SLOBurnRateTicket", "1d", "2h", 0.10),
-    BurnWindow("SLOBurnRateTicket", "3d", "6h", 0.10),
-)
-BURN_ALERTS = ("SLOBurnRatePage", "SLOBurnRateTicket")
-
-
-def burn_factor(slo_window: str, burn: BurnWindow) -> float:
-    """How many times the sustainable error rate ``burn`` fires at, for an SLO over
-    ``slo_window``: ``share x window / long window`` (14.4 for 2% in 1h of 30d)."""
-    return burn.share * parse_duration(slo_window) / parse_duration(burn.long)
-
-
-def burn_statement(slo: SLOSpec, burn: BurnWindow) -> str:
-    """What the alert's threshold means for ``slo``, in numbers (docs/alerts.md).
-
-    The share is recomputed from the factor as written in the rule (rounded like
-    the rule's text), so the sentence states what the generated rule does.
-    """
-    from promkit.tools.generate.rules import num
-
-    factor = float(num(burn_factor(slo.window, burn)))
-    window = parse_duration(slo.window)
-    long = parse_duration(burn.long)
-    share = factor * long / window
-    threshold = factor * slo.error_budget
-    text = (f"fires above {num(factor)} × {num(slo.error_budget * 100)}% = "
-            f"{num(threshold * 100)}% errors over {burn.long} and {burn.short}: at that rate "
-            f"{num(round(share * 100, 6))}% of the {slo.window} error budget is spent in "
-            f"{burn.long}")
-    if factor >= 1:
-        return f"{text}, and all of it in {format_duration(window / factor)}"
-    return (f"{text}; the factor is below 1, so at that pace only "
-            f"{num(round(factor * 100, 4))}% of the budget would be spent over the whole "
-            f"{slo.window}")
-
-
-def check_burn_thresholds(slo: SLOSpec) -> str | None:
-    """Why an alert of ``slo`` could never fire (``factor x budget >= 1``), or None."""
-    from promkit.tools.generate.rules import num
-
-    for burn in BURN_WINDOWS:
-        factor = burn_factor(slo.window, burn)
-        if factor * slo.error_budget >= 1:
-            # factor x budget < 1 <=> objective > 1 - 1/factor <=> window < long / (share x budget)
-            lowest = 1 - 1 / factor
-            longest = parse_duration(burn.long) / (burn.share * slo.error_budget)
-            return (f"{num(slo.objective)} over {slo.window} leaves an error budget of "
-                    f"{num(slo.error_budget * 100)}%, so {burn.alert} over {burn.long} and "
-                    f"{burn.short} ({num(burn.share * 100)}% of the budget in {burn.long}) "
-                    "would need an error ratio above "
-                    f"{num(factor)} x {num(slo.error_budget)} = {num(factor * slo.error_budget)}"
-                    f", and a ratio is at most 1: it could never fire. Use an objective above "
-                    f"{lowest:.6g} or a window shorter than {format_duration(longest)}")
-    return None
+__all__ = ["HTTP_COUNT", "SLI_WINDOWS", "sli_sources", "slo_groups"]
 
 
 SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 HTTP_COUNT = "http_server_request_duration_seconds_count"
 
 
-def _bucket_le(value: float) -> str:
-    """The ``le`` label prometheus-client writes for a bucket bound (``0.2``, ``1.0``)."""
-    from prometheus_client.utils import floatToGoString
-
-    text: str = floatToGoString(value)
-    return text
-
-
 def sli_sources(config: Config, slo: SLOSpec) -> tuple[str, str, str]:
     """(events per second, bad events per second, the selector ``absent()`` watches)."""
-    from promkit.tools.generate.rules import sel
-
     c = config
 
     def rate(metric: str, **m: str) -> str:
@@ -139,7 +52,7 @@ def sli_sources(config: Config, slo: SLOSpec) -> tuple[str, str, str]:
     elif slo.type == "latency":
         assert slo.threshold_seconds is not None
         events = rate(HTTP_COUNT)
-        le = _bucket_le(slo.threshold_seconds)
+        le = bucket_le(slo.threshold_seconds)
         bucket = rate("http_server_request_duration_seconds_bucket", le=le)
         return events, f"{events}\n-\n{bucket}", sel(
             c, "http_server_request_duration_seconds_bucket", le=le)
@@ -164,8 +77,6 @@ def _windows(slo: SLOSpec) -> list[str]:
 
 
 def slo_groups(config: Config) -> list[dict[str, Any]]:
-    from promkit.tools.generate.rules import alert, num
-
     c = config
     groups: list[dict[str, Any]] = []
     for slo in c.slos:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from promkit.tools.generate._yaml import dump_yaml, generated_header, source_name
 from promkit.tools.generate.config import (
     OLDEST_ALERTMANAGER,
     Config,
@@ -53,6 +54,7 @@ from promkit.tools.generate.config import (
     Receiver,
     Route,
 )
+from promkit.tools.generate.rules import alert_rules
 
 __all__ = [
     "ALERTMANAGER_PATH",
@@ -170,14 +172,6 @@ _TEXT = ('{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.descr
 class AlertmanagerError(ValueError):
     """The project config cannot be turned into a safe Alertmanager config."""
 
-
-
-def _source(config: Config) -> str:
-    """The config's name as generated headers show it (relative, so output is portable)."""
-    import promkit.tools.generate as package
-
-    name = getattr(package, "source_name", None)
-    return str(name(config)) if callable(name) else config.source
 
 def ntfy_url(url: str) -> str:
     """``url`` with ntfy's ``template=alertmanager`` query parameter (added once)."""
@@ -361,8 +355,6 @@ def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | 
     instead of the per-severity defaults (tests use ``0s``/``1s``).
     """
     if rules is None:
-        from promkit.tools.generate.rules import alert_rules
-
         rules = alert_rules(config)
     if version is None:
         version = alertmanager_target(config, detect=False)[0]
@@ -402,8 +394,6 @@ def alertmanager_config(config: Config, *, rules: Sequence[Mapping[str, Any]] | 
 
 
 def _dump(data: Mapping[str, Any]) -> str:
-    from promkit.tools.generate._yaml import dump_yaml
-
     return dump_yaml(dict(data))
 
 
@@ -414,13 +404,11 @@ def render_alertmanager(config: Config, **kwargs: Any) -> str:
     (default: the config's version, no detection); other ``kwargs`` go to
     :func:`alertmanager_config`.
     """
-    from promkit.tools.generate._yaml import generated_header
-
     secrets_dir = kwargs.get("secrets_dir", DEFAULT_SECRETS_DIR)
     version, why = kwargs.pop("target", None) or alertmanager_target(config, detect=False)
     kwargs["version"] = version
     header = [generated_header("the Alertmanager config (routes, inhibition, receivers)",
-                               _source(config)).rstrip("\n")]
+                               source_name(config)).rstrip("\n")]
     written_for = (f"Alertmanager {_dotted(version)} and later ({why})" if version is not None
                    else "Alertmanager 0.26 and later (no version given)")
     header += [

@@ -33,7 +33,7 @@ from promkit.tools.generate._grafana_sdk import (
     require_sdk,
     sdk_available,
 )
-from promkit.tools.generate._yaml import dump_yaml
+from promkit.tools.generate._yaml import dump_yaml, source_name
 from promkit.tools.generate.config import Config
 
 __all__ = [
@@ -145,8 +145,6 @@ def write_dashboards(config: Config, out_dir: str | Path) -> list[Path]:
     Raises :class:`DashboardsUnavailable` (nothing written) when
     grafana-foundation-sdk is not installed.
     """
-    from promkit.tools.generate import source_name
-
     require_sdk(source_name(config))
     out = Path(out_dir) / "grafana"
     written: list[Path] = []

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promkit.tools.generate._yaml import dump_yaml, generated_header, source_name
 from promkit.tools.generate.config import Config
 
 __all__ = [
@@ -65,14 +66,6 @@ COMPONENTS: tuple[Component, ...] = (
     Component("worker", "PodMonitor", "metrics", r"worker"),
 )
 
-
-
-def _source(config: Config) -> str:
-    """The config's name as generated headers show it (relative, so output is portable)."""
-    import promkit.tools.generate as package
-
-    name = getattr(package, "source_name", None)
-    return str(name(config)) if callable(name) else config.source
 
 def _labels(config: Config, release: str, component: str | None = None) -> dict[str, str]:
     labels = {
@@ -148,8 +141,6 @@ def write_kubernetes(config: Config, out_dir: str | Path,
     Files there that this generator no longer produces are removed, so a renamed
     component leaves nothing stale behind.
     """
-    from promkit.tools.generate._yaml import dump_yaml, generated_header
-
     directory = Path(out_dir) / KUBERNETES_DIR
     directory.mkdir(parents=True, exist_ok=True)
     manifests = kubernetes_manifests(config, rule_groups, release=release)
@@ -160,7 +151,7 @@ def write_kubernetes(config: Config, out_dir: str | Path,
     for name, manifest in manifests.items():
         what = f"Kubernetes {manifest['kind']} for the Prometheus Operator"
         path = directory / name
-        path.write_text(generated_header(what, _source(config)) + dump_yaml(manifest),
+        path.write_text(generated_header(what, source_name(config)) + dump_yaml(manifest),
                         encoding="utf-8")
         paths.append(path)
     return paths

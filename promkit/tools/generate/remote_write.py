@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from promkit.tools.generate._yaml import dump_yaml, source_name
 from promkit.tools.generate.config import Config
 from promkit.tools.generate.prometheus_config import base_config, rule_files, scrape_configs
 
@@ -182,9 +183,6 @@ def _header(what: str, source: str, run: str) -> str:
 
 def write_agent(config: Config, out_dir: str | Path, options: AgentOptions) -> list[Path]:
     """Write agent.yml, central.yml and federation.yml under ``out_dir/prometheus/agent/``."""
-    from promkit.tools.generate import source_name
-    from promkit.tools.generate._yaml import dump_yaml
-
     source = source_name(config)
     directory = Path(out_dir) / AGENT_DIR
     directory.mkdir(parents=True, exist_ok=True)
