@@ -79,6 +79,7 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "hash_identifier",
+    "json_lines_handler",
     "library_logger",
     "log_output",
     "order_schema_keys",
@@ -630,6 +631,21 @@ def _remove_our_handlers(root: logging.Logger) -> None:
         if isinstance(old, _JsonLinesHandler):
             root.removeHandler(old)
             old.close()
+
+
+def json_lines_handler(service: str, **options: Any) -> logging.Handler:
+    """A ``dictConfig`` handler factory: ``configure_logging(service, **options)``, then its
+    handler (which ``dictConfig`` puts on the root logger, where it already is).
+
+    ``options`` are :func:`configure_logging`'s keywords as JSON can give them
+    (``file``, ``file_max_bytes``, ``pii_keys``...; ``"stream": "ext://sys.stderr"``
+    for stderr). The app may call ``configure_logging`` again later: that replaces
+    this set-up, as any second call does.
+    """
+    configure_logging(service, **options)
+    state = _STATE  # set by the call above, under its lock
+    assert state is not None
+    return state.handler
 
 
 def reset_logging() -> None:

@@ -12,7 +12,7 @@ its handler. Two ways to have them come out as promkit's JSON lines:
 - :func:`uvicorn_log_config` returns a ``logging.config.dictConfig`` mapping for
   ``uvicorn.run(app, log_config=...)`` or, written to a JSON file,
   ``uvicorn --log-config FILE``: it sets up promkit's logging itself (through
-  :func:`json_lines_handler`) before uvicorn logs anything, also in the
+  :func:`~promkit.instrument.logs.json_lines_handler`) before uvicorn logs anything, also in the
   ``--workers`` supervisor and ``--reload`` processes, which never import the app.
 
 Either way uvicorn's access log is off unless asked for: the middleware's
@@ -27,7 +27,6 @@ from typing import Any
 
 __all__ = [
     "UVICORN_LOGGERS",
-    "json_lines_handler",
     "restore_uvicorn_loggers",
     "route_uvicorn_loggers",
     "uvicorn_log_config",
@@ -69,23 +68,6 @@ def restore_uvicorn_loggers() -> None:
     _saved.clear()
 
 
-def json_lines_handler(service: str, **options: Any) -> logging.Handler:
-    """A ``dictConfig`` handler factory: ``configure_logging(service, **options)``, then its
-    handler (which ``dictConfig`` puts on the root logger, where it already is).
-
-    ``options`` are :func:`configure_logging`'s keywords as JSON can give them
-    (``file``, ``file_max_bytes``, ``pii_keys``...; ``"stream": "ext://sys.stderr"``
-    for stderr). The app may call ``configure_logging`` again later: that replaces
-    this set-up, as any second call does.
-    """
-    from promkit.instrument import logs
-
-    logs.configure_logging(service, **options)
-    state = logs._STATE  # set by the call above, under its lock
-    assert state is not None
-    return state.handler
-
-
 def uvicorn_log_config(service: str, *, level: str = "INFO", access_log: bool = False,
                        **options: Any) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping for uvicorn: promkit's JSON lines for
@@ -101,7 +83,8 @@ def uvicorn_log_config(service: str, *, level: str = "INFO", access_log: bool = 
     ``level`` is the root logger's and uvicorn's (``--log-level`` still
     overrides uvicorn's); ``access_log=True`` keeps uvicorn's access line (as
     JSON, its text in ``event``), for apps without promkit's middleware.
-    ``options`` go to :func:`configure_logging` (see :func:`json_lines_handler`).
+    ``options`` go to :func:`configure_logging` (see
+    :func:`~promkit.instrument.logs.json_lines_handler`).
     The mapping holds only plain values, so it serialises to JSON as is.
     """
     return {
@@ -112,8 +95,8 @@ def uvicorn_log_config(service: str, *, level: str = "INFO", access_log: bool = 
         # given; nothing uses them.
         "formatters": {"default": {"format": "%(message)s"},
                        "access": {"format": "%(message)s"}},
-        "handlers": {"promkit": {"()": f"{__name__}.json_lines_handler", "service": service,
-                                 **options}},
+        "handlers": {"promkit": {"()": "promkit.instrument.logs.json_lines_handler",
+                                 "service": service, **options}},
         "loggers": {
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
