@@ -20,9 +20,12 @@ from promkit.tools.report._stores import ALERTS_QUERY, SLO_SERIES_QUERY
 from promkit.tools.report.model import build_report
 from promkit.tools.report.queries import Window, collect
 
-# A window ending now: one ending in the past reads alerts from ALERTS (--at).
-END = time.time()
-WINDOW = Window(since="1h", seconds=3600, end=END)
+
+def window() -> Window:
+    """The hour up to now (a window ending in the past reads alerts from ALERTS: --at)."""
+    return Window(since="1h", seconds=3600, end=time.time())
+
+
 API = {"job": "api", "instance": "10.0.0.1:8000"}
 WORKER = {"job": "worker", "instance": "10.0.0.2:9464"}
 
@@ -92,7 +95,7 @@ def store_without_status_apis() -> CannedStore:
 
 
 def test_store_without_status_apis_reads_targets_slos_and_alerts_from_series() -> None:
-    collected = collect(store_without_status_apis(), WINDOW)
+    collected = collect(store_without_status_apis(), window())
     health = build_report(collected, prometheus="http://store.example:8428").health
 
     assert [(t["job"], t["instance"], t["up"]) for t in health["targets"]] == [
@@ -109,7 +112,7 @@ def test_store_without_status_apis_reads_targets_slos_and_alerts_from_series() -
 
 
 def test_issues_name_the_down_target_and_the_firing_alert() -> None:
-    report = build_report(collect(store_without_status_apis(), WINDOW),
+    report = build_report(collect(store_without_status_apis(), window()),
                           prometheus="http://store.example:8428")
     down = [i for i in report.issues if i.kind == "target_down"]
     assert [(i.subject, i.severity) for i in down] == [(f"worker {WORKER['instance']}",
@@ -129,7 +132,7 @@ def test_prometheus_listing_everything_reads_as_before() -> None:
                 "slo:error_budget_remaining:ratio": slo_series()[:1]},
         targets=[listed_target], alerts=[listed_alert],
         rules=[{"name": "slo:error_budget_remaining:ratio", "type": "recording"}])
-    collected = collect(store, WINDOW)
+    collected = collect(store, window())
     assert collected.targets == [listed_target]
     assert collected.alerts == [listed_alert]
     assert list(collected.slo_rules) == ["slo:error_budget_remaining:ratio"]
@@ -139,7 +142,7 @@ def test_prometheus_listing_everything_reads_as_before() -> None:
 def test_a_refused_series_query_is_a_query_error_not_a_failure() -> None:
     store = store_without_status_apis()
     store.refuse = frozenset({ALERTS_QUERY, SLO_SERIES_QUERY})
-    collected = collect(store, WINDOW)
+    collected = collect(store, window())
     assert collected.alerts == [] and collected.slo_rules == {}
     assert set(collected.errors) == {"alerts_series", "slo_series"}
     assert "cannot parse" in collected.errors["alerts_series"]
@@ -154,4 +157,4 @@ def test_an_unreachable_store_still_raises() -> None:
             return super().query(expr, at=at)
 
     with pytest.raises(PrometheusError, match="cannot reach"):
-        collect(Gone(series={}), WINDOW)
+        collect(Gone(series={}), window())
