@@ -58,6 +58,7 @@ _MAX_MODES = frozenset(("max", "livemax"))
 _MIN_MODES = frozenset(("min", "livemin"))
 _RECENT_MODES = frozenset(("mostrecent", "livemostrecent"))
 _PID_MODES = frozenset(("all", "liveall"))
+_SPARE_SERIES = 256  # series no file has that are kept before the table is rebuilt
 
 
 @dataclass(eq=False)
@@ -124,6 +125,7 @@ class DirectoryReader:
         self._layouts_by_used: dict[int, list[Layout]] = {}
         self._plans: dict[tuple[Layout, str, str], tuple[int, ...]] = {}
         self._buffer = bytearray()  # every file is read into this one
+        self._stale_series = False
 
     # ------------------------------------------------------------------ reading
 
@@ -220,8 +222,27 @@ class DirectoryReader:
 
     # ------------------------------------------------------------------ merging
 
+    def _forget_series(self) -> None:
+        """Start the series table afresh from the files there are now.
+
+        Series of files that are gone (a dead process's ``liveall`` series by
+        pid, label sets no process writes any more) would otherwise be kept,
+        and walked by every scrape, for as long as the process runs.
+        """
+        self._families.clear()
+        self._slot_of.clear()
+        self._keys.clear()
+        self._plans.clear()
+        self._nslots = 0
+        for state in self._files.values():
+            if state.layout is not None:
+                state.plan = self._plan(state.layout, state.kind)
+
     def merge(self, names: list[str], on_bad_file: ReadFailure | None = None) -> Merged:
         """Read ``names`` (base names in the directory, in order) and merge them."""
+        if self._stale_series:
+            self._stale_series = False
+            self._forget_series()
         contributions: list[tuple[str, _FileState]] = []
         folded: set[FileId] = set()
         seen: set[str] = set()
@@ -297,6 +318,8 @@ class DirectoryReader:
                 values[slot] += total
             present.update(slots)
         families = sorted(self._families.values(), key=lambda f: f.name)
+        # Mostly series no file has any more: rebuild the table before the next scrape.
+        self._stale_series = self._nslots > 2 * len(present) + _SPARE_SERIES
         return Merged(families, values, present, len(contributions))
 
     def last_good(self, name: str) -> tuple[dict[str, tuple[float, float]], int, int] | None:

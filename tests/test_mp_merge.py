@@ -311,6 +311,20 @@ def test_a_scrape_while_another_process_holds_the_lock_still_drops_dead_live_gau
                 kill(proc)
 
 
+def test_series_of_files_that_are_gone_are_forgotten(tmp_path):
+    # liveall gauges of processes that came and went: one series per pid each.
+    for round_ in range(10):
+        names = [f"gauge_liveall_r{round_}w{i}.db" for i in range(100)]
+        for name in names:
+            write(tmp_path, name, [gauge("liveall", 1.0)])
+        samples = parsed(multiprocess_exposition(path=str(tmp_path)))
+        assert len(samples) == 100
+        for name in names:
+            (tmp_path / name).unlink()
+    reader = _multiprocess._readers[os.path.realpath(tmp_path)][0]
+    assert reader._nslots <= 2 * 100 + 256
+
+
 def test_mark_process_dead_of_a_running_process_only_drops_its_live_gauges(tmp_path):
     write_process(tmp_path, str(os.getpid()), 1.0)
     mark_process_dead(os.getpid(), str(tmp_path))
