@@ -177,15 +177,21 @@ def compact_dead_processes(path: str, pids: Iterable[int], *,
                     continue
                 except (OSError, CorruptFileError, ValueError) as exc:
                     last = reader.last_good(name) if reader is not None else None
-                    if last is None:
+                    try:
+                        st = os.stat(os.path.join(path, name))
+                    except OSError:
+                        st = None
+                    if last is not None and (st is None or st.st_ino != last[1]):
+                        last = None  # another file by now: those values are not its
+                    if last is None or st is None:
                         # The scrape's reader reports the file; it stays for a process
                         # that read it before (and has its values) to fold.
                         logger.debug("promkit: cannot fold unreadable multiprocess file %s "
                                      "(%s); it is left in place", name, exc)
                         handled.discard(kind.pid)
                         continue
-                    entries, ino, mtime_ns = last
-                    ident = (name, ino, mtime_ns)
+                    entries = last[0]
+                    ident = (name, st.st_ino, st.st_mtime_ns)  # as scrapes see it now
                     logger.warning("promkit: folded unreadable multiprocess file %s from the "
                                    "values this process last read from it", name)
                 _fold(archive, entries, kind)

@@ -93,14 +93,15 @@ class Merged:
 class _FileState:
     """What a reader keeps about one file between scrapes."""
 
-    __slots__ = ("ino", "kind", "layout", "mtime_ns", "plan", "reported", "size", "trailer",
-                 "values")
+    __slots__ = ("ino", "kind", "layout", "mtime_ns", "plan", "reported", "seen_mtime_ns", "size",
+                 "trailer", "values")
 
     def __init__(self, kind: FileKind) -> None:
         self.kind = kind
         self.ino = -1
         self.size = -1
-        self.mtime_ns = -1
+        self.mtime_ns = -1  # of the last good read
+        self.seen_mtime_ns = -1  # of the last look at the file, good or not
         self.layout: Layout | None = None
         self.plan: tuple[int, ...] = ()
         # The last good values (value, timestamp pairs for mostrecent gauges).
@@ -134,6 +135,7 @@ class DirectoryReader:
         fd = os.open(os.path.join(self.path, name), os.O_RDONLY)
         try:
             st = os.fstat(fd)
+            state.seen_mtime_ns = st.st_mtime_ns  # even if what follows fails
             same_inode = st.st_ino == state.ino
             if not same_inode:  # a new file under this name: nothing of the old one applies
                 state.layout, state.plan, state.values, state.reported = None, (), None, False
@@ -276,7 +278,7 @@ class DirectoryReader:
         stamps: list[float] | None = None
         vectors: dict[int, tuple[tuple[int, ...], list[float]]] = {}
         for name, state in contributions:
-            if folded and (name, state.ino, state.mtime_ns) in folded:
+            if folded and (name, state.ino, state.seen_mtime_ns) in folded:
                 continue  # already in an archive: left by a compaction that did not finish
             plan, raw = state.plan, state.values
             assert raw is not None
