@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     base = counts["prometheus_client"]
     print(f"Instructions per scrape, {args.processes} processes x {args.series} series:")
     for entry, n in counts.items():
-        print(f"  {entry:18} {n / 1e6:9.1f} M  ({base / n:.1f}x fewer than prometheus_client)")
+        versus = "" if n == base else f"  ({base / n:.1f}x fewer than prometheus_client)"
+        print(f"  {entry:18} {n / 1e6:9.1f} M{versus}")
     return 0
 
 
