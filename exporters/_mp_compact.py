@@ -119,16 +119,17 @@ def _remove(path: str, name: str) -> None:
 
 def compact_dead_processes(path: str, pids: Iterable[int], *,
                            reader: DirectoryReader | None = None,
-                           blocking: bool = True) -> list[int]:
+                           wait: float | None = None) -> list[int]:
     """Fold the files of ``pids`` (processes that have exited) into the archives.
 
     Returns the pids whose files were all folded or removed. ``reader`` (this
     process's reader of ``path``) supplies the last good values of a file that
-    cannot be read any more. Without ``blocking``, returns [] at once when
-    another process holds the directory's lock.
+    cannot be read any more. ``wait``: how long to wait for the directory's
+    lock if another process holds it (None: as long as it takes), after which
+    it returns [] and leaves the files to a later call.
     """
     wanted = set(pids)
-    with directory_lock(path, exclusive=True, blocking=blocking) as held:
+    with directory_lock(path, exclusive=True, wait=wait) as held:
         if not held:
             return []
         by_prefix: dict[str, list[tuple[str, FileKind]]] = {}

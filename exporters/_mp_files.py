@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import struct
+import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -112,12 +113,13 @@ def decode_trailer(data: bytes) -> list[FileId]:
 
 
 @contextlib.contextmanager
-def directory_lock(path: str, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
+def directory_lock(path: str, exclusive: bool, wait: float | None = None) -> Iterator[bool]:
     """Hold the directory's lock; yields whether it is held.
 
-    Not held: when not ``blocking`` and another process holds it, or when the
-    lock file cannot be opened (a read-only directory: a scrape then reads
-    without it, and compaction, which needs it, does not run).
+    ``wait``: None waits as long as it takes, else at most that many seconds
+    (0: not at all). Not held: when the wait ran out, or when the lock file
+    cannot be opened (a read-only directory: a scrape then reads without it,
+    and compaction, which needs it, does not run).
     """
     try:
         fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
@@ -126,11 +128,23 @@ def directory_lock(path: str, exclusive: bool, blocking: bool = True) -> Iterato
         return
     try:
         flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        try:
-            fcntl.flock(fd, flags if blocking else flags | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if wait is None:
+            fcntl.flock(fd, flags)
+        elif not _try_lock(fd, flags, wait):
             yield False
             return
         yield True
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _try_lock(fd: int, flags: int, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, flags | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)  # compactions take milliseconds

@@ -65,6 +65,9 @@ logger = logging.getLogger("promkit.exporters")
 _readers: dict[str, tuple[DirectoryReader, threading.Lock]] = {}
 _readers_lock = threading.Lock()
 _compaction_failures: set[str] = set()  # logged once each
+# gunicorn's arbiter runs child_exit: it must not hang behind a stuck scrape.
+# If the lock stays busy this long, the next scrape compacts the process instead.
+_HOOK_WAIT = 2.0
 
 
 def _require_dir(path: str | None = None) -> str:
@@ -123,9 +126,9 @@ def _dead_pids(names: list[str]) -> set[int]:
 
 
 def _compact(path: str, dead: set[int], reader: DirectoryReader | None,
-             blocking: bool) -> list[int]:
+             wait: float | None) -> list[int]:
     try:
-        return compact_dead_processes(path, dead, reader=reader, blocking=blocking)
+        return compact_dead_processes(path, dead, reader=reader, wait=wait)
     except Exception as exc:  # never fails a scrape; the next one tries again
         cause = f"{path}:{type(exc).__name__}"
         if cause not in _compaction_failures:
@@ -152,17 +155,17 @@ def mark_process_dead(pid: int, path: str | None = None) -> None:
     with _readers_lock:
         found = _readers.get(key)
     if found is None:
-        _compact(path, {pid}, None, blocking=True)
+        _compact(path, {pid}, None, wait=_HOOK_WAIT)
         return
     reader, lock = found
     with lock:
-        _compact(path, {pid}, reader, blocking=True)
+        _compact(path, {pid}, reader, wait=_HOOK_WAIT)
 
 
 def _cleanup(path: str, names: list[str], reader: DirectoryReader | None) -> tuple[list[int],
                                                                                   set[int]]:
     dead = _dead_pids(names)
-    done = _compact(path, dead, reader, blocking=False) if dead else []
+    done = _compact(path, dead, reader, wait=0) if dead else []
     # Exemplar files of dead processes: kept while fresh (their counts stay), then removed.
     try:
         _mp_exemplars.remove_stale_files(path, _pid_alive)

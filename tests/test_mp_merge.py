@@ -290,7 +290,8 @@ def test_a_corrupt_archive_fails_no_scrape_and_loses_no_count(tmp_path):
                 kill(proc)
 
 
-def test_a_scrape_while_another_process_holds_the_lock_still_drops_dead_live_gauges(tmp_path):
+def test_a_scrape_while_another_process_holds_the_lock_still_drops_dead_live_gauges(
+        tmp_path, monkeypatch):
     workers = [sleeper() for _ in range(2)]
     try:
         for i, proc in enumerate(workers):
@@ -301,6 +302,9 @@ def test_a_scrape_while_another_process_holds_the_lock_still_drops_dead_live_gau
         with directory_lock(str(tmp_path), exclusive=False):
             assert cleanup_dead_processes(str(tmp_path)) == []
             samples = parsed(multiprocess_exposition(path=str(tmp_path)))
+            # gunicorn's child_exit waits a bounded time, then leaves it to a scrape.
+            monkeypatch.setattr(_multiprocess, "_HOOK_WAIT", 0.05)
+            mark_process_dead(workers[0].pid, str(tmp_path))
         assert (tmp_path / f"counter_{workers[0].pid}.db").exists()  # not compacted yet
         assert counts(samples) == before
         assert samples[("g_livesum", frozenset({("k", "x")}))] == 3.0  # only the live one
