@@ -64,6 +64,17 @@ logger = logging.getLogger("promkit.exporters")
 # One reader per directory in this process; its lock serialises scrapes (threads).
 _readers: dict[str, tuple[DirectoryReader, threading.Lock]] = {}
 _readers_lock = threading.Lock()
+
+
+def _forget_readers_after_fork() -> None:
+    # A forked worker starts with no readers and fresh locks: a lock some thread of
+    # the parent held at the fork would never be released in the child.
+    global _readers_lock
+    _readers.clear()
+    _readers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_readers_after_fork)
 _compaction_failures: set[str] = set()  # logged once each
 # gunicorn's arbiter runs child_exit: it must not hang behind a stuck scrape.
 # If the lock stays busy this long, the next scrape compacts the process instead.

@@ -329,6 +329,22 @@ def test_series_of_files_that_are_gone_are_forgotten(tmp_path):
     assert reader._nslots <= 2 * 100 + 256
 
 
+def test_a_forked_child_starts_with_no_reader_and_free_locks(tmp_path):
+    write_process(tmp_path, "w1", 1.0)
+    multiprocess_exposition(path=str(tmp_path))
+    _, lock = _multiprocess._readers[os.path.realpath(tmp_path)]
+    with lock:  # a scrape in progress in the parent when it forks
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                ok = not _multiprocess._readers and "reqs_total" in multiprocess_exposition(
+                    path=str(tmp_path))
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_mark_process_dead_of_a_running_process_only_drops_its_live_gauges(tmp_path):
     write_process(tmp_path, str(os.getpid()), 1.0)
     mark_process_dead(os.getpid(), str(tmp_path))
