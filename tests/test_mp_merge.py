@@ -345,6 +345,18 @@ def test_a_forked_child_starts_with_no_reader_and_free_locks(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_a_mostrecent_gauge_set_through_promkit_shows_its_latest_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    registry = MetricsRegistry(CollectorRegistry(), multiprocess=True)
+    gauge = registry.gauge("last_batch_size", "Size of the last batch.",
+                           multiprocess_mode="mostrecent")
+    gauge.set(3)
+    gauge.set(7)
+    samples = parsed(multiprocess_exposition(path=str(tmp_path)))
+    assert samples[("last_batch_size", frozenset())] == 7
+    assert prometheus_client_samples(tmp_path) == samples
+
+
 def test_mark_process_dead_of_a_running_process_only_drops_its_live_gauges(tmp_path):
     write_process(tmp_path, str(os.getpid()), 1.0)
     mark_process_dead(os.getpid(), str(tmp_path))
