@@ -36,9 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, help="stall: interleaved rounds (default 3)")
     ap.add_argument("--duration", type=float, help="stall: seconds measured per phase (6)")
     ap.add_argument("--conns", type=int, default=10, help="stall: /ping connections (10)")
-    ap.add_argument("--processes", type=int, default=8, help="multiprocess: writer processes")
+    ap.add_argument("--processes", type=int,
+                    help="multiprocess: live worker processes (default 64)")
     ap.add_argument("--mp-series", type=int, default=1000, help="multiprocess: series each")
     ap.add_argument("--mp-reps", type=int, help="multiprocess: interleaved runs (default 40)")
+    ap.add_argument("--recycles", type=int,
+                    help="multiprocess: recycles of the 4-worker pool (default 500)")
     ap.add_argument("--scaling-reps", type=int,
                     help="mp-scaling: interleaved runs per cell (default 15)")
     ap.add_argument("--stage-calls", type=int,
@@ -59,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.rounds = args.rounds or (1 if quick else 3)
     args.duration = args.duration or (1.5 if quick else 6.0)
     args.mp_reps = args.mp_reps or (5 if quick else 40)
+    args.processes = args.processes or (8 if quick else 64)
+    args.recycles = args.recycles or (20 if quick else 500)
     args.scaling_reps = args.scaling_reps or (2 if quick else 15)
     args.stage_calls = args.stage_calls or (5000 if quick else 20000)
     args.stage_reps = args.stage_reps or (3 if quick else 11)
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import multiprocess
 
             text, raw["multiprocess"] = multiprocess.run(args.processes, args.mp_series,
-                                                         args.mp_reps)
+                                                         args.mp_reps, args.recycles)
         print(text)
         print(f"\n({part}: {time.monotonic() - t0:.0f} s)\n", flush=True)
     total = time.monotonic() - started

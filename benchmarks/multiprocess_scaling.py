@@ -1,50 +1,33 @@
 """Multiprocess scaling: scrape time vs number of processes (1, 4, 16, 64) and series.
 
-For each process count P and per-process series count S, P spawned processes
-(each its own pid, so its own mmap files) record the same S synthetic series
-with ``MetricsRegistry(multiprocess=True)`` and exit, like P workers of one app
-serving the same routes. On that directory one scrape is timed both ways:
+For each process count P and per-process series count S, P forked worker
+processes (each its own pid, so its own mmap files) record the same S
+synthetic series with ``MetricsRegistry(multiprocess=True)`` and stay alive,
+like P workers of one app serving the same routes (exited writers would be
+compacted into one archive by promkit's first scrape). On that directory one
+scrape is timed both ways:
 
-- promkit: ``multiprocess_exposition().encode()`` (what its ``/metrics`` sends);
+- promkit: ``multiprocess_exposition().encode()`` (what its ``/metrics`` sends),
+  from the second scrape of the process on (each file's layout already parsed);
 - prometheus_client: a fresh ``CollectorRegistry`` + ``MultiProcessCollector``
   + ``generate_latest`` per scrape (its documented recipe).
 
 The exposed series stay the same whatever P (same label values everywhere);
 what grows is the number of files and samples to read and merge. The table is
-what docs/multiprocess.md and docs/scaling.md quote. Gauges use mode ``sum``
-(a ``live*`` mode would let promkit's dead-process sweep change the data
-between runs).
+what docs/multiprocess.md and docs/scaling.md quote. Gauges use mode ``sum``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
-import tempfile
 from typing import Any
 
 from benchmarks._common import count_series, fmt_ms, interleaved, median, table
-from benchmarks.multiprocess import MP_ENV, write_series
+from benchmarks.multiprocess import MultiprocDir, WorkerPool
 
 PROCESSES = (1, 4, 16, 64)
 SERIES = (100, 1000)
-_SPAWN_BATCH = 8  # writer processes alive at once (64 interpreters at once would swap)
-
-
-def _write(processes: int, series: int) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    remaining = processes
-    while remaining:
-        batch = [ctx.Process(target=write_series, args=(series,))
-                 for _ in range(min(_SPAWN_BATCH, remaining))]
-        for child in batch:
-            child.start()
-        for child in batch:
-            child.join(180)
-            if child.exitcode != 0:
-                raise RuntimeError(f"writer process exited with {child.exitcode}")
-        remaining -= len(batch)
 
 
 def measure(processes: int, series: int, reps: int) -> dict[str, Any]:
@@ -55,11 +38,10 @@ def measure(processes: int, series: int, reps: int) -> dict[str, Any]:
 
     from promkit.exporters import multiprocess_exposition
 
-    saved = os.environ.get(MP_ENV)
-    with tempfile.TemporaryDirectory(prefix="promkit-bench-mpscale-") as path:
-        os.environ[MP_ENV] = path
+    with MultiprocDir() as path:
+        pool = WorkerPool(series)
         try:
-            _write(processes, series)
+            pool.start(processes)
             files = os.listdir(path)
             size = sum(os.path.getsize(os.path.join(path, f)) for f in files)
 
@@ -78,10 +60,7 @@ def measure(processes: int, series: int, reps: int) -> dict[str, Any]:
             interleaved(entries, 1)  # warm-up
             times = interleaved(entries, reps)
         finally:
-            if saved is None:
-                os.environ.pop(MP_ENV, None)
-            else:
-                os.environ[MP_ENV] = saved
+            pool.stop()
     return {"processes": processes, "series_per_process": series, "files": len(files),
             "bytes": size, "exposed_series": exposed,
             "samples_read": exposed * processes,
@@ -115,7 +94,7 @@ def run(reps: int, processes: tuple[int, ...] = PROCESSES,
                "MB on disk", "promkit ms", "prometheus_client ms", "ratio", "promkit us / sample"],
               rows),
         "",
-        "Every process recorded the same label values (workers of one app) and exited. "
+        "Every process recorded the same label values (workers of one app) and stayed alive. "
         "promkit = `multiprocess_exposition().encode()`; prometheus_client = fresh "
         "`CollectorRegistry` + `MultiProcessCollector` + `generate_latest` per scrape. "
         "Files = 2 per process here (histogram + one gauge mode); a real worker writes one "

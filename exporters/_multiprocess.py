@@ -1,19 +1,25 @@
-"""Multiprocess mode: aggregate every worker's mmap files at scrape time.
+"""Multiprocess mode: merge every worker's mmap files at scrape time, compact dead workers'.
 
-Built on prometheus-client's multiprocess support: each process writes its
-values to ``$PROMETHEUS_MULTIPROC_DIR/<type>_<pid>.db`` and a scrape merges
-them with ``MultiProcessCollector.merge``. Counters and histograms are summed
-over every file, including those of processes that have exited, so nothing
-already counted is lost when a worker dies or is recycled. Gauges combine by
-their catalog ``multiprocess_mode``; before merging, the live-gauge files
-(``gauge_live*_<pid>.db``) of processes that no longer run (or are zombies
-waiting to be reaped) are removed, so a crashed worker's in-flight gauges do
-not linger. gunicorn users should also call :func:`mark_process_dead` from
-``child_exit``; see docs/multiprocess.md.
+Each process writes its values to ``$PROMETHEUS_MULTIPROC_DIR/<type>_<pid>.db``
+(prometheus-client's files, see ``_pc_mmap_format.py``). A scrape reads and
+merges them with promkit's own reader (``_mp_read.py``: each file's layout
+parsed once, its values unpacked with one ``struct`` call per scrape; same
+samples as prometheus-client's ``MultiProcessCollector``) and writes the
+exposition directly (``_mp_render.py``).
 
-A scrape never fails because of one bad file: a file still being created
-(shorter than its header) is skipped, and a file that cannot be read is
-skipped and reported once in the log.
+Before merging, the files of processes that no longer run (or are zombies
+waiting to be reaped) are compacted (``_mp_compact.py``): their counters,
+histograms, summaries and non-live gauges are folded into one archive file
+per type and deleted, their live gauges deleted, so a server that recycles
+workers keeps a bounded directory and exact totals. gunicorn users call
+:func:`mark_process_dead` from ``child_exit`` to do it as each worker exits;
+see docs/multiprocess.md.
+
+A scrape never fails because of one bad file: a file still being created is
+skipped; a file that cannot be read or parsed is logged once, counted in
+``promkit_instrumentation_errors_total{cause="multiprocess_read:<Error>"}``,
+and merged from the last values this process read from it (so no counter
+goes backwards), or left out if it never read it.
 
 Exemplars, which the mmap files cannot hold, come from each process's
 ``exemplars_<pid>.json`` (see ``instrument/_mp_exemplars.py``): an
@@ -24,16 +30,23 @@ is removed an hour after its last write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+import threading
 from typing import Any
 
-from prometheus_client import exposition as _pc_text
-from prometheus_client import multiprocess as _pc_mp
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics import exposition as _pc_om
 
+from promkit.exporters._mp_compact import compact_dead_processes
+from promkit.exporters._mp_files import LIVE_MODES, directory_lock, file_kind
+from promkit.exporters._mp_read import DirectoryReader, Merged
+from promkit.exporters._mp_render import (
+    ExemplarIndex,
+    metric_families,
+    render_openmetrics,
+    render_text,
+)
 from promkit.instrument import _mp_exemplars
 from promkit.instrument.catalog import STANDARD_CATALOG, Catalog, MetricSpec
 from promkit.instrument.registry import MetricsRegistry, multiprocess_dir
@@ -48,14 +61,24 @@ __all__ = [
 
 logger = logging.getLogger("promkit.exporters")
 
-_LIVE_GAUGE_PREFIX = "gauge_live"
-# An mmap file starts with an 8-byte "bytes used" header; a shorter file is
-# still being created by its process (or was cut short by a crash).
-_MIN_FILE_BYTES = 8
-_reported_bad_files: set[str] = set()
-# prometheus-client is untyped; these are the two functions we call.
-_pc_merge: Callable[..., Iterable[Metric]] = _pc_mp.MultiProcessCollector.merge
-_pc_mark_dead: Callable[[int, str], None] = _pc_mp.mark_process_dead
+# One reader per directory in this process; its lock serialises scrapes (threads).
+_readers: dict[str, tuple[DirectoryReader, threading.Lock]] = {}
+_readers_lock = threading.Lock()
+
+
+def _forget_readers_after_fork() -> None:
+    # A forked worker starts with no readers and fresh locks: a lock some thread of
+    # the parent held at the fork would never be released in the child.
+    global _readers_lock
+    _readers.clear()
+    _readers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_readers_after_fork)
+_compaction_failures: set[str] = set()  # logged once each
+# gunicorn's arbiter runs child_exit: it must not hang behind a stuck scrape.
+# If the lock stays busy this long, the next scrape compacts the process instead.
+_HOOK_WAIT = 2.0
 
 
 def _require_dir(path: str | None = None) -> str:
@@ -65,6 +88,15 @@ def _require_dir(path: str | None = None) -> str:
             f"multiprocess mode needs PROMETHEUS_MULTIPROC_DIR to name a directory (got {path!r})"
         )
     return path
+
+
+def _reader(path: str) -> tuple[DirectoryReader, threading.Lock]:
+    key = os.path.realpath(path)
+    with _readers_lock:
+        found = _readers.get(key)
+        if found is None:
+            found = _readers[key] = (DirectoryReader(path), threading.Lock())
+        return found
 
 
 def _is_zombie(pid: int) -> bool:
@@ -93,172 +125,149 @@ def _pid_alive(pid: int) -> bool:
     return not _is_zombie(pid)
 
 
-def _live_gauge_pid(filename: str) -> int | None:
-    """The pid in ``gauge_live<mode>_<pid>.db``, or None for other files."""
-    if not filename.startswith(_LIVE_GAUGE_PREFIX) or not filename.endswith(".db"):
-        return None
-    pid = filename[:-3].rpartition("_")[2]
-    return int(pid) if pid.isdigit() else None  # custom process identifiers: left alone
+def _dead_pids(names: list[str]) -> set[int]:
+    """Pids with files to compact whose processes no longer run."""
+    pids = set()
+    for name in names:
+        kind = file_kind(name)
+        # An `all` gauge's file is kept after its process dies (see _mp_compact.py).
+        if kind is not None and kind.pid is not None and kind.mode != "all":
+            pids.add(kind.pid)
+    return {pid for pid in pids if not _pid_alive(pid)}
 
 
-def _db_files(path: str) -> list[str]:
-    return sorted(name for name in os.listdir(path) if name.endswith(".db"))
+def _compact(path: str, dead: set[int], reader: DirectoryReader | None,
+             wait: float | None) -> list[int]:
+    try:
+        return compact_dead_processes(path, dead, reader=reader, wait=wait)
+    except Exception as exc:  # never fails a scrape; the next one tries again
+        cause = f"{path}:{type(exc).__name__}"
+        if cause not in _compaction_failures:
+            _compaction_failures.add(cause)
+            logger.warning("promkit: could not compact dead processes' files in %s: %r "
+                           "(further failures of this kind are not logged)", path, exc)
+        return []
 
 
 def mark_process_dead(pid: int, path: str | None = None) -> None:
-    """Remove a finished process's live-gauge files (call from gunicorn's ``child_exit``).
+    """Fold a finished process's files into the archives (call from gunicorn's ``child_exit``).
 
-    Its counter and histogram files stay: their values keep counting in the totals.
+    Its counters, histograms and non-live gauges keep counting from the
+    archive files; its live gauges stop counting. If ``pid`` still runs, only
+    its live-gauge files are removed, as prometheus-client's function does.
     """
-    _pc_mark_dead(pid, _require_dir(path))
+    path = _require_dir(path)
+    if _pid_alive(pid):
+        for mode in LIVE_MODES:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(path, f"gauge_{mode}_{pid}.db"))
+        return
+    key = os.path.realpath(path)
+    with _readers_lock:
+        found = _readers.get(key)
+    if found is None:
+        _compact(path, {pid}, None, wait=_HOOK_WAIT)
+        return
+    reader, lock = found
+    with lock:
+        _compact(path, {pid}, reader, wait=_HOOK_WAIT)
 
 
-def _cleanup(path: str, names: Iterable[str]) -> list[int]:
-    dead = sorted({pid for pid in map(_live_gauge_pid, names)
-                   if pid is not None and not _pid_alive(pid)})
-    for pid in dead:
-        try:
-            _pc_mark_dead(pid, path)
-        except OSError as exc:  # e.g. removed by a concurrent scrape in another worker
-            logger.debug("promkit: could not remove live-gauge files of pid %d: %s", pid, exc)
+def _cleanup(path: str, names: list[str], reader: DirectoryReader | None) -> tuple[list[int],
+                                                                                  set[int]]:
+    dead = _dead_pids(names)
+    done = _compact(path, dead, reader, wait=0) if dead else []
     # Exemplar files of dead processes: kept while fresh (their counts stay), then removed.
     try:
         _mp_exemplars.remove_stale_files(path, _pid_alive)
     except OSError as exc:
         logger.debug("promkit: could not clean up exemplar files in %s: %s", path, exc)
-    return dead
+    return done, dead
 
 
 def cleanup_dead_processes(path: str | None = None) -> list[int]:
-    """Remove the live-gauge files of every process that no longer runs; return their pids.
+    """Compact the files of every process that no longer runs; return their pids.
 
     Runs before every multiprocess scrape. Zombie processes count as dead.
     Exemplar files of dead processes are removed too once they are an hour old
     (:data:`promkit.instrument._mp_exemplars.MAX_AGE_SECONDS`).
     """
     path = _require_dir(path)
-    return _cleanup(path, _db_files(path))
-
-
-def _merge(files: list[str]) -> list[Metric]:
-    try:
-        return list(_pc_merge(files, accumulate=True))
-    except Exception:
-        pass
-    # Find the file(s) that cannot be read, report each once, merge the rest.
-    good: list[str] = []
-    for name in files:
-        try:
-            _pc_merge([name], accumulate=True)
-        except FileNotFoundError:
-            continue  # removed since the listing (a dead process's file)
-        except Exception as exc:
-            if name not in _reported_bad_files:
-                _reported_bad_files.add(name)
-                logger.warning("promkit: skipping unreadable multiprocess file %s: %r", name, exc)
-            continue
-        good.append(name)
-    return list(_pc_merge(good, accumulate=True))
-
-
-def _grouped_by_labels(samples: list[Any]) -> list[Any]:
-    """``samples`` with each label set's together (a histogram's by labels without
-    ``le``), in the order they first appear; the order within a set is kept.
-
-    OpenMetrics wants a metric's samples grouped so; prometheus-client merges them
-    so from 0.24 on (this changes nothing there) but before lists the ``_sum`` of
-    every label set ahead of all the buckets, which strict parsers reject.
-    """
-    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
-    for sample in samples:
-        key = tuple(sorted(item for item in sample.labels.items() if item[0] != "le"))
-        groups.setdefault(key, []).append(sample)
-    if len(groups) <= 1:
-        return samples
-    return [sample for group in groups.values() for sample in group]
-
-
-def _spec_for(family: Metric, catalog: Catalog) -> MetricSpec | None:
-    name = family.name + "_total" if family.type == "counter" else family.name
-    return catalog.get(name)
+    reader, lock = _reader(path)
+    with lock:
+        return _cleanup(path, os.listdir(path), reader)[0]
 
 
 def _catalog(registry: MetricsRegistry | None) -> Catalog:
     return registry.catalog if registry is not None else STANDARD_CATALOG
 
 
+def _spec_for(name: str, kind: str, catalog: Catalog) -> MetricSpec | None:
+    return catalog.get(name + "_total" if kind == "counter" else name)
+
+
+def _unit_of(registry: MetricsRegistry | None) -> Any:
+    catalog = _catalog(registry)
+
+    def unit_of(name: str, kind: str) -> str:
+        # The mmap files do not store units: catalog metrics get theirs back.
+        spec = _spec_for(name, kind, catalog)
+        if spec is not None and spec.unit and name.endswith("_" + spec.unit):
+            return spec.unit
+        return ""
+
+    return unit_of
+
+
+def _count_failure(registry: MetricsRegistry | None, cause: str) -> None:
+    if registry is not None and registry.failures.errors is not None:
+        registry.failures.errors.labels(cause).inc()
+
+
+def _merged(path: str, registry: MetricsRegistry | None) -> Merged:
+    reader, lock = _reader(path)
+
+    def bad_file(name: str, exc: BaseException) -> None:
+        _count_failure(registry, f"multiprocess_read:{type(exc).__name__}")
+
+    with lock:
+        _, dead = _cleanup(path, os.listdir(path), reader)
+        with directory_lock(path, exclusive=False):
+            names = os.listdir(path)
+            if dead:  # not compacted (the lock was busy): their live gauges still must not count
+                names = [n for n in names if not _dead_live_gauge(n, dead)]
+            return reader.merge(names, bad_file)
+
+
+def _dead_live_gauge(name: str, dead: set[int]) -> bool:
+    kind = file_kind(name)
+    return kind is not None and kind.mode in LIVE_MODES and kind.pid in dead
+
+
 def collect_multiprocess(registry: MetricsRegistry | None = None, *,
                          path: str | None = None) -> list[Metric]:
     """Every process's metrics merged into prometheus-client metric families.
 
-    Dead processes' live gauges are cleaned up first. Units come from
-    ``registry``'s catalog (the standard catalog when None), since the mmap
-    files do not store them.
+    Dead processes' files are compacted first. Units come from ``registry``'s
+    catalog (the standard catalog when None), since the mmap files do not
+    store them.
     """
     path = _require_dir(path)
-    names = _db_files(path)
-    dead = set(_cleanup(path, names))
-    files = []
-    for name in names:
-        if dead and _live_gauge_pid(name) in dead:
-            continue
-        full = os.path.join(path, name)
-        try:
-            if os.path.getsize(full) < _MIN_FILE_BYTES:
-                continue
-        except OSError:
-            continue
-        files.append(full)
-    families = _merge(files)
-    catalog = _catalog(registry)
-    for family in families:
-        family.samples = _grouped_by_labels(family.samples)
-        spec = _spec_for(family, catalog)
-        if spec is not None and spec.unit and family.name.endswith("_" + spec.unit):
-            family.unit = spec.unit
-    return families
+    return metric_families(_merged(path, registry), _unit_of(registry))
 
 
-class _Families:
-    """The registry-shaped object prometheus-client's generators want."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> list[Metric]:
-        return self._families
-
-
-def _attach_exemplars(families: list[Metric], path: str,
-                      registry: MetricsRegistry | None) -> None:
-    """Give each counter and histogram bucket sample the newest exemplar of any process."""
+def _exemplars(path: str, registry: MetricsRegistry | None) -> ExemplarIndex | None:
+    """The newest exemplar of any process for each counter and histogram bucket sample."""
 
     def bad_file(name: str, exc: BaseException) -> None:
-        if registry is not None and registry.failures.errors is not None:
-            registry.failures.errors.labels(
-                f"multiprocess_exemplar_read:{type(exc).__name__}").inc()
+        _count_failure(registry, f"multiprocess_exemplar_read:{type(exc).__name__}")
 
     _mp_exemplars.flush_local(path)  # this process's newest, not a second old
     try:
-        newest = _mp_exemplars.read_exemplar_files(path, on_bad_file=bad_file)
+        return _mp_exemplars.read_exemplar_files(path, on_bad_file=bad_file) or None
     except OSError as exc:  # the directory listing itself failed: serve without exemplars
         logger.warning("promkit: cannot read exemplar files in %s: %r", path, exc)
-        return
-    if not newest:
-        return
-    for family in families:
-        if family.type == "histogram":
-            suffix = "_bucket"
-        elif family.type == "counter":
-            suffix = "_total"
-        else:
-            continue
-        samples = family.samples
-        for i, sample in enumerate(samples):
-            if sample.name.endswith(suffix):
-                exemplar = newest.get((sample.name, tuple(sorted(sample.labels.items()))))
-                if exemplar is not None:
-                    samples[i] = sample._replace(exemplar=exemplar)
+        return None
 
 
 def multiprocess_exposition(openmetrics: bool = False, registry: MetricsRegistry | None = None,
@@ -269,12 +278,10 @@ def multiprocess_exposition(openmetrics: bool = False, registry: MetricsRegistry
     newest one recorded by any process (text 0.0.4 has no exemplars).
     """
     path = _require_dir(path)
-    merged = collect_multiprocess(registry, path=path)
+    merged = _merged(path, registry)
     if openmetrics:
-        _attach_exemplars(merged, path, registry)
-    families = _Families(merged)
-    generate = _pc_om.generate_latest if openmetrics else _pc_text.generate_latest
-    return str(generate(families).decode("utf-8"))
+        return render_openmetrics(merged, _unit_of(registry), _exemplars(path, registry))
+    return render_text(merged)
 
 
 def _json_number(value: float) -> float | str:
@@ -316,7 +323,7 @@ def multiprocess_json(registry: MetricsRegistry | None = None, *,
                     continue
                 samples.append({"labels": dict(sample.labels),
                                 "value": _json_number(sample.value)})
-        spec = _spec_for(family, catalog)
+        spec = _spec_for(family.name, family.type, catalog)
         seen = {k for s in samples for k in s["labels"]}
         if spec is not None:
             label_names = [*spec.labels, *sorted(seen - set(spec.labels))]

@@ -495,17 +495,23 @@ class MultiprocessCounterChild(CounterChild):
 class MultiprocessGaugeChild(GaugeChild):
     """Gauge series stored in prometheus-client's per-process mmap file."""
 
-    __slots__ = ("_mv",)
+    __slots__ = ("_mv", "_stamped")
 
     def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink, spec: MetricSpec,
                  value_class: Any) -> None:
         super().__init__(labelvalues, sink)
         self._mv = value_class("gauge", spec.name, spec.name, spec.labels, labelvalues, spec.help,
                                multiprocess_mode=spec.multiprocess_mode)
+        # The merge picks a (live)mostrecent gauge's value by the time it was set, and
+        # ignores values without one, as prometheus-client's Gauge.set writes them.
+        self._stamped = spec.multiprocess_mode in ("mostrecent", "livemostrecent")
 
     def set(self, value: float) -> None:
         try:
-            self._mv.set(float(value))
+            if self._stamped:
+                self._mv.set(float(value), timestamp=_now())
+            else:
+                self._mv.set(float(value))
         except Exception as exc:
             self._sink.failure("gauge_set", exc)
 

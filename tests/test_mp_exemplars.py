@@ -20,10 +20,8 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from prometheus_client.samples import Sample
 
 from promkit.exporters._multiprocess import (
-    _grouped_by_labels,
     cleanup_dead_processes,
     mark_process_dead,
     multiprocess_exposition,
@@ -330,22 +328,6 @@ def test_openmetrics_scrape_carries_the_newest_exemplar_of_all_processes(tmp_pat
     assert " # {" not in plain
     assert list(parse_text(plain))
     json.dumps(multiprocess_json(path=str(tmp_path)), allow_nan=False)
-
-
-def test_merged_samples_are_grouped_by_label_set_as_openmetrics_wants():
-    # prometheus-client < 0.24 merges a histogram's _sum of every label set first.
-    def sample(suffix, route, le=None):
-        return Sample("work_seconds" + suffix, {"route": route, **({"le": le} if le else {})}, 1.0)
-
-    merged = [sample("_sum", "/a"), sample("_sum", "/b"),
-              sample("_bucket", "/a", "0.1"), sample("_bucket", "/a", "+Inf"),
-              sample("_count", "/a"),
-              sample("_bucket", "/b", "0.1"), sample("_bucket", "/b", "+Inf"),
-              sample("_count", "/b")]
-    assert _grouped_by_labels(merged) == [
-        merged[0], merged[2], merged[3], merged[4], merged[1], merged[5], merged[6], merged[7]]
-    grouped = _grouped_by_labels(merged)
-    assert _grouped_by_labels(grouped) == grouped  # prometheus-client >= 0.24: unchanged
 
 
 def test_a_corrupt_exemplar_file_is_skipped_counted_and_logged_once(tmp_path, caplog):
