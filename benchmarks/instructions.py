@@ -47,7 +47,7 @@ HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
 PLUGIN = Path(os.environ.get("PK_PLUGIN", "") or Path(__file__).resolve().parent
               / "middleware_plugin.py")
 DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all",
-                   "promkit_defaults")
+                   "promkit_defaults", "peer_stack")
 
 # Run inside valgrind by the inprocess driver: N requests after a warm-up.
 _INPROCESS = """
@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         over = counts[name] - bare
         ratio = f"{over / (manual - bare):.2f}x" if manual > bare else "-"
         print(f"| {name} | {counts[name]:,.0f} | {over:+,.0f} | {ratio} |")
+    if "promkit_all" in counts and counts.get("peer_stack", bare) > bare:
+        print(f"\npromkit_all over bare ÷ peer_stack over bare: "
+              f"{(counts['promkit_all'] - bare) / (counts['peer_stack'] - bare):.3f}x")
     return 0
 
 
