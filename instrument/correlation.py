@@ -59,9 +59,10 @@ _UUID_HEX = re.compile(r"[0-9a-f]{12}[1-8][0-9a-f]{3}[89ab][0-9a-f]{15}", re.IGN
 # 8-b (the low 2 bits). Each request takes one ID with a single list.pop().
 # (callgrind: ~1.3k instructions per ID, where hexlified digits copied into a
 # template one column at a time cost ~2.7k; promkit_defaults +32.2k -> +31.3k per
-# request over bare, python -m benchmarks.instructions.) list.pop/extend are atomic and every batch is fresh random
-# bytes, so threads refilling at once never share an ID; a forked child drops
-# the parent's unused IDs (the parent may still hand them out).
+# request over bare, python -m benchmarks.instructions.) list.pop/extend are
+# atomic and every batch is fresh random bytes, so threads refilling at once
+# never share an ID; a forked child drops the parent's unused IDs (the parent
+# may still hand them out).
 _BATCH = 64
 _STRIDE = 37  # 36 characters and a space: split(" ") cuts the batch into IDs
 _LENGTH = _STRIDE * _BATCH - 1  # no space after the last ID

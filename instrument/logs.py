@@ -1193,7 +1193,7 @@ class StageLineWriter:
             cpu_micros = -1 if cpu_seconds is None else int(cpu_seconds * 1e6 + 0.5)
             if 0 <= micros < _EXACT_MICROS and 0 <= cpu_micros < _EXACT_MICROS:
                 # The usual line (CPU seconds, both in range) as one string: no
-                # intermediate pieces (-1.3k instructions per stage at INFO,
+                # intermediate pieces (-1.7k instructions per stage at INFO,
                 # python -m benchmarks.instructions --driver stages).
                 text = (f'{{"timestamp":"{gate.prefix}{_MILLIS[int((now - second) * 1000.0)]}'
                         f'{head[0]}{cid_part}{job_part}{head[1]},"latency_ms":{micros // 1000}'
