@@ -20,6 +20,14 @@ Two drivers:
   ``--large`` requests from 10 keep-alive connections on 127.0.0.1 (the
   client runs outside valgrind). This includes h11's header handling.
 
+``--driver stages`` counts the stage timers instead: instructions per call
+of an empty stage (sync and async decorator) with ``@stage_timer`` with
+nothing configured and at INFO (``configure_logging(stream=None)``, the
+``stage completed`` line rendered into a null sink), against
+``@Histogram.labels(...).time()`` (the async form inside a coroutine, as
+``benchmarks.stages`` times it). The CPU clock's system call is not counted:
+callgrind sees only user-space instructions.
+
 Needs Debian's ``valgrind``; not part of ``make bench``. ``PK_PLUGIN=FILE``
 loads another plugin file instead of :mod:`benchmarks.middleware_plugin`
 (entries of your own, e.g. the middleware with one feature off).
@@ -47,7 +55,7 @@ HARNESS = ROOT.parent / "shared" / "bench" / "middleware_bench.py"
 PLUGIN = Path(os.environ.get("PK_PLUGIN", "") or Path(__file__).resolve().parent
               / "middleware_plugin.py")
 DEFAULT_ENTRIES = ("bare", "manual_prometheus_client", "promkit_metrics", "promkit_all",
-                   "promkit_defaults")
+                   "promkit_defaults", "peer_stack")
 
 # Run inside valgrind by the inprocess driver: N requests after a warm-up.
 _INPROCESS = """
@@ -64,6 +72,50 @@ async def main(n):
         await mb.asgi_request(app, mb.request_path(i))
 asyncio.run(main({n}))
 """
+
+
+# Run inside valgrind by the stages driver: N calls of one form after a warm-up.
+_STAGES = """
+import asyncio
+from prometheus_client import CollectorRegistry, Histogram
+from promkit.instrument import STANDARD_CATALOG, stage_timer
+from promkit.instrument.logs import configure_logging, reset_logging
+setup, form = {setup!r}, {form!r}
+if setup == "info":
+    configure_logging(service="bench", stream=None)
+else:
+    reset_logging()
+buckets = STANDARD_CATALOG.get("job_stage_duration_seconds").buckets
+child = Histogram("bench_stage_seconds", "x", ["stage"], buckets=buckets,
+                  registry=CollectorRegistry()).labels("ocr")
+if setup == "prometheus_client":
+    fn = child.time()(lambda: None)
+    async def body():
+        pass
+    async def afn():
+        with child.time():
+            return await body()
+else:
+    fn = stage_timer("ocr")(lambda: None)
+    @stage_timer("ocr")
+    async def afn():
+        pass
+async def many(n):
+    for _ in range(n):
+        await afn()
+def run(n):
+    if form == "sync decorator":
+        for _ in range(n):
+            fn()
+    else:
+        asyncio.run(many(n))
+run(300)
+run({n})
+"""
+STAGE_SETUPS = (("prometheus_client", "Histogram.labels(...).time()"),
+                ("none", "@stage_timer, nothing configured"),
+                ("info", "@stage_timer, INFO line + CPU seconds"))
+STAGE_FORMS = ("sync decorator", "async decorator")
 
 
 def _env() -> dict[str, str]:
@@ -94,6 +146,38 @@ def inprocess(name: str, small: int, large: int) -> float:
                 raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
             totals.append(_collected(proc.stderr))
     return (totals[1] - totals[0]) / (large - small)
+
+
+def _callgrind_total(code: str) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.%p",
+             sys.executable, "-c", code],
+            env=_env(), capture_output=True, text=True, timeout=1800, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit {proc.returncode}\n{proc.stderr[-2000:]}")
+        return _collected(proc.stderr)
+
+
+def stage_call(setup: str, form: str, small: int, large: int) -> float:
+    """Instructions per call of an empty stage timed by ``setup`` in ``form``."""
+    totals = [_callgrind_total(_STAGES.format(setup=setup, form=form, n=n))
+              for n in (small, large)]
+    return (totals[1] - totals[0]) / (large - small)
+
+
+def stages(small: int, large: int) -> None:
+    """Print the stage timers' instructions per call, as multiples of prometheus-client's."""
+    print("### Instructions per stage call (callgrind, PYTHONHASHSEED=0)\n")
+    print("| form | timer | instructions / call | ÷ Histogram.time() |")
+    print("|---|---|---:|---:|")
+    for form in STAGE_FORMS:
+        base = 0.0
+        for setup, label in STAGE_SETUPS:
+            print(f"  stages: {form}, {setup}", file=sys.stderr, flush=True)
+            count = stage_call(setup, form, small, large)
+            base = base or count
+            print(f"| {form} | {label} | {count:,.0f} | {count / base:.2f}x |", flush=True)
 
 
 async def _client(port: int, total: int, conns: int) -> None:
@@ -159,10 +243,12 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("entries", nargs="*", default=list(DEFAULT_ENTRIES),
                     help="harness entries (bare and manual_prometheus_client are always added)")
-    ap.add_argument("--driver", choices=("inprocess", "server"), default="inprocess")
-    ap.add_argument("--small", type=int, default=500, help="inprocess: requests of the short run")
+    ap.add_argument("--driver", choices=("inprocess", "server", "stages"), default="inprocess")
+    ap.add_argument("--small", type=int, default=500,
+                    help="inprocess: requests (stages: calls) of the short run")
     ap.add_argument("--large", type=int, default=3500,
-                    help="inprocess: requests of the long run; server: requests counted")
+                    help="inprocess: requests (stages: calls) of the long run; "
+                         "server: requests counted")
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -170,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     if not HARNESS.exists():
         print(f"the shared harness is not at {HARNESS}", file=sys.stderr)
         return 2
+    if args.driver == "stages":
+        stages(args.small, args.large)
+        return 0
     names = list(dict.fromkeys(["bare", "manual_prometheus_client", *args.entries]))
     counts: dict[str, float] = {}
     for name in names:
@@ -184,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         over = counts[name] - bare
         ratio = f"{over / (manual - bare):.2f}x" if manual > bare else "-"
         print(f"| {name} | {counts[name]:,.0f} | {over:+,.0f} | {ratio} |")
+    if "promkit_all" in counts and counts.get("peer_stack", bare) > bare:
+        print(f"\npromkit_all over bare ÷ peer_stack over bare: "
+              f"{(counts['promkit_all'] - bare) / (counts['peer_stack'] - bare):.3f}x")
     return 0
 
 

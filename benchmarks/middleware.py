@@ -3,10 +3,11 @@
 Runs ``../shared/bench/middleware_bench.py`` (bare Starlette, a hand-written
 prometheus-client middleware, starlette_exporter,
 prometheus-fastapi-instrumentator, starlette_prometheus, OpenTelemetry ASGI)
-with :mod:`benchmarks.middleware_plugin` added, in one process and one run,
-and prints its tables plus promkit's targets (paired overhead ÷ hand-written:
-all features ≤ 2.0×, metrics only ≤ 1.3×, defaults with nothing configured
-≤ 1.3×; HTTP ≥ 0.88× bare requests/s).
+with :mod:`benchmarks.middleware_plugin` added (promkit's entries and the peer
+stack), in one process and one run, and prints its tables plus promkit's
+targets (paired overhead ÷ hand-written: all features ≤ 2.0×, metrics only
+≤ 1.3×, defaults with nothing configured ≤ 1.3×; all features ≤ 0.2× the peer
+stack's overhead; HTTP ≥ 0.88× bare requests/s).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ PLUGIN = Path(__file__).resolve().parent / "middleware_plugin.py"
 
 TARGETS = (("promkit_all", 2.0), ("promkit_metrics", 1.3), ("promkit_defaults", 1.3))
 HTTP_TARGET = 0.88
+# (entry, peer entry, goal): the entry's paired overhead ÷ the peer's, at most (issue 16)
+PEER_TARGETS = (("promkit_all", "peer_stack", 0.2),)
 
 
 def run(quick: bool, http: bool) -> tuple[str, dict[str, Any]]:
@@ -65,6 +68,14 @@ def _targets(results: dict[str, Any], http: bool) -> str:
         verdict = "PASS" if ratio <= goal else "MISS"
         rows.append(f"| {name} paired overhead ÷ manual | ≤ {goal:.1f}x | {ratio:.2f}x | "
                     f"{verdict} |")
+    for name, peer, goal in PEER_TARGETS:
+        ratio = _paired_overhead_ratio(results.get("inprocess", {}).get("entries", {}),
+                                       name, peer)
+        label = f"| {name} paired overhead ÷ {peer}'s | ≤ {goal:.1f}x |"
+        if ratio is None:
+            rows.append(f"{label} n/a | - |")
+        else:
+            rows.append(f"{label} {ratio:.3f}x | {'PASS' if ratio <= goal else 'MISS'} |")
     if http:
         entries = results.get("http", {}).get("entries", {})
         bare = entries.get("bare", {}).get("rps_rounds") or []
@@ -77,3 +88,13 @@ def _targets(results: dict[str, Any], http: bool) -> str:
                 rows.append(f"| {name} HTTP req/s ÷ bare (paired) | ≥ {HTTP_TARGET:.2f}x | "
                             f"{ratio:.3f}x | {verdict} |")
     return "#### promkit targets\n\n" + "\n".join(rows) + "\n"
+
+
+def _paired_overhead_ratio(entries: dict[str, Any], name: str, peer: str) -> float | None:
+    """Median over repetitions of (name - bare) ÷ (peer - bare), as the harness pairs."""
+    reps = [entries.get(n, {}).get("us_per_request_reps") or [] for n in ("bare", name, peer)]
+    bare, mine, theirs = reps
+    if not bare or len(mine) != len(bare) or len(theirs) != len(bare):
+        return None
+    ratios = [(m - b) / (t - b) for b, m, t in zip(bare, mine, theirs) if t > b]
+    return statistics.median(ratios) if ratios else None

@@ -1,8 +1,9 @@
 """promkit's entries for the shared peer harness (``../shared/bench/middleware_bench.py``).
 
 Loaded with ``--plugin benchmarks/middleware_plugin.py``; ``python -m benchmarks
---only middleware`` does that for you. Two configurations of
-:class:`promkit.HttpMetricsMiddleware`, both with route templating:
+--only middleware`` does that for you. Three configurations of
+:class:`promkit.HttpMetricsMiddleware`, all with route templating, and the
+peer stack that gives ``promkit_all``'s features:
 
 * ``promkit_all``: every feature on: duration, in-flight, request/response
   sizes, correlation ID (bound, returned in a header), exemplars, and the
@@ -10,7 +11,13 @@ Loaded with ``--plugin benchmarks/middleware_plugin.py``; ``python -m benchmarks
 * ``promkit_metrics``: the request duration histogram only;
 * ``promkit_defaults``: ``HttpMetricsMiddleware`` with its defaults (every
   feature, the request log line included) in a process where nothing
-  configured logging, so promkit writes no line and skips the log work.
+  configured logging, so promkit writes no line and skips the log work;
+* ``peer_stack``: asgi-correlation-id (ID bound, returned in ``X-Correlation-ID``)
+  + a structlog JSON access-log middleware (one line per request with method,
+  route template, status, duration and correlation ID, to a logger that
+  discards it) + starlette_exporter (duration, in-progress, body sizes,
+  correlation ID exemplars): issue 16 wants ``promkit_all`` at <= 0.2x its
+  overhead.
 
 Logging is process-wide, and ``promkit_all`` needs promkit's set-up while
 ``promkit_defaults`` needs none, so each of the two entries puts its own set-up
@@ -21,10 +28,19 @@ the timed requests.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from middleware_bench import Entry, make_starlette, register  # type: ignore[import-not-found]
+import structlog
+from middleware_bench import (  # type: ignore[import-not-found]
+    LATE_REGISTRY,
+    Entry,
+    make_starlette,
+    register,
+    view_registry,
+)
 from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 
@@ -97,3 +113,109 @@ def _promkit_metrics() -> Entry:
     return Entry(name="promkit_metrics", app=make_starlette([middleware]), registry=reg,
                  middleware_class=HttpMetricsMiddleware,
                  config="metrics only: request duration histogram by method/route/status")
+
+
+# ------------------------------------------------------------------ the peer stack
+
+
+class _NullLogger:
+    """structlog's final logger for the peer stack: takes the rendered line, keeps nothing."""
+
+    def msg(self, message: str) -> None:
+        pass
+
+    info = warning = error = msg
+
+
+class StructlogAccessLog:
+    """A structlog JSON access-log middleware as a team would write it (pure ASGI).
+
+    One JSON line per request (method, route template, status, duration, the
+    correlation ID asgi-correlation-id bound) through its own structlog logger
+    (structlog's documented production chain: level, ISO timestamp, JSON),
+    rendered and handed to a logger that discards it, like promkit's null sink.
+    It owns its logger rather than ``structlog.configure``: that is global, and
+    ``promkit_all`` configures structlog in the same process.
+    """
+
+    def __init__(self, app: Any) -> None:
+        from asgi_correlation_id import correlation_id
+
+        self.app = app
+        self._cid = correlation_id
+        self._log = structlog.wrap_logger(
+            _NullLogger(),
+            processors=[structlog.contextvars.merge_contextvars,
+                        structlog.processors.add_log_level,
+                        structlog.processors.TimeStamper(fmt="iso", utc=True),
+                        structlog.processors.JSONRenderer()],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            cache_logger_on_first_use=True)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            log = self._log.error if status >= 500 else (
+                self._log.warning if status >= 400 else self._log.info)
+            log("http_request", http_method=scope["method"],
+                http_path=route.path if route is not None else "__unmatched__",
+                http_status=status,
+                latency_ms=round((time.perf_counter() - start) * 1000.0, 3),
+                correlation_id=self._cid.get())
+
+
+def _peer_exemplar() -> dict[str, str]:
+    from asgi_correlation_id import correlation_id
+
+    return {"correlation_id": correlation_id.get() or ""}
+
+
+@register("peer_stack")
+def _peer_stack() -> Entry:
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from starlette_exporter import PrometheusMiddleware, optional_metrics
+
+    app = make_starlette([
+        # outermost first: the ID is bound before the log line and the exemplar read it
+        Middleware(CorrelationIdMiddleware, header_name="X-Correlation-ID"),
+        Middleware(StructlogAccessLog),
+        Middleware(PrometheusMiddleware, group_paths=True, app_name="bench",
+                   # its own prefix: the harness's starlette_exporter entry shares the
+                   # class-level metric cache and the global REGISTRY
+                   prefix="peer_stack",
+                   optional_metrics=[optional_metrics.request_body_size,
+                                     optional_metrics.response_body_size],
+                   exemplars=_peer_exemplar),
+    ])
+    return Entry(name="peer_stack", app=app, registry=None,
+                 middleware_class=PrometheusMiddleware,
+                 config="the peers giving promkit_all's features: asgi-correlation-id "
+                        "(X-Correlation-ID) + structlog JSON access line to a null logger + "
+                        "starlette_exporter (group_paths, in-progress, body sizes, "
+                        "correlation ID exemplars)",
+                 notes=["starlette_exporter keeps its metrics on the global REGISTRY; "
+                        "scraped via a view registry"])
+
+
+def _peer_stack_registry() -> CollectorRegistry:
+    from starlette_exporter import PrometheusMiddleware
+
+    return view_registry([m for name, m in PrometheusMiddleware._metrics.items()
+                          if name.startswith("peer_stack_")])
+
+
+LATE_REGISTRY["peer_stack"] = _peer_stack_registry

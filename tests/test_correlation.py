@@ -15,7 +15,7 @@ from promkit.instrument import correlation as corr
 def test_new_ids_are_unique_version4_uuids():
     ids = {corr.new_correlation_id() for _ in range(20_000)}
     assert len(ids) == 20_000
-    for cid in list(ids)[:200]:
+    for cid in ids:  # every one: each position in a batch is laid out on its own
         parsed = uuid.UUID(cid)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == cid
 
