@@ -236,7 +236,7 @@ def test_concurrent_increments_are_not_lost(registry):
 
 
 def test_paired_recorder_updates_both_series_and_shares_one_lock(registry):
-    from promkit.instrument._metrics import paired_recorder
+    from promkit.instrument._recorders import paired_recorder
 
     hist = registry.histogram("pair_seconds", "Wall.", ["k"], buckets=[0.1, 1.0])
     counter = registry.counter("pair_cpu_seconds_total", "CPU.", ["k"])
@@ -261,7 +261,7 @@ def test_paired_recorder_updates_both_series_and_shares_one_lock(registry):
 
 
 def test_http_request_recorder_records_duration_exemplar_and_sizes(registry):
-    from promkit.instrument._metrics import http_request_recorder
+    from promkit.instrument._recorders import http_request_recorder
 
     duration = registry.histogram("http_server_request_duration_seconds")
     request = registry.histogram("http_server_request_body_size_bytes")
@@ -297,7 +297,7 @@ def test_http_request_recorder_records_duration_exemplar_and_sizes(registry):
 def test_recorders_in_multiprocess_mode_write_the_mmap_values(tmp_path, monkeypatch):
     # Read back through the children's mmap values: prometheus-client keeps one file
     # per kind per process, in the directory of whichever test created it first.
-    from promkit.instrument._metrics import http_request_recorder, paired_recorder
+    from promkit.instrument._recorders import http_request_recorder, paired_recorder
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     mp = MetricsRegistry(CollectorRegistry(), multiprocess=True)
