@@ -6,6 +6,12 @@ A child is one label set's series. Recording (``inc``, ``dec``, ``set``,
 cause. :data:`NULL_CHILD` stands in when ``labels()`` fails. The multiprocess
 children (:mod:`promkit.instrument._mp_children`) subclass these and keep their
 values in prometheus-client's mmap files instead.
+
+Every record call is one guarded update written out in place: ``try``, the
+update under ``lock.acquire()``/``lock.release()``, ``except`` to the sink.
+A shared helper would cost a Python call per record; the comment at each
+update gives the measured cost of the alternatives
+(``python -m benchmarks.children_instructions``).
 """
 
 from __future__ import annotations
@@ -107,7 +113,7 @@ class CounterChild:
         try:
             if not amount >= 0:  # also rejects NaN
                 raise ValueError(f"counters only go up; got increment {amount!r}")
-            # acquire/release in try/finally: measurably cheaper than `with` here.
+            # Inline: guarded() +1,740 instr./call, `with` +1,053 (benchmarks.children_instructions)
             lock = self._lock
             lock.acquire()
             try:
@@ -148,6 +154,7 @@ class GaugeChild:
 
     def inc(self, amount: float = 1.0) -> None:
         try:
+            # Inline guard, acquire/release: +1,740/+1,053 instr. otherwise (see CounterChild.inc).
             lock = self._lock
             lock.acquire()
             try:
@@ -159,6 +166,7 @@ class GaugeChild:
 
     def dec(self, amount: float = 1.0) -> None:
         try:
+            # Inline guard, acquire/release: +1,740/+1,053 instr. otherwise (see CounterChild.inc).
             lock = self._lock
             lock.acquire()
             try:
@@ -218,6 +226,7 @@ class HistogramChild:
             if value != value:
                 raise ValueError("cannot observe NaN")
             i = bisect_left(self._bounds, value)
+            # Inline guard, acquire/release: +1,740/+1,053 instr. otherwise (see CounterChild.inc).
             lock = self._lock
             lock.acquire()
             try:
