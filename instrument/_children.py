@@ -114,12 +114,11 @@ class CounterChild:
             if not amount >= 0:  # also rejects NaN
                 raise ValueError(f"counters only go up; got increment {amount!r}")
             # Inline: guarded() +1,740 instr./call, `with` +1,053 (benchmarks.children_instructions)
-            lock = self._lock
-            lock.acquire()
+            self._lock.acquire()
             try:
                 self._value += amount
             finally:
-                lock.release()
+                self._lock.release()
             if exemplar is not None:
                 self._exemplar = (exemplar, amount, _now())
         except Exception as exc:
@@ -155,24 +154,22 @@ class GaugeChild:
     def inc(self, amount: float = 1.0) -> None:
         try:
             # Inline guard, acquire/release: +1,740/+1,053 instr. otherwise (see CounterChild.inc).
-            lock = self._lock
-            lock.acquire()
+            self._lock.acquire()
             try:
                 self._value += amount
             finally:
-                lock.release()
+                self._lock.release()
         except Exception as exc:
             self._sink.failure("gauge_inc", exc)
 
     def dec(self, amount: float = 1.0) -> None:
         try:
             # Inline guard, acquire/release: +1,740/+1,053 instr. otherwise (see CounterChild.inc).
-            lock = self._lock
-            lock.acquire()
+            self._lock.acquire()
             try:
                 self._value -= amount
             finally:
-                lock.release()
+                self._lock.release()
         except Exception as exc:
             self._sink.failure("gauge_dec", exc)
 
@@ -227,13 +224,12 @@ class HistogramChild:
                 raise ValueError("cannot observe NaN")
             i = bisect_left(self._bounds, value)
             # Inline guard, acquire/release: +1,740/+1,053 instr. otherwise (see CounterChild.inc).
-            lock = self._lock
-            lock.acquire()
+            self._lock.acquire()
             try:
                 self._counts[i] += 1
                 self._sum += value
             finally:
-                lock.release()
+                self._lock.release()
             if exemplar is not None:
                 self._set_exemplar(i, exemplar, value)
         except Exception as exc:
