@@ -23,7 +23,7 @@ from prometheus_client import exposition as _pc_text
 from prometheus_client.openmetrics import exposition as _pc_om
 from prometheus_client.samples import Exemplar
 
-from promkit.instrument._metrics import Counter, Gauge, Histogram, MetricBase, exposition_state
+from promkit.instrument.metrics import Counter, Gauge, Histogram, MetricBase, exposition_state
 from promkit.instrument.registry import MetricsRegistry, created_series_enabled
 
 __all__ = [

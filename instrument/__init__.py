@@ -6,7 +6,6 @@ resource sampler and queue collectors build on it. Correlation IDs, logging
 and tracing tie the measurements of one request or job together.
 """
 
-from promkit.instrument._metrics import OVERFLOW_VALUE, Counter, Gauge, Histogram
 from promkit.instrument.catalog import STANDARD_CATALOG, Catalog, CatalogError, MetricSpec
 from promkit.instrument.correlation import (
     bind_correlation_id,
@@ -26,6 +25,7 @@ from promkit.instrument.logs import (
     render_json_line,
     sample_events,
 )
+from promkit.instrument.metrics import OVERFLOW_VALUE, Counter, Gauge, Histogram
 from promkit.instrument.middleware import HttpMetricsMiddleware
 from promkit.instrument.queues import (
     QueueSpec,

@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.samples import Exemplar
 
-from promkit.instrument._metrics import RawExemplar, _to_exemplar
-from promkit.instrument.registry import multiprocess_dir
+from promkit.instrument._exemplars import RawExemplar, to_exemplar
+from promkit.instrument._multiproc_dir import multiprocess_dir
 
 if TYPE_CHECKING:
     from promkit.instrument._safety import FailureSink
@@ -234,7 +234,7 @@ class ExemplarStore:
             from promkit.instrument._safety import FailureSink
 
             sink = self.sink = FailureSink()
-        exemplar = _to_exemplar(raw, sink)  # counts and logs an oversized label set
+        exemplar = to_exemplar(raw, sink)  # counts and logs an oversized label set
         if exemplar is None:
             return None
         try:

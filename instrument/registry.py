@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import weakref
@@ -14,7 +13,7 @@ import prometheus_client.metrics as _pc_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client import values as _pc_values
 
-from promkit.instrument._metrics import Counter, Gauge, Histogram, MetricBase
+from promkit.instrument._multiproc_dir import multiprocess_dir
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.catalog import (
     STANDARD_CATALOG,
@@ -23,8 +22,15 @@ from promkit.instrument.catalog import (
     MetricKind,
     MetricSpec,
 )
+from promkit.instrument.metrics import Counter, Gauge, Histogram, MetricBase
 
-__all__ = ["MetricsRegistry", "clean_label_value", "default_registry"]
+__all__ = [
+    "MetricsRegistry",
+    "clean_label_value",
+    "created_series_enabled",
+    "default_registry",
+    "multiprocess_dir",
+]
 
 M = TypeVar("M", bound=MetricBase)
 LabelNames = list[str] | tuple[str, ...]
@@ -85,13 +91,6 @@ def _shared_multiprocess_value_class() -> Any:
             else:
                 _multiprocess_value_class = _pc_values.MultiProcessValue()
         return _multiprocess_value_class
-
-
-def multiprocess_dir() -> str | None:
-    """The multiprocess directory from the environment, or None."""
-    # The lower-case name is prometheus-client's deprecated spelling, still honoured.
-    legacy = os.environ.get("prometheus_multiproc_dir")  # noqa: SIM112
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or legacy
 
 
 class _SharedState:

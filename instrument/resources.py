@@ -40,8 +40,8 @@ from types import TracebackType
 
 import psutil
 
-from promkit.instrument._metrics import Counter, Gauge, Histogram
 from promkit.instrument.logs import library_logger
+from promkit.instrument.metrics import Counter, Gauge, Histogram
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["ResourceSampler"]

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from promkit.instrument._metrics import Counter, Gauge, Histogram
+from promkit.instrument.metrics import Counter, Gauge, Histogram
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = [

@@ -29,7 +29,7 @@ from promkit.exporters._multiprocess import (
 )
 from promkit.instrument import MetricsRegistry
 from promkit.instrument import _mp_exemplars as mpx
-from promkit.instrument._metrics import MultiprocessCounterChild, MultiprocessHistogramChild
+from promkit.instrument._mp_children import MultiprocessCounterChild, MultiprocessHistogramChild
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.catalog import MetricSpec
 

@@ -16,8 +16,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from promkit.instrument import HttpMetricsMiddleware, MetricsRegistry
-from promkit.instrument._metrics import OVERFLOW_VALUE
 from promkit.instrument.logs import NullSink, configure_logging
+from promkit.instrument.metrics import OVERFLOW_VALUE
 
 from .conftest import no_pytest_log_capture, record, rss_after_gc, size
 
