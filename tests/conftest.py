@@ -116,3 +116,13 @@ def _fresh_log_output():
     refresh_log_output()
     yield
     refresh_log_output()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_multiprocess_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process keeps its multiprocess value files open for its whole life (as
+    prometheus-client's own class does); a test is one such life, so the files a test
+    writes are in its own PROMETHEUS_MULTIPROC_DIR, not in an earlier test's."""
+    from promkit.instrument import registry
+
+    monkeypatch.setattr(registry, "_multiprocess_value_class", None)
