@@ -107,10 +107,14 @@ _URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]{0,20}://)[^/\s@?#]+@")
 _URL_QUERY = re.compile(
     r"((?:\b[A-Za-z][A-Za-z0-9+.-]{0,20}://|(?<![\w/.])/)[^\s?#\"'<>]*)\?[^\s#\"'<>]*"
 )
-# Domains may be internationalised: Unicode labels (also split by the ideographic
-# and full-width dots) or their punycode (xn--...) form.
+# Domains may be internationalised: punycode (xn--...) or Unicode labels, whose
+# letters can carry combining marks (Devanagari vowel signs are not \w), so a label
+# is anything but spaces, ASCII punctuation other than "-" and "_", and the dots
+# (also the ideographic and full-width ones).
+_LABEL = r"[^\s!-,./:-@\[-^`{-~\u3002\uff0e\uff61]"
 _EMAIL = re.compile(
-    r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[^\W_][\w-]{0,62}(?:[.\u3002\uff0e\uff61][\w-]{1,63})+"
+    rf"[\w.!#$%&'*+/=?^`{{|}}~-]{{1,64}}@[^\W_]{_LABEL}{{0,62}}"
+    rf"(?:[.\u3002\uff0e\uff61]{_LABEL}{{1,63}})+"
 )
 # ' = ` are legal in a local part but in logs they usually delimit (email='a@b.c').
 _EMAIL_DELIMITERS = re.compile(r"^.*['=`]")

@@ -12,7 +12,9 @@
   pass the Luhn check (so most order numbers are not cards), not glued to a
   letter, digit or dot (``a4111...``, ``2.4111...``) and not part of a hex ID
   (dash-joined to 4 hex digits before or a letter or digit after: a UUID's
-  groups).
+  groups). Digits joined by single spaces are one number when they total 19 or
+  fewer (``5 4111 1111 1111 1111`` is a 17-digit number, not a card); a longer
+  run is searched for a card among its space-separated groups.
 
 Log redaction (``promkit.instrument._logs_pii``) replaces what these find by
 markers; label cleaning (``promkit.instrument.registry``) drops a label value
@@ -272,9 +274,13 @@ def _card_sub(match: re.Match[str]) -> str:
     run = match.group(0)
     if _is_card(run):
         return CARD_MARK
-    # Space-joined numbers may be a card beside others ("qty 2 4111 1111 1111 1111",
-    # "... 1111 2026"): try each span of whole groups. A dash-joined group is one ID
-    # (UUIDs, phone numbers) and never split.
+    if len(run.replace(" ", "").replace("-", "")) <= 19:
+        # Judged whole: a 19-digit order number grouped by 4 holds 15- and 16-digit
+        # spans that pass Luhn 1 time in 10 each; splitting it would redact ~20%.
+        return run
+    # Longer than any card: it may be a card beside other numbers ("2 4111111111111111
+    # 2026"); try each span of whole space-separated groups. A dash-joined group is
+    # one ID (UUIDs, phone numbers) and never split.
     groups = run.split(" ")
     out: list[str] = []
     i = 0

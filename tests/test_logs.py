@@ -417,7 +417,8 @@ def test_generated_pii_in_random_text_never_survives(prefix, before, after, suff
 @given(token=st.text(TOKEN_CHARS + "-._~+/", min_size=1, max_size=40), before=SEPARATORS)
 def test_generated_bearer_tokens_never_survive(token, before):
     redacted = logs.redact_text(f"auth{before}Bearer {token} ok")
-    assert f"Bearer {token}" not in redacted and "[redacted:secret]" in redacted
+    # "[redacted:ip]" when the token is an IPv4 address ("Bearer 0.0.0.0")
+    assert f"Bearer {token}" not in redacted and "[redacted:" in redacted
 
 
 @settings(max_examples=200, deadline=None)
