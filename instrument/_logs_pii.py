@@ -31,7 +31,6 @@ from structlog.typing import EventDict, WrappedLogger
 from promkit.instrument._secrets import (
     is_secret_key,
     normalise_key,
-    redact_card_numbers,
     redact_secrets,
 )
 
@@ -178,7 +177,7 @@ def redact_text(text: str) -> str:
         text = _IPV6_CANDIDATE.sub(_ipv6_sub, text)
     if text.count(".") >= 3:
         text = _IPV4.sub("[redacted:ip]", text)
-    text = redact_card_numbers(redact_secrets(text))
+    text = redact_secrets(text)  # credentials and card numbers: the shared list
     if text == original and len(text) <= _CLEAN_TEXT_MAX:
         if len(_clean_texts) >= _CLEAN_TEXTS_LIMIT:
             _clean_texts.clear()  # IDs and messages vary: start over rather than evict
