@@ -6,7 +6,10 @@ service's lines (the event dict ``configure_logging`` hands the redactor:
 timestamp, level, service, event, correlation ID and a few fields; 1 in 10
 carries something to redact: an email, an IP, a token, a ``password=`` pair,
 a card number...) and prices it per line, net of copying the event dict
-(the processor changes it in place, so every call gets a fresh copy).
+(the processor changes it in place, so every call gets a fresh copy). Every
+pass logs another seed's lines, so correlation IDs, job IDs and messages are
+new each time and only what a service repeats (event names, enum-like values)
+repeats.
 
 Two variants, interleaved in one process: ``baseline``, the
 ``instrument/_logs_pii.py`` of ``REV`` (default ``main``) loaded from
@@ -45,6 +48,7 @@ MODULE_PATH = "instrument/_logs_pii.py"
 TARGET = 1.10  # issue 16: redaction cost per line within 10% of before
 LINES = 1000
 DIRTY_EVERY = 10
+CORPORA_PER_RUN = 8  # timed: repetitions cycle through this many seeds' corpora
 
 
 def corpus(lines: int = LINES, seed: int = 16, unique: bool = False) -> list[dict[str, Any]]:
@@ -105,8 +109,8 @@ def corpus(lines: int = LINES, seed: int = 16, unique: bool = False) -> list[dic
         line = {"timestamp": "2026-12-06T05:11:18.123Z", "level": "info", "service": "api",
                 "correlation_id": cid(), **event}
         if unique:
-            line = {key: f"{value} {n}" if type(value) is str and key not in _TRUSTED else value
-                    for key, value in line.items()}
+            line = {key: f"{value} {seed}.{n}" if type(value) is str and key not in _TRUSTED
+                    else value for key, value in line.items()}
         out.append(line)
     return out
 
@@ -145,23 +149,28 @@ def copy_only(events: list[dict[str, Any]]) -> None:
 
 def timed(baseline: ModuleType, current: ModuleType, reps: int,
           unique: bool = False) -> dict[str, float]:
-    """Median ns per line (net of the dict copy) for baseline and current, interleaved."""
-    events = corpus(unique=unique)
-    runners: dict[str, Callable[[], None]] = {
-        "copy": lambda: copy_only(events),
-        "baseline": lambda: run_lines(baseline.RedactPII(), events),
-        "current": lambda: run_lines(current.RedactPII(), events),
+    """Median ns per line (net of the dict copy) for baseline and current, interleaved.
+
+    Each repetition logs another seed's corpus (the variants of one repetition
+    the same), so IDs and messages are new as in a running service and only
+    what a service repeats (event names...) repeats.
+    """
+    corpora = [corpus(seed=seed, unique=unique) for seed in range(16, 16 + CORPORA_PER_RUN)]
+    runners: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+        "copy": copy_only,
+        "baseline": lambda events: run_lines(baseline.RedactPII(), events),
+        "current": lambda events: run_lines(current.RedactPII(), events),
     }
-    for fn in runners.values():  # warm-up: key caches, regex caches
-        fn()
     times: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
-    for rep in range(reps):
+    for rep in range(reps + 1):  # the first is a warm-up: key caches, regex caches
+        events = corpora[rep % len(corpora)]
         for k in range(len(names)):
             name = names[(rep + k) % len(names)]
             t0 = time.perf_counter()
-            runners[name]()
-            times[name].append((time.perf_counter() - t0) * 1e9 / len(events))
+            runners[name](events)
+            if rep:
+                times[name].append((time.perf_counter() - t0) * 1e9 / len(events))
     copy = median(times["copy"])
     return {name: median(values) - copy for name, values in times.items() if name != "copy"}
 
@@ -170,10 +179,10 @@ _CALLGRIND = """
 import sys
 sys.path.insert(0, {root!r})
 from benchmarks import redaction as r
-events = r.corpus(unique={unique!r})
+corpora = [r.corpus(seed=seed, unique={unique!r}) for seed in range(16, 16 + {large})]
 module = r.baseline_module({rev!r}, {tmp!r}) if {which!r} == "baseline" else r.current_module()
 redactor = module.RedactPII() if {which!r} != "copy" else None
-for _ in range({passes}):
+for events in corpora[:{passes}]:  # another seed per pass: IDs are new, event names repeat
     if redactor is None:
         r.copy_only(events)
     else:
@@ -188,7 +197,7 @@ def instructions(rev: str, which: str, unique: bool = False, small: int = 1,
     with tempfile.TemporaryDirectory() as tmp:
         for passes in (small, large):
             code = _CALLGRIND.format(root=str(ROOT), rev=rev, tmp=tmp, which=which,
-                                     passes=passes, unique=unique)
+                                     passes=passes, large=large, unique=unique)
             proc = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.%p",
                  sys.executable, "-c", code],
