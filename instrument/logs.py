@@ -49,6 +49,7 @@ from promkit.instrument._logs_pii import (
 )
 from promkit.instrument._logs_sinks import LineSink, NullSink, RotatingFileSink, StreamSink
 from promkit.instrument._safety import FailureSink
+from promkit.instrument._secrets import redact_card_numbers
 from promkit.instrument.correlation import correlation_id_var
 from promkit.instrument.uvicorn_logging import restore_uvicorn_loggers, route_uvicorn_loggers
 
@@ -850,7 +851,20 @@ _STRUCTLOG_VARS: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEX
 _otel_current: Callable[[], object] = getattr(
     getattr(getattr(_otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None),
     "get", _otel_context.get_current)
-_plain_id = re.compile(r"[0-9a-f-]{1,64}").fullmatch
+# IDs a fast path writes without the redactor: hex digits and dashes it leaves alone.
+# Of its rules only a card number can match such text; a canonical UUID or 12
+# characters cannot hold one, so the usual ID costs one regex call.
+_plain_uuid = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f-]{1,12}").fullmatch
+_hex_id = re.compile(r"[0-9a-f-]{1,64}").fullmatch
+
+
+def _plain_id(value: str) -> bool:
+    """Whether ``value`` is written as is: :data:`_plain_uuid`, or hex without a card number."""
+    if _plain_uuid(value) is not None:
+        return True
+    return _hex_id(value) is not None and redact_card_numbers(value) == value
+
 _PIECE_CACHE_LIMIT = 4096
 # repr(q / 1000.0) for 0 <= q < _EXACT_MICROS is the integer part and these
 # fraction digits (trailing zeros dropped, ".0" for none): a double holds the
@@ -1082,7 +1096,7 @@ class AccessLogger:
                     latency = repr(micros / 1000.0)
                 if cid is None:
                     cid_part = ""
-                elif cid_is_plain or _plain_id(cid):
+                elif cid_is_plain or _plain_uuid(cid) or _plain_id(cid):
                     cid_part = f',"correlation_id":"{cid}"'
                 else:
                     cid_part = ',"correlation_id":' + _dumps(
@@ -1201,7 +1215,7 @@ class StageLineWriter:
                 return False
             if cid is None:
                 cid_part = ""
-            elif type(cid) is str and _plain_id(cid):
+            elif type(cid) is str and (_plain_uuid(cid) or _plain_id(cid)):
                 cid_part = f',"correlation_id":"{cid}"'
             else:
                 return False

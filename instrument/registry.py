@@ -15,6 +15,7 @@ from prometheus_client import values as _pc_values
 
 from promkit.instrument._multiproc_dir import multiprocess_dir
 from promkit.instrument._safety import FailureSink
+from promkit.instrument._secrets import contains_secret
 from promkit.instrument.catalog import (
     STANDARD_CATALOG,
     Catalog,
@@ -39,19 +40,16 @@ DEFAULT_MAX_LABEL_LENGTH = 128
 REDACTED_VALUE = "__redacted__"
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-_SECRET = re.compile(
-    r"^(?:bearer\s+\S+|basic\s+\S+|eyJ[\w-]+\.[\w-]+\.[\w-]*|sk-[\w-]{16,}|gh[pousr]_\w{20,}"
-    r"|xox[abpr]-[\w-]+|AKIA[0-9A-Z]{16})$",
-    re.IGNORECASE,
-)
 
 
 def clean_label_value(value: object, max_length: int = DEFAULT_MAX_LABEL_LENGTH) -> str:
     """Turn a label value into something safe to export.
 
     Query strings are cut from paths and URLs (they carry signed tokens), values
-    that look like emails or credentials become ``__redacted__``, and the rest
-    is capped at ``max_length`` characters. Runs once per new label set, never
+    that hold an email, a credential or a card number become ``__redacted__``
+    (credentials and cards by the same patterns log redaction uses:
+    ``promkit.instrument._secrets``), and the rest is capped at ``max_length``
+    characters. Runs once per new label set, never
     on the cached hot path.
     """
     text = value if type(value) is str else str(value)
@@ -62,7 +60,7 @@ def clean_label_value(value: object, max_length: int = DEFAULT_MAX_LABEL_LENGTH)
     if len(text) > max_length:
         text = text[:max_length]
     # Any "user@host" shape, even one the cap cut short, is treated as an email.
-    if ("@" in text and _EMAIL.search(text)) or _SECRET.match(text):
+    if ("@" in text and _EMAIL.search(text)) or contains_secret(text):
         return REDACTED_VALUE
     if not text.isascii():
         # A lone surrogate cannot be encoded as UTF-8: left in, it would fail every scrape.

@@ -60,6 +60,10 @@ def table(figures: dict[str, Any], outcome: str, seconds: float) -> list[tuple[s
          f"{_get(f, 'faults', 'survived')} (full disk: {_get(f, 'faults', 'full_disk')})"),
         ("PII: generated log events / leaks",
          f"{_n(_get(f, 'pii', 'events'))} / {_get(f, 'pii', 'leaks')}"),
+        ("PII: adversarial events (secret keys, IDN emails, cards, tokens) / leaks; "
+         "controls kept",
+         f"{_n(_get(f, 'pii', 'adversarial_events'))} / "
+         f"{_get(f, 'pii', 'adversarial_leaks')}; {_n(_get(f, 'pii', 'controls_kept'))}"),
         ("security: token / injection cases, secret leaks",
          f"{_get(f, 'security', 'token_cases')} / {_get(f, 'security', 'injection_cases')}, "
          f"{_get(f, 'security', 'leaks')} leaks; generated files checked: "
