@@ -37,9 +37,10 @@ DEFAULT_PORTS: dict[str, int] = {name: port for name, (_env, port) in PORTS.item
 
 QUEUE = "ocr"                 # the Redis list the API fills and the worker drains
 QUEUE_SPEC = f"list:{QUEUE}"  # as `promkit serve --redis-queue` takes it
-FAULT_KEYS = ("error_rate", "latency_ms", "stuck_worker", "redis_outage")
+FAULT_KEYS = ("error_rate", "latency_ms", "stuck_worker", "redis_outage",
+              "credential_stuffing")
 NO_FAULTS: dict[str, Any] = {"error_rate": 0.0, "latency_ms": 0, "stuck_worker": False,
-                             "redis_outage": False}
+                             "redis_outage": False, "credential_stuffing": False}
 
 
 def port(name: str) -> int:
@@ -100,7 +101,7 @@ def clean_faults(data: Any) -> dict[str, Any]:
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms <= 30_000:
             raise ValueError("latency_ms must be a number from 0 to 30000")
         out["latency_ms"] = float(ms)
-    for key in ("stuck_worker", "redis_outage"):
+    for key in ("stuck_worker", "redis_outage", "credential_stuffing"):
         if key in data:
             if not isinstance(data[key], bool):
                 raise ValueError(f"{key} must be true or false")
