@@ -629,8 +629,9 @@ class Demo:
             "Failure knobs (watch the alerts fire):",
             f"  curl -X POST {self.api_url}/admin/faults -H 'content-type: application/json' "
             "-d '{\"error_rate\": 0.3}'",
-            "  knobs: error_rate (0-1), latency_ms, stuck_worker, redis_outage, "
-            "credential_stuffing; set back with {\"error_rate\": 0} etc.",
+            "  knobs: error_rate (0-1), error_route (\"/recipes\": only that route), latency_ms, "
+            "stuck_worker, redis_outage, credential_stuffing; set back with "
+            "{\"error_rate\": 0} etc.",
             f"Logs: {os.path.relpath(self.run_dir / 'logs')}/   "
             "Stop: Ctrl-C or `make demo-stop`",
             "",

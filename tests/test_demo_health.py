@@ -4,7 +4,7 @@ The numbers that make it so (the traffic's share of wrong passwords, the fake
 OCR API's failure rates and the worker's tries) are checked against
 demo/promkit.yaml here, so raising an error rate or tightening an SLO fails a
 test instead of turning every demo run red. Also: fresh data per run, and the
-credential_stuffing knob's validation.
+credential_stuffing and error_route knobs.
 """
 
 from __future__ import annotations
@@ -103,3 +103,27 @@ def test_keep_data_keeps_it_but_not_the_faults(tmp_path: Path,
     _demo(tmp_path, monkeypatch, keep_data=True).prepare()
     assert all((tmp_path / n).exists() for n in (*run.DATA_DIRS, *run.DATA_FILES))
     assert settings.FaultReader(tmp_path / "faults.json").get() == settings.NO_FAULTS
+
+
+def test_error_route_aims_the_error_rate_at_one_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+
+    from demo import api
+
+    class Faults:
+        def get(self) -> dict[str, object]:
+            return {**settings.NO_FAULTS, "error_rate": 1.0, "error_route": "/recipes"}
+
+    async def ok(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    monkeypatch.setattr(api, "faults", Faults())
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+    assert asyncio.run(api.knobs("/recipes", ok)(request)).status_code == 500
+    assert asyncio.run(api.knobs("/login", ok)(request)).status_code == 200
+    assert settings.clean_faults({"error_route": ""}) == {"error_route": ""}
+    with pytest.raises(ValueError, match="error_route must be a route template"):
+        settings.clean_faults({"error_route": "recipes"})

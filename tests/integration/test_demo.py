@@ -5,7 +5,7 @@ Checks that every part comes up, that Prometheus scrapes every target
 reads healthy (its deliberate errors fire no alert and spend no SLO budget),
 that a fault is named among the first three findings of ``promkit report``
 within 2 minutes (a stuck worker: queue ``ocr``; credential stuffing: the
-failed logins), that an injected fault (error rate) makes
+failed logins; errors on one route: that route), that the route's errors make
 the matching alert fire and reach the webhook receiver through Alertmanager,
 that the launcher exits 0, and that no process it started is left behind. Uses
 the demo's default ports when they are all free, else a set of free ports
@@ -52,6 +52,7 @@ FAULTS = (
     ("credential_stuffing", re.compile(r"\bauth(FailureSpike|-success)\b", re.IGNORECASE),
      "the failed logins"),
 )
+ERROR_ROUTE = "/recipes"   # the error_rate fault's route: GET and POST /recipes answer 500
 
 
 def _free(port: int) -> bool:
@@ -243,23 +244,26 @@ def test_demo_end_to_end(demo_run: dict[str, Any]) -> None:
 
         # One fault at a time: the report names what it breaks among its first three
         # findings within 2 minutes of switching it on.
-        for knob, names, what in FAULTS:
+        def switch_on(fault: dict[str, Any], names: re.Pattern[str], what: str) -> None:
             switched = time.monotonic()
-            assert client.post(f"{api}/admin/faults", json={knob: True}).is_success
+            assert client.post(f"{api}/admin/faults", json=fault).is_success
 
-            def named(names: re.Pattern[str] = names) -> list[dict[str, Any]] | None:
+            def named() -> list[dict[str, Any]] | None:
                 top = _report(prometheus)["issues"][:3]
                 found = any(names.search(f"{i['subject']} {i['message']}") for i in top)
                 return top if found else None
 
-            top = _wait(named, 120, f"{knob}: {what} among the report's first three "
+            top = _wait(named, 120, f"{fault}: {what} among the report's first three "
                                     "findings", proc, log)
             assert time.monotonic() - switched < 120, top
+
+        for knob, names, what in FAULTS:
+            switch_on({knob: True}, names, what)
             assert client.post(f"{api}/admin/faults", json={knob: False}).is_success
 
-        # Inject a fault: 60% of API requests fail.
-        faults = client.post(f"{api}/admin/faults", json={"error_rate": 0.6})
-        assert faults.json()["error_rate"] == 0.6
+        # Inject a fault: 60% of the requests to one route fail.
+        switch_on({"error_rate": 0.6, "error_route": ERROR_ROUTE},
+                  re.compile(rf"\b(GET|POST) {re.escape(ERROR_ROUTE)}\b"), f"route {ERROR_ROUTE}")
 
         def firing() -> bool:
             alerts = client.get(f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]
@@ -284,7 +288,7 @@ def test_demo_end_to_end(demo_run: dict[str, Any]) -> None:
                                     "availability SLO's page at the receiver", proc, log)
         alert = next(a for a in notes[0]["body"]["alerts"] if incident(a))
         assert alert["labels"]["service"] == "demo"
-        client.post(f"{api}/admin/faults", json={"error_rate": 0.0})
+        client.post(f"{api}/admin/faults", json={"error_rate": 0.0, "error_route": ""})
 
     # The bounded run ends by itself, verifies the scrape and exits 0.
     remaining = DURATION - (time.monotonic() - demo_run["started"]) + 40
