@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 BAD_LOGIN_EVERY = 400
 """One login in 400 mistypes its password: 0.25% of logins fail. The auth SLO
 (95%) tickets at 0.2333 x its 5% budget = 1.17% (4.7x margin); at the demo's
-~2.5 logins a second AuthFailureSpike (> 100 failures in 15 minutes) sees ~6
-(17x margin)."""
+~2.9 logins a second (measured) AuthFailureSpike (> 100 failures in 15 minutes)
+sees ~7 (15x margin)."""
 STUFFING_PER_SECOND = 5.0
 """The credential_stuffing knob's attacker: 300 failed logins a minute, so
 AuthFailureSpike (> 100 in 15 minutes) fires within a minute."""
