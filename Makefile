@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: help venv debs floors test test-unit test-floors lint bench reliability demo demo-stop clean
 
 help:
-	@echo "make demo   - run the demo stack on loopback (DURATION=60: bounded; make demo-stop)"
+	@echo "make demo   - run the demo stack on loopback (DURATION=60: bounded; KEEP_DATA=1: keep"
+	@echo "              the previous run's data; make demo-stop)"
 	@echo "make test   - install what is missing, then run the whole test suite, then the"
 	@echo "              unit tests again on Python 3.10 with every dependency at its floor"
 	@echo "make test-floors - only that floors run (.venv-floors)"
@@ -90,11 +91,15 @@ $(DEMO_STAMP): $(STAMP) demo/requirements.txt
 # make demo DURATION=60   - run 60 s, stop everything, exit 0 only if every part came up
 #                           and Prometheus scraped every target
 # make demo DEMO_ARGS="--alert-for 30s --scrape-interval 5s"   - alerts fire within a minute
+# make demo KEEP_DATA=1   - keep the previous run's Prometheus/Alertmanager/Redis data
+#                           (default: every run starts fresh)
 DURATION ?=
 DEMO_ARGS ?=
+KEEP_DATA ?=
 
 demo: $(DEMO_STAMP) debs
-	$(BIN)/python -m demo.run $(if $(DURATION),--duration $(DURATION)) $(DEMO_ARGS)
+	$(BIN)/python -m demo.run $(if $(DURATION),--duration $(DURATION)) \
+		$(if $(KEEP_DATA),--keep-data) $(DEMO_ARGS)
 
 demo-stop:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m demo.run --stop

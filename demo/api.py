@@ -60,22 +60,29 @@ faults = settings.FaultReader(settings.faults_path())
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def knobs(endpoint: Endpoint) -> Endpoint:
-    """Apply the ``latency_ms`` and ``error_rate`` knobs to a route.
+def knobs(path: str, endpoint: Endpoint) -> Endpoint:
+    """Apply the ``latency_ms`` and ``error_rate`` knobs to the route of template ``path``.
 
     Inside the route (not a middleware in front of the router), so injected
     errors and latency are measured under the route's template like real ones.
+    ``error_route``, when set, limits ``error_rate`` to the route of that template.
     """
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         current = faults.get()
         if current["latency_ms"]:
             await asyncio.sleep(current["latency_ms"] / 1000 * random.uniform(0.8, 1.2))
-        if current["error_rate"] and random.random() < current["error_rate"]:
+        if (current["error_rate"] and current["error_route"] in ("", path)
+                and random.random() < current["error_rate"]):
             return JSONResponse({"error": "injected fault (error_rate)"}, status_code=500)
         return await endpoint(request)
 
     return wrapper
+
+
+def route(path: str, endpoint: Endpoint, **options: Any) -> Route:
+    """A route whose endpoint the fault knobs reach."""
+    return Route(path, knobs(path, endpoint), **options)
 
 
 def redis_down() -> bool:
@@ -295,12 +302,12 @@ app = Starlette(
         Route("/", index),
         Route("/healthz", healthz),
         Route("/metrics", metrics_app()),
-        Route("/login", knobs(login), methods=["POST"]),
-        Route("/jobs", knobs(create_job), methods=["POST"]),
-        Route("/jobs/{job_id}", knobs(job_status)),
-        Route("/assist", knobs(assist), methods=["POST"]),
-        Route("/recipes", knobs(list_recipes), methods=["GET"]),
-        Route("/recipes", knobs(add_recipe), methods=["POST"]),
+        route("/login", login, methods=["POST"]),
+        route("/jobs", create_job, methods=["POST"]),
+        route("/jobs/{job_id}", job_status),
+        route("/assist", assist, methods=["POST"]),
+        route("/recipes", list_recipes, methods=["GET"]),
+        route("/recipes", add_recipe, methods=["POST"]),
         WebSocketRoute("/ws/chat", chat_socket),
         Route("/admin/faults", get_faults, methods=["GET"]),
         Route("/admin/faults", set_faults, methods=["POST"]),

@@ -20,7 +20,12 @@ PRICES = PriceTable({
     ("cpu_seconds", "", "", "ocr"): 0.05 / 3600,                  # 0.05 per CPU-hour
 }, currency="USD")
 
-BUDGETS = {"llm_tokens": 50_000_000, "ocr_pages": 200_000, "cpu_seconds": 100 * 3600}
+# About twice what the demo's traffic could use in a whole month at its fastest (two threads,
+# one flow per 0.15 s: <= 0.9 B tokens, <= 26 M pages; a 10-minute run measured 0.79 B and
+# 23 M a month). The report projects month-end use as used / elapsed share of the month, at
+# most the run's rate x a month, so a healthy run never projects past a budget, whatever the
+# day of the month.
+BUDGETS = {"llm_tokens": 2_000_000_000, "ocr_pages": 60_000_000, "cpu_seconds": 100 * 3600}
 
 
 def export() -> None:

@@ -13,6 +13,10 @@ SIGTERM, then SIGKILL after a bounded wait.
 ``--duration N`` runs N seconds, stops everything and exits 0 only if every
 part came up, stayed up, and Prometheus scraped every target (``up == 1`` for
 every job).
+
+Each run starts from fresh data: the Prometheus and Alertmanager data, the
+Redis directory and the API's SQLite file of the previous run are removed
+(``--keep-data`` keeps them), and every fault knob starts off.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ READY_TIMEOUT = 30.0        # seconds for each part to become ready
 PROCESSES_FILE = "processes.json"
 LAUNCHER_PID_FILE = "launcher.pid"
 EXPECTED_JOBS = ("demo-api", "demo-worker", "demo-queues")
+# What a run stores under the run directory; removed at start unless --keep-data.
+DATA_DIRS = ("prometheus", "alertmanager", "redis")
+DATA_FILES = ("demo-api.sqlite3",)
 
 
 def say(message: str) -> None:
@@ -432,7 +439,8 @@ class Options:
     config: Path
     prometheus: bool
     traffic: bool
-    load: bool = True
+    load: bool = False
+    keep_data: bool = False
     alert_for: str | None = None
     scrape_interval: str | None = None
 
@@ -478,7 +486,29 @@ class Demo:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         launcher_pid.write_text(f"{os.getpid()}\n")
         self.owns_run_dir = True
+        if self.options.keep_data:
+            say(f"keeping the data of earlier runs in {os.path.relpath(self.run_dir)} "
+                "(--keep-data)")
+        else:
+            self.remove_data()
         settings.write_faults({})
+
+    def remove_data(self) -> None:
+        """Start fresh: no samples, alert state or recipes left over from an earlier run."""
+        removed = []
+        for name in DATA_DIRS:
+            path = self.run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(name + "/")
+        for name in DATA_FILES:
+            path = self.run_dir / name
+            if path.exists():
+                path.unlink()
+                removed.append(name)
+        if removed:
+            say(f"fresh data: removed the previous run's {', '.join(removed)} "
+                "(--keep-data keeps them)")
 
     def start_all(self) -> None:
         t0 = time.monotonic()
@@ -565,7 +595,8 @@ class Demo:
             "SQLite, WebSocket)")
         if not self.options.load:
             return
-        # A short, gentle ramp on top: where does the demo break? Bounded in time.
+        # Opt-in (--load): a ramp to the breaking point is a stress test, not the healthy
+        # traffic of a plain run. Bounded in time.
         seconds = min(self.options.duration or 120.0, 120.0)
         self.load = self.sup.start("load", _promkit(
             "load", "--url", self.api_url, "--users-start", "1", "--users-max", "8",
@@ -598,7 +629,8 @@ class Demo:
             "Failure knobs (watch the alerts fire):",
             f"  curl -X POST {self.api_url}/admin/faults -H 'content-type: application/json' "
             "-d '{\"error_rate\": 0.3}'",
-            "  knobs: error_rate (0-1), latency_ms, stuck_worker, redis_outage; set back with "
+            "  knobs: error_rate (0-1), error_route (\"/recipes\": only that route), latency_ms, "
+            "stuck_worker, redis_outage, credential_stuffing; set back with "
             "{\"error_rate\": 0} etc.",
             f"Logs: {os.path.relpath(self.run_dir / 'logs')}/   "
             "Stop: Ctrl-C or `make demo-stop`",
@@ -745,8 +777,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="start the services without Prometheus and Alertmanager "
                              "(no generated config needed)")
     parser.add_argument("--no-traffic", action="store_true", help="drive no traffic")
-    parser.add_argument("--no-load", action="store_true",
-                        help="don't run the `promkit load` ramp (the built-in loop still runs)")
+    parser.add_argument("--load", action="store_true",
+                        help="also run a short `promkit load` ramp (1 -> 8 users, at most "
+                             "120 s) to find where the demo breaks: a stress test, so the "
+                             "report shows its latency and errors")
+    parser.add_argument("--no-load", action="store_true", help=argparse.SUPPRESS)  # the default
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep the Prometheus, Alertmanager and SQLite data of the previous "
+                             "run (default: start fresh; Redis runs without persistence)")
     parser.add_argument("--alert-for", metavar="DURATION",
                         help="generate every alert with this `for` (e.g. 30s) and Alertmanager "
                              "routes that notify within seconds, to watch alerts fire quickly")
@@ -763,8 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is not None:
         args.config = args.config.resolve()
     demo = Demo(Options(args.duration, args.config, not args.no_prometheus,
-                        not args.no_traffic, load=not args.no_load, alert_for=args.alert_for,
-                        scrape_interval=args.scrape_interval))
+                        not args.no_traffic, load=args.load and not args.no_load,
+                        alert_for=args.alert_for, scrape_interval=args.scrape_interval,
+                        keep_data=args.keep_data))
 
     def on_signal(signum: int, _frame: object) -> None:
         # Only a flag: start-up and the watch loop check it, so no child is ever

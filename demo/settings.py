@@ -37,9 +37,11 @@ DEFAULT_PORTS: dict[str, int] = {name: port for name, (_env, port) in PORTS.item
 
 QUEUE = "ocr"                 # the Redis list the API fills and the worker drains
 QUEUE_SPEC = f"list:{QUEUE}"  # as `promkit serve --redis-queue` takes it
-FAULT_KEYS = ("error_rate", "latency_ms", "stuck_worker", "redis_outage")
-NO_FAULTS: dict[str, Any] = {"error_rate": 0.0, "latency_ms": 0, "stuck_worker": False,
-                             "redis_outage": False}
+FAULT_KEYS = ("error_rate", "error_route", "latency_ms", "stuck_worker", "redis_outage",
+              "credential_stuffing")
+NO_FAULTS: dict[str, Any] = {"error_rate": 0.0, "error_route": "", "latency_ms": 0,
+                             "stuck_worker": False, "redis_outage": False,
+                             "credential_stuffing": False}
 
 
 def port(name: str) -> int:
@@ -95,12 +97,18 @@ def clean_faults(data: Any) -> dict[str, Any]:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             raise ValueError("error_rate must be a number from 0 to 1")
         out["error_rate"] = float(rate)
+    if "error_route" in data:
+        route = data["error_route"]
+        if not isinstance(route, str) or (route and not route.startswith("/")) or len(route) > 200:
+            raise ValueError("error_route must be a route template such as \"/recipes\", "
+                             "or \"\" for every route")
+        out["error_route"] = route
     if "latency_ms" in data:
         ms = data["latency_ms"]
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms <= 30_000:
             raise ValueError("latency_ms must be a number from 0 to 30000")
         out["latency_ms"] = float(ms)
-    for key in ("stuck_worker", "redis_outage"):
+    for key in ("stuck_worker", "redis_outage", "credential_stuffing"):
         if key in data:
             if not isinstance(data[key], bool):
                 raise ValueError(f"{key} must be true or false")

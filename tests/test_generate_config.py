@@ -38,7 +38,7 @@ def test_demo_config_loads() -> None:
     config = load_config(DEMO_CONFIG)
     assert config.service == "demo"
     assert [t.job for t in config.targets] == ["demo-api", "demo-worker", "demo-queues"]
-    assert config.slos[1].threshold_seconds == 0.2
+    assert config.slos[1].threshold_seconds == 0.5
     assert config.routes[0].continue_ is True
     assert config.receiver("ntfy").url == "http://127.0.0.1:9099/ntfy"
     assert config.alertmanager is not None and config.alertmanager.version == "0.25"
