@@ -476,7 +476,7 @@ def test_nominal_when_quiet() -> None:
                  "http_fast": parse_instant(vector(({}, 500)))}
     r = report(c)
     assert r.issues == [] and r.status == "nominal" and r.headline() == "✓ nominal"
-    assert {s["name"] for s in r.health["slos"]} == {"availability", "latency < 200 ms"}
+    assert {s["name"] for s in r.health["slos"]} == {"availability", "latency < 500 ms"}
 
 
 def test_background_alone_reads_nominal() -> None:
@@ -609,7 +609,7 @@ def test_helpers() -> None:
     for bad in ("yesterday", "2999-01-01T00:00:00Z", "-5"):
         with pytest.raises(ValueError):
             parse_time(bad)
-    assert 'le="0.2"' in q["http_fast"]
+    assert 'le="0.5"' in q["http_fast"]
 
 
 def test_payload_formats() -> None:

@@ -163,7 +163,7 @@ def recent_seconds(window: Window) -> float | None:
 
 
 def instant_queries(window: Window, service: str | None = None,
-                    latency_slo_seconds: float = 0.2) -> dict[str, str]:
+                    latency_slo_seconds: float = 0.5) -> dict[str, str]:
     """Name -> PromQL, evaluated at the window's end."""
     mtd = _d(window.month_to_date())
 
@@ -288,7 +288,7 @@ SLO_RULE_PREFIX = "slo:"
 
 
 def collect(client: PrometheusClient, window: Window, service: str | None = None, *,
-            latency_slo_seconds: float = 0.2, workers: int = 8) -> Collected:
+            latency_slo_seconds: float = 0.5, workers: int = 8) -> Collected:
     """Run every query. Raises :class:`PrometheusError` only when Prometheus is unreachable
     (a refused single query is recorded in ``errors`` and the rest goes on)."""
     out = Collected(window=window, service=service)

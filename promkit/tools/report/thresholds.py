@@ -28,7 +28,7 @@ class Thresholds:
     queue wait (or no job was picked up): a stuck worker within a minute or two."""
     disk_used_ratio: float = 0.8
     slo_budget_warning: float = 0.25
-    latency_slo_seconds: float = 0.2
+    latency_slo_seconds: float = 0.5
     slo_objectives: dict[str, float] = field(default_factory=lambda: {
         "availability": 0.99, "latency": 0.95, "job_success": 0.99, "auth_success": 0.95})
 
