@@ -197,6 +197,12 @@ def _report(results: dict[tuple[str, str], list[dict[str, Any]]], series: int, r
         ["1 scrape/s: promkit p99 / its no-scrape p99", "<= 1.50x", f"{p99_ratio:.2f}x",
          verdict(p99_ratio <= 1.5),
          f"paired per round {p99_paired:.2f}x; make_asgi_app {pc_p99_ratio:.2f}x"],
+        *([f"1 scrape/s in {name}: promkit p99 / its no-scrape p99 (issue 19)", "<= 1.50x",
+           f"{ratio:.2f}x", verdict(ratio <= 1.5),
+           f"paired per round {paired((pk, mode), (pk, 'none')):.2f}x"]
+          for name, mode in (("OpenMetrics", "1s-openmetrics"), ("JSON", "1s-json"))
+          if (pk, mode) in agg
+          for ratio in [agg[(pk, mode)]["p99"] / agg[(pk, "none")]["p99"]]),
         ["1 scrape/s: promkit max /ping latency (median of rounds)", "<= 50 ms",
          f"{max_1s:.1f} ms", verdict(max_1s <= 50),
          f"worst round {agg[(pk, '1s')]['worst_max']:.1f} ms; make_asgi_app "

@@ -113,6 +113,10 @@ class MetricsApp:
         self.registry = registry if registry is not None else default_registry()
         self._token = token.encode() if token else None
         self._chunk_series = chunk_series
+        # An OpenMetrics or JSON piece costs about 4x a text piece of as many label sets
+        # (text reuses cached sample strings: 1.0 ms vs 0.2 ms per 256 at 50k series), so
+        # its pieces hold a quarter as many and each turn away from the loop stays short.
+        self._heavy_chunk_series = max(1, chunk_series // 4)
         self._gzip_level = gzip_level
         self._duration = self.registry.histogram("promkit_exposition_duration_seconds")
 
@@ -157,7 +161,8 @@ class MetricsApp:
         thread, then ``# EOF`` for OpenMetrics."""
         openmetrics = fmt == "openmetrics"
         renderer = render_openmetrics if openmetrics else render_text
-        for chunk in renderer(self.registry, self._chunk_series):
+        series = self._heavy_chunk_series if openmetrics else self._chunk_series
+        for chunk in renderer(self.registry, series):
             yield chunk
             await anyio.sleep(0)
         yield await anyio.to_thread.run_sync(
@@ -166,7 +171,7 @@ class MetricsApp:
             yield "# EOF\n"
 
     async def _json_pieces(self) -> AsyncIterator[str]:
-        """The JSON snapshot, encoded in pieces of ``chunk_series`` label sets.
+        """The JSON snapshot, encoded in pieces of a quarter of ``chunk_series`` label sets.
 
         ``json.dumps`` of the whole document is one C call that holds the GIL
         (a worker thread would stall the loop as much), so each piece is
@@ -177,9 +182,9 @@ class MetricsApp:
             # Merging the mmap files is Python code, so a thread lets the loop run;
             # the registry's catalog supplies the units the files don't store.
             document = await anyio.to_thread.run_sync(partial(multiprocess_json, registry))
-            pieces = json_chunks(document, self._chunk_series)
+            pieces = json_chunks(document, self._heavy_chunk_series)
         else:
-            pieces = render_json_chunks(registry, self._chunk_series)
+            pieces = render_json_chunks(registry, self._heavy_chunk_series)
         for piece in pieces:
             yield piece
             await anyio.sleep(0)
@@ -257,6 +262,8 @@ def metrics_app(registry: MetricsRegistry | None = None, *, token: str | None = 
     application/openmetrics-text``) or a JSON snapshot (``Accept:
     application/json`` or ``?format=json``), gzipped when the client accepts
     it. With ``token``, requests without ``Authorization: Bearer <token>`` get
-    401 and no data.
+    401 and no data. An uncompressed answer is rendered in pieces of
+    ``chunk_series`` label sets (a quarter of that for OpenMetrics and JSON, which
+    cost more per label set) and the event loop serves other requests in between.
     """
     return MetricsApp(registry, token=token, chunk_series=chunk_series)
