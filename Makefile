@@ -52,8 +52,12 @@ floors: $(FLOORS_STAMP)
 # Unit tests only, and not those that run a tool on committed files (the main suite does).
 FLOORS_PYTEST := $(FLOORS)/bin/python -m pytest -m "not integration and not tool_only" -q -p no:cacheprovider
 
+# The main suite on two workers, a file per worker at a time (module fixtures such as a
+# shared Prometheus stay in one process): most of its time is waiting on real servers.
+MAIN_PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
+
 test: venv debs floors
-	$(BIN)/python -m pytest
+	$(MAIN_PYTEST)
 	$(FLOORS_PYTEST)
 
 test-unit: venv
