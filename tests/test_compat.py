@@ -88,9 +88,9 @@ def test_stage_logs_follow_structlog_config_changes_with_the_fallback(
         pass
     assert entries == []
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    with structlog.contextvars.bound_contextvars(job_id="job-9"):
-        with stages.stage_timer("loud", registry=registry):
-            pass
+    with (structlog.contextvars.bound_contextvars(job_id="job-9"),
+          stages.stage_timer("loud", registry=registry)):
+        pass
     assert [e["event"] for e in entries] == ["stage started", "stage completed"]
     assert entries[-1]["job_id"] == "job-9"
 
@@ -105,7 +105,8 @@ def test_access_fast_path_gate_with_the_config_fallback(public_structlog_config)
         with configured(extra_processors=[lambda _l, _m, ed: dict(ed, mark="m")]) as other:
             logs._STATE.timestamper.clock = lambda: FIXED_TIME
             access.log_request("GET", "/a", 200, 0.001, None)
-            assert other.events()[-1]["extra"]["mark"] == "m"  # processors changed: the pipeline ran
+            # processors changed: the pipeline ran
+            assert other.events()[-1]["extra"]["mark"] == "m"
     assert '"event":"http_request"' in fast
 
 
@@ -141,13 +142,13 @@ def public_context_vars(monkeypatch):
 def test_access_and_stage_lines_carry_bound_context_with_the_fallback(
         public_context_vars, context):
     cid = "0c4f7c2e-8a4b-4a51-9c3e-1234567890ab"
-    with configured(service="worker") as sink:
-        with bind_correlation_id(cid), structlog.contextvars.bound_contextvars(**context):
-            logs.access_logger().log_request("GET", "/a", 200, 0.001, cid)
-            writer = logs.StageLineWriter("promkit.worker")
-            if not writer.completed("ocr", 0.01, 0.005, None):
-                structlog.get_logger("promkit.worker").info(
-                    logs.STAGE_COMPLETED_EVENT, stage="ocr", latency_ms=10.0, cpu_ms=5.0)
+    with (configured(service="worker") as sink, bind_correlation_id(cid),
+          structlog.contextvars.bound_contextvars(**context)):
+        logs.access_logger().log_request("GET", "/a", 200, 0.001, cid)
+        writer = logs.StageLineWriter("promkit.worker")
+        if not writer.completed("ocr", 0.01, 0.005, None):
+            structlog.get_logger("promkit.worker").info(
+                logs.STAGE_COMPLETED_EVENT, stage="ocr", latency_ms=10.0, cpu_ms=5.0)
     access, stage = sink.events()
     for event in (access, stage):
         assert event["correlation_id"] == cid
