@@ -4,60 +4,63 @@ promkit reads a few private attributes of its dependencies where the public
 API is too slow for a hot path or has no getter at all. They all live here and
 nowhere else: each is probed once, at import, and this module hands out the
 accessor chosen then (the fast private one, or the public fallback), so the
-rest of promkit pays no extra call per request and never names a private
+rest of promkit never probes or branches per request and never names a private
 attribute of another library. ``tests/test_compat.py`` checks on every
 installed version (the floors run included) that each private read gives what
 the public API gives, and that promkit behaves right with each fallback forced.
 
 Checked on structlog 24.1 and 26.1, opentelemetry-api 1.20 and 1.45,
-prometheus-client 0.20 and 0.26, Python 3.10 and 3.11.
+prometheus-client 0.20 and 0.26 (Python 3.10 and 3.11). Each read, what it is
+for, and its fallback:
 
-========================================  ==========================================
-private read (library)                    public fallback
-========================================  ==========================================
-``structlog._config._CONFIG``             :data:`STRUCTLOG_CONFIG` is a view whose
-  (structlog): the live configuration       attributes call ``structlog.get_config()``
-  object, read as attributes (one load      (a new dict per call; correct, slower)
-  instead of ``get_config()``'s dict)
-``structlog.contextvars._CONTEXT_VARS``   :data:`STRUCTLOG_CONTEXT_VARS` is None and
-  (structlog): key -> ContextVar, unbound    callers take the structlog pipeline;
-  values are ``Ellipsis``; a fast path       :func:`structlog_context_bound` calls
-  asks "anything bound?" without a copy      ``structlog.contextvars.get_contextvars()``
-``logging.Logger._cache`` (stdlib): the  :func:`logger_level_cache` returns a fresh
-  ``isEnabledFor`` cache, cleared in place   empty dict: every lookup misses and the
-  on level changes                           caller asks ``isEnabledFor``
-``opentelemetry.context._RUNTIME_CONTEXT  :data:`otel_current_context` is
-  ._current_context.get`` (otel-api): the    ``opentelemetry.context.get_current``
-  current Context without two calls
-``opentelemetry.trace._TRACER_PROVIDER``  :data:`global_tracer_provider` is
-  (otel-api): the global provider or None    ``trace.get_tracer_provider`` (the proxy
-  (~10 ns; the public getter reads           while none is set; ~0.8 us)
-  ``os.environ`` each call, ~0.8 us)
-SpanContext's tuple layout (otel-api):    :data:`span_ids` reads the ``trace_id``,
-  ``(trace_id, span_id, is_remote,           ``span_id``, ``trace_flags`` and
-  trace_flags, trace_state, is_valid)``;     ``is_valid`` properties
-  unpacking is ~4x cheaper than properties
-``BoundLogger._logger`` (structlog): the   :func:`structlog_stdlib_logger` returns
-  wrapped stdlib logger, whose level cache   None: no level cache, the bound logger's
-  answers ``is_enabled_for`` in one lookup   public ``is_enabled_for`` answers each call
-``ValueClass._multiprocess``              :func:`value_class_is_multiprocess` compares
-  (prometheus-client): whether its value     with the public ``values.MutexValue``, the
-  class, chosen at import, writes mmap files single-process class
-``prometheus_client.metrics._use_created`` :func:`created_series_enabled` collects a
-  (prometheus-client): the switch set by     throwaway counter and looks for its
-  ``disable_created_metrics()`` and the      ``_created`` sample
-  ``PROMETHEUS_DISABLE_CREATED_SERIES``
-  environment variable; there is no getter
-========================================  ==========================================
+- ``structlog._config._CONFIG``: the live configuration object, read as
+  attributes (the stage logger's and the access fast path's "did structlog's
+  set-up change?" check). Fallback: :data:`STRUCTLOG_CONFIG` is a
+  :class:`PublicStructlogConfig`, whose attributes call ``structlog.get_config()``
+  (a new dict per read: correct, slower).
+- ``structlog.contextvars._CONTEXT_VARS``: key -> ContextVar, ``Ellipsis`` when
+  unbound; the access and stage fast paths ask "anything bound?" without a
+  copy of the context. Fallback: :data:`STRUCTLOG_CONTEXT_VARS` is None (the
+  fast paths then hand every line to the structlog pipeline) and
+  :func:`structlog_context_bound` calls ``structlog.contextvars.get_contextvars()``.
+- ``structlog`` ``BoundLogger._logger``: the wrapped stdlib logger, whose level
+  cache answers ``is_enabled_for`` in one dict lookup. Fallback:
+  :func:`structlog_stdlib_logger` returns None: no level cache, the bound
+  logger's public ``is_enabled_for`` answers each call.
+- stdlib ``logging.Logger._cache``: the ``isEnabledFor`` cache, cleared in place
+  on level changes. Fallback: :func:`logger_level_cache` returns a fresh empty
+  dict: every lookup misses and the caller asks ``isEnabledFor``.
+- ``opentelemetry.context._RUNTIME_CONTEXT._current_context.get``: the current
+  Context in one C call (log lines check it for a span). Fallback:
+  :data:`otel_current_context` is ``opentelemetry.context.get_current``.
+- ``opentelemetry.trace._TRACER_PROVIDER``: the global provider or None, ~10 ns
+  (a module attribute; one plain function call here, ~28 ns) where
+  ``trace.get_tracer_provider()`` costs ~0.8 us while none is set (it reads
+  ``os.environ``); read once per request. Fallback:
+  :data:`global_tracer_provider` is ``trace.get_tracer_provider`` (the API's
+  proxy while none is set).
+- OpenTelemetry's SpanContext tuple layout ``(trace_id, span_id, is_remote,
+  trace_flags, trace_state, is_valid)``: unpacking is ~4x cheaper than the
+  properties; the layout is probed on a known SpanContext. Fallback:
+  :data:`span_ids` reads the ``trace_id``, ``span_id``, ``trace_flags`` and
+  ``is_valid`` properties.
+- ``prometheus_client.metrics._use_created``: the switch set by
+  ``disable_created_metrics()``/``enable_created_metrics()`` and the
+  ``PROMETHEUS_DISABLE_CREATED_SERIES`` environment variable; there is no
+  getter. Fallback: :func:`created_series_enabled` collects a throwaway
+  counter and looks for its ``_created`` sample (per scrape, microseconds).
+- ``prometheus_client.values.ValueClass._multiprocess``: whether the value
+  class prometheus-client chose at import writes mmap files. Fallback (per
+  call, when the flag is missing): anything but the public
+  ``values.MutexValue`` is the multiprocess class.
 
-Each ``_choose_*`` function takes the module it probes, so the tests can hand
-it one without the private attribute and get the fallback.
+Each ``_choose_*`` function takes the module (or object) it probes, so the
+tests can hand it one without the private attribute and get the fallback.
 """
 
 from __future__ import annotations
 
 import logging
-import types
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -285,7 +288,7 @@ def public_created_series_enabled() -> bool:
                for family in counter.collect() for sample in family.samples)
 
 
-def _choose_created(metrics_module: types.ModuleType | Any) -> Callable[[], bool]:
+def _choose_created(metrics_module: Any) -> Callable[[], bool]:
     if not isinstance(getattr(metrics_module, "_use_created", None), bool):
         return public_created_series_enabled
 
