@@ -31,7 +31,9 @@ for, and its fallback:
   on level changes. Fallback: :func:`logger_level_cache` returns a fresh empty
   dict: every lookup misses and the caller asks ``isEnabledFor``.
 - ``opentelemetry.context._RUNTIME_CONTEXT._current_context.get``: the current
-  Context in one C call (log lines check it for a span). Fallback:
+  Context in one C call (log lines check it for a span); used only when the
+  runtime context is the API's contextvars one (loaded first: older APIs load
+  it lazily). Fallback:
   :data:`otel_current_context` is ``opentelemetry.context.get_current``.
 - ``opentelemetry.trace._TRACER_PROVIDER``: the global provider or None, ~10 ns
   (a module attribute; one plain function call here, ~28 ns) where
@@ -192,6 +194,8 @@ def structlog_stdlib_logger(bound: Any) -> logging.Logger | None:
 # --------------------------------------------------------------- OpenTelemetry context
 
 def _choose_current_context(context_module: Any) -> Callable[[], object]:
+    # opentelemetry-api before ~1.23 loads its runtime context on first use.
+    context_module.get_current()
     runtime = getattr(context_module, "_RUNTIME_CONTEXT", None)
     variable = getattr(runtime, "_current_context", None)
     if isinstance(variable, ContextVar):
@@ -227,7 +231,7 @@ proxy (public fallback); either way a stable identity until one is set."""
 def _layout_is_tuple() -> bool:
     try:
         probe = SpanContext(0xA1, 0xB2, False, TraceFlags(TraceFlags.SAMPLED))
-        fields = tuple(probe)  # type: ignore[arg-type]
+        fields = tuple(probe)
         return (
             len(fields) == 6
             and fields[0] == 0xA1
@@ -249,7 +253,7 @@ def _make_span_ids(tuple_layout: bool) -> Callable[[SpanContext, bool], tuple[st
     if tuple_layout:
         def span_ids(ctx: SpanContext, sampled_only: bool) -> tuple[str, str] | None:
             nonlocal last_ids
-            trace_id, span_id, _, flags, _, valid = ctx  # type: ignore[misc]
+            trace_id, span_id, _, flags, _, valid = ctx
             if not valid or (sampled_only and not flags & 0x01):
                 return None
             last = last_ids

@@ -190,7 +190,8 @@ def test_stage_levels_are_honoured_without_the_level_caches(
     monkeypatch.setattr(logs, "level_cache", lambda logger: {})
     stages.worker_log.forget()
     entries: list[dict[str, Any]] = []
-    structlog.configure(processors=[_capture(entries)],
+    # filter_by_level: structlog 24.1's stdlib BoundLogger has no is_enabled_for.
+    structlog.configure(processors=[structlog.stdlib.filter_by_level, _capture(entries)],
                         logger_factory=structlog.stdlib.LoggerFactory(),
                         wrapper_class=structlog.stdlib.BoundLogger)
     worker = logging.getLogger(stages.LOGGER_NAME)
