@@ -37,6 +37,13 @@ from opentelemetry import context as _otel_context
 from opentelemetry import trace as _otel_trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from promkit.instrument._compat import (
+    STRUCTLOG_CONFIG,
+    STRUCTLOG_CONTEXT_VARS,
+    logger_level_cache,
+    otel_current_context,
+    structlog_context_bound,
+)
 from promkit.instrument._logs_pii import (
     DEFAULT_HASH_KEYS,
     DEFAULT_PII_KEY_SUFFIXES,
@@ -845,12 +852,12 @@ def library_logger(name: str) -> LibraryLogger:
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
                 logging.ERROR: "error", logging.CRITICAL: "critical"}
 _ROOT = logging.getLogger()
-_STRUCTLOG_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
-_STRUCTLOG_VARS: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
-# The OpenTelemetry context's contextvar read directly when the API layout allows (hot path).
-_otel_current: Callable[[], object] = getattr(
-    getattr(getattr(_otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None),
-    "get", _otel_context.get_current)
+# Private reads of structlog and OpenTelemetry for the fast paths, each with a
+# public fallback chosen at import (see _compat): None vars -> the pipeline.
+_STRUCTLOG_CONFIG: Any = STRUCTLOG_CONFIG
+_STRUCTLOG_VARS: dict[str, Any] | None = STRUCTLOG_CONTEXT_VARS
+_otel_current: Callable[[], object] = otel_current_context
+_structlog_context_bound = structlog_context_bound
 # IDs a fast path writes without the redactor: hex digits and dashes it leaves alone.
 # Of its rules only a card number can match such text; a canonical UUID or 12
 # characters cannot hold one, so the usual ID costs one regex call.
@@ -879,31 +886,14 @@ def _access_level(status: int) -> int:
     return logging.WARNING if status >= 400 else logging.INFO
 
 
-def _structlog_context_bound() -> bool:
-    variables = _STRUCTLOG_VARS
-    if variables is None:
-        return bool(structlog.contextvars.get_contextvars())
-    if not variables:
-        return False
-    return any(var.get() is not Ellipsis for var in list(variables.values()))
-
-
 def _trace_json() -> str:
     """``,"trace_id":...,"span_id":...`` of the current span for a fast-path line, or ""."""
     ids = _trace_ids()
     return "" if ids is None else f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
 
 
-def level_cache(logger: logging.Logger) -> dict[int, bool]:
-    """``logger``'s own ``isEnabledFor`` cache, or an empty dict if logging has none.
-
-    logging clears it in place on every level change (``setLevel``,
-    ``logging.disable``), so a hot path may read it directly: a hit is the
-    answer ``isEnabledFor`` would give for a logger not ``disabled``; a miss
-    means "ask ``isEnabledFor``", which fills it.
-    """
-    levels = getattr(logger, "_cache", None)
-    return levels if isinstance(levels, dict) else {}
+level_cache = logger_level_cache
+"""``logger``'s own ``isEnabledFor`` cache, or an empty dict (see _compat)."""
 
 
 class _FastPathGate:
@@ -946,8 +936,7 @@ class _FastPathGate:
                 and not _has_real_handler(parent)
                 and not parent.filters and parent.propagate))
             and handler.level <= level and len(handler.filters) == state.handler_filters
-            and (_STRUCTLOG_CONFIG is None
-                 or _STRUCTLOG_CONFIG.default_processors is state.structlog_processors)
+            and _STRUCTLOG_CONFIG.default_processors is state.structlog_processors
         )
         if ok:
             self.prefix = state.timestamper.prefix(second)

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import prometheus_client
-import prometheus_client.metrics as _pc_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client import values as _pc_values
 
+from promkit.instrument._compat import created_series_enabled, value_class_is_multiprocess
 from promkit.instrument._multiproc_dir import multiprocess_dir
 from promkit.instrument._safety import FailureSink
 from promkit.instrument._secrets import contains_secret
@@ -68,11 +68,6 @@ def clean_label_value(value: object, max_length: int = DEFAULT_MAX_LABEL_LENGTH)
     return text
 
 
-def created_series_enabled() -> bool:
-    """Whether ``_created`` series are exported; follows prometheus-client's switch."""
-    return bool(getattr(_pc_metrics, "_use_created", True))
-
-
 _multiprocess_value_class: Any = None
 _mp_lock = threading.Lock()
 
@@ -84,7 +79,7 @@ def _shared_multiprocess_value_class() -> Any:
     global _multiprocess_value_class
     with _mp_lock:
         if _multiprocess_value_class is None:
-            if getattr(_pc_values.ValueClass, "_multiprocess", False):
+            if value_class_is_multiprocess(_pc_values.ValueClass):
                 _multiprocess_value_class = _pc_values.ValueClass
             else:
                 _multiprocess_value_class = _pc_values.MultiProcessValue()

@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from promkit.instrument._compat import STRUCTLOG_CONFIG, structlog_stdlib_logger
 from promkit.instrument._metrics import NULL_CHILD, paired_recorder
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.logs import (
@@ -201,12 +202,8 @@ class _WorkerLog:
         self._wrapper: Any = None
         self._factory: Any = None
         self._context_class: Any = None
-        try:
-            from structlog import _config
-
-            self._conf: Any = _config._CONFIG
-        except Exception:  # pragma: no cover - structlog internals moved
-            self._conf = None
+        # structlog's live configuration (a private read, or get_config(): see _compat).
+        self._conf: Any = STRUCTLOG_CONFIG
 
     def enabled(self, level: int) -> Any:
         """The bound logger when ``level`` is enabled for it, else None."""
@@ -217,8 +214,6 @@ class _WorkerLog:
             return None
         if mode == OUTPUT_STRUCTLOG:
             conf = self._conf
-            if conf is None:  # pragma: no cover - no cache possible, always correct
-                return structlog.get_logger(self._name)
             if (
                 self._processors is not conf.default_processors
                 or self._wrapper is not conf.default_wrapper_class
@@ -262,9 +257,9 @@ class _WorkerLog:
         logger = structlog.get_logger(self._name).bind()
         check = getattr(logger, "is_enabled_for", None)
         self._check = check if callable(check) else None
-        stdlib = getattr(logger, "_logger", None)
+        stdlib = structlog_stdlib_logger(logger)
         # (A logger disabled outright still drops the event itself, in logging.)
-        self.levels = (level_cache(stdlib) if isinstance(stdlib, logging.Logger)
+        self.levels = (level_cache(stdlib) if stdlib is not None
                        and self._check is not None else {})
         self._logger = logger
 

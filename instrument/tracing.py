@@ -33,17 +33,16 @@ from opentelemetry.trace import (
     NoOpTracerProvider,
     ProxyTracerProvider,
     Span,
-    SpanContext,
     SpanKind,
     Status,
     StatusCode,
-    TraceFlags,
     Tracer,
     TracerProvider,
 )
 from opentelemetry.util.types import AttributeValue
 
 from promkit._version import __version__
+from promkit.instrument._compat import global_tracer_provider, span_ids
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import correlation_id_var
 
@@ -88,14 +87,10 @@ def _report(failures: FailureSink | None, operation: str, exc: BaseException) ->
 
 # --------------------------------------------------------------------------- provider
 
-# trace.get_tracer_provider() costs ~0.8 us while no provider is set (it looks up
-# OTEL_PYTHON_TRACER_PROVIDER in os.environ each time). The API keeps the global
-# provider in the module attribute ``_TRACER_PROVIDER``; reading it costs ~10 ns.
-# It is private, so it is used only when present, with the public call as the
-# fallback; either way the verdict is cached against the provider's identity,
-# so a provider set later (once, as the API allows) is noticed on the next call.
-_trace_module = trace
-_HAS_GLOBAL_SLOT = hasattr(trace, "_TRACER_PROVIDER")
+# The global provider comes from _compat.global_tracer_provider (a ~10 ns private
+# read where the API allows, else the public getter, ~0.8 us while none is set);
+# the verdict is cached against the provider's identity, so a provider set later
+# (once, as the API allows) is noticed on the next call.
 _UNSET = object()
 
 # Read without the lock (three loads are cheaper than one locked read); a reader
@@ -110,16 +105,10 @@ def _is_real(provider: object) -> bool:
     """True for a provider that records spans (anything but the API's no-op and proxy)."""
     if isinstance(provider, ProxyTracerProvider):
         # The proxy forwards to the global provider once one is set.
-        provider = _trace_module._TRACER_PROVIDER if _HAS_GLOBAL_SLOT else None
-        if isinstance(provider, ProxyTracerProvider):
+        provider = global_tracer_provider()
+        if provider is None or isinstance(provider, ProxyTracerProvider):
             return False
     return provider is not None and not isinstance(provider, NoOpTracerProvider)
-
-
-def _global_provider() -> object:
-    if _HAS_GLOBAL_SLOT:
-        return _trace_module._TRACER_PROVIDER
-    return trace.get_tracer_provider()
 
 
 def _refresh(provider: object) -> bool:
@@ -129,7 +118,7 @@ def _refresh(provider: object) -> bool:
         if provider is None and os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"):
             # A provider named by the environment is loaded by the public getter.
             trace.get_tracer_provider()
-            provider = _global_provider()
+            provider = global_tracer_provider()
         active = _is_real(provider)
         tracer = None
         if active:
@@ -152,7 +141,7 @@ def tracing_active(tracer_provider: TracerProvider | None = None) -> bool:
     """
     if tracer_provider is not None:
         return _is_real(tracer_provider)
-    provider = _trace_module._TRACER_PROVIDER if _HAS_GLOBAL_SLOT else _global_provider()
+    provider = global_tracer_provider()
     if provider is _cached_provider:
         return _cached_active
     return _refresh(provider)
@@ -182,48 +171,9 @@ def _tracer(tracer_provider: TracerProvider | None) -> Tracer | None:
 # ------------------------------------------------------------------------ trace IDs
 
 
-# SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state,
-# is_valid); unpacking it is ~4x cheaper than its properties. The layout is
-# checked once here, and the properties are used if it ever changes.
-def _layout_is_tuple() -> bool:
-    try:
-        probe = SpanContext(0xA1, 0xB2, False, TraceFlags(TraceFlags.SAMPLED))
-        fields = tuple(probe)
-        return (
-            len(fields) == 6
-            and fields[0] == 0xA1
-            and fields[1] == 0xB2
-            and fields[3] == TraceFlags.SAMPLED
-            and fields[5] is True
-        )
-    except Exception:  # pragma: no cover - a future API
-        return False
-
-
-_TUPLE_LAYOUT = _layout_is_tuple()
-
-# Log lines and the exemplar of one request ask for the same span's IDs several
-# times: the last formatting is kept, keyed by the SpanContext object itself
-# (an SDK span returns the same one on every call). One tuple, replaced whole,
-# so concurrent readers see either the old entry or the new one.
-_last_ids: tuple[object, tuple[str, str]] = (None, ("", ""))
-
-
-def _ids(ctx: SpanContext, sampled_only: bool) -> tuple[str, str] | None:
-    """Hex IDs of ``ctx`` if valid (and sampled when ``sampled_only``), else None."""
-    global _last_ids
-    if _TUPLE_LAYOUT:
-        trace_id, span_id, _, flags, _, valid = ctx
-    else:  # pragma: no cover - a future API
-        trace_id, span_id, flags, valid = ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.is_valid
-    if not valid or (sampled_only and not flags & 0x01):
-        return None
-    last = _last_ids
-    if last[0] is ctx:
-        return last[1]
-    ids = trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex()
-    _last_ids = (ctx, ids)
-    return ids
+# Hex IDs of a SpanContext if valid (and sampled when asked), else None; the
+# fast reader of the tuple layout where the API allows (see _compat).
+_ids = span_ids
 
 
 def current_trace_ids() -> tuple[str, str] | None:
@@ -302,7 +252,7 @@ def request_exemplar(
     (or None). Never raises.
     """
     # tracing_active() inlined: this runs on every request.
-    provider = _trace_module._TRACER_PROVIDER if _HAS_GLOBAL_SLOT else _global_provider()
+    provider = global_tracer_provider()
     active = _cached_active if provider is _cached_provider else _refresh(provider)
     if active:
         try:
@@ -511,7 +461,7 @@ def start_span(
     """
     try:
         if tracer_provider is None:  # tracing_active() inlined: the no-SDK path stays ~0.1 us
-            provider = _trace_module._TRACER_PROVIDER if _HAS_GLOBAL_SLOT else _global_provider()
+            provider = global_tracer_provider()
             if not (_cached_active if provider is _cached_provider else _refresh(provider)):
                 return _NO_SPAN
         tracer = _tracer(tracer_provider)
