@@ -866,10 +866,9 @@ _plain_uuid = re.compile(
 _hex_id = re.compile(r"[0-9a-f-]{1,64}").fullmatch
 
 
-def _plain_id(value: str) -> bool:
-    """Whether ``value`` is written as is: :data:`_plain_uuid`, or hex without a card number."""
-    if _plain_uuid(value) is not None:
-        return True
+def _hex_without_card(value: str) -> bool:
+    """Whether ``value``, not a :data:`_plain_uuid`, is still written as is: hex digits and
+    dashes holding no card number. Callers try :data:`_plain_uuid` first (the usual ID)."""
     return _hex_id(value) is not None and redact_card_numbers(value) == value
 
 _PIECE_CACHE_LIMIT = 4096
@@ -1085,7 +1084,7 @@ class AccessLogger:
                     latency = repr(micros / 1000.0)
                 if cid is None:
                     cid_part = ""
-                elif cid_is_plain or _plain_uuid(cid) or _plain_id(cid):
+                elif cid_is_plain or _plain_uuid(cid) or _hex_without_card(cid):
                     cid_part = f',"correlation_id":"{cid}"'
                 else:
                     cid_part = ',"correlation_id":' + _dumps(
@@ -1204,7 +1203,7 @@ class StageLineWriter:
                 return False
             if cid is None:
                 cid_part = ""
-            elif type(cid) is str and (_plain_uuid(cid) or _plain_id(cid)):
+            elif type(cid) is str and (_plain_uuid(cid) or _hex_without_card(cid)):
                 cid_part = f',"correlation_id":"{cid}"'
             else:
                 return False
