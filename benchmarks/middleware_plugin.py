@@ -102,8 +102,8 @@ def _promkit_defaults() -> Entry:
     app = make_starlette([Middleware(HttpMetricsMiddleware, registry=MetricsRegistry(reg))])
     return _LoggingEntry(setup=_no_logging, name="promkit_defaults", app=app, registry=reg,
                          middleware_class=HttpMetricsMiddleware,
-                         config="defaults (every feature but body sizes), nothing configured logging: "
-                                "no request line, log work skipped")
+                         config="defaults (every feature but body sizes), nothing configured "
+                                "logging: no request line, log work skipped")
 
 
 @register("promkit_metrics")
