@@ -10,8 +10,9 @@ peer stack that gives ``promkit_all``'s features:
   request log line at INFO through promkit's logging into a null sink;
 * ``promkit_metrics``: the request duration histogram only;
 * ``promkit_defaults``: ``HttpMetricsMiddleware`` with its defaults (every
-  feature, the request log line included) in a process where nothing
-  configured logging, so promkit writes no line and skips the log work;
+  feature but the opt-in body sizes, the request log line included) in a
+  process where nothing configured logging, so promkit writes no line and
+  skips the log work;
 * ``peer_stack``: asgi-correlation-id (ID bound, returned in ``X-Correlation-ID``)
   + a structlog JSON access-log middleware (one line per request with method,
   route template, status, duration and correlation ID, to a logger that
@@ -87,7 +88,8 @@ class _LoggingEntry(Entry):  # type: ignore[misc]
 def _promkit_all() -> Entry:
     _null_logging()
     reg = CollectorRegistry()
-    app = make_starlette([Middleware(HttpMetricsMiddleware, registry=MetricsRegistry(reg))])
+    app = make_starlette([Middleware(HttpMetricsMiddleware, registry=MetricsRegistry(reg),
+                                     record_sizes=True)])
     return _LoggingEntry(setup=_null_logging, name="promkit_all", app=app, registry=reg,
                          middleware_class=HttpMetricsMiddleware,
                          config="every feature: duration, in-flight, sizes, correlation ID, "
@@ -100,15 +102,15 @@ def _promkit_defaults() -> Entry:
     app = make_starlette([Middleware(HttpMetricsMiddleware, registry=MetricsRegistry(reg))])
     return _LoggingEntry(setup=_no_logging, name="promkit_defaults", app=app, registry=reg,
                          middleware_class=HttpMetricsMiddleware,
-                         config="defaults (every feature), nothing configured logging: "
-                                "no request line, log work skipped")
+                         config="defaults (every feature but body sizes), nothing configured "
+                                "logging: no request line, log work skipped")
 
 
 @register("promkit_metrics")
 def _promkit_metrics() -> Entry:
     reg = CollectorRegistry()
     middleware = Middleware(HttpMetricsMiddleware, registry=MetricsRegistry(reg),
-                            correlation=False, record_sizes=False, track_in_flight=False,
+                            correlation=False, track_in_flight=False,
                             exemplars=False, log_requests=False)
     return Entry(name="promkit_metrics", app=make_starlette([middleware]), registry=reg,
                  middleware_class=HttpMetricsMiddleware,

@@ -314,7 +314,7 @@ app = Starlette(
     ],
     lifespan=lifespan,
 )
-app.add_middleware(HttpMetricsMiddleware)
+app.add_middleware(HttpMetricsMiddleware, record_sizes=True)  # the dashboards' payload panels
 
 
 def main() -> None:

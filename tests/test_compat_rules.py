@@ -160,7 +160,8 @@ def _app(clock: _Clock, ours: MetricsRegistry, peer_registry: CollectorRegistry)
     app.add_middleware(PrometheusInstrumentatorMiddleware, registry=peer_registry)
     app.add_middleware(starlette_exporter.PrometheusMiddleware, prefix=PREFIX,
                        app_name=APP_NAME)
-    app.add_middleware(HttpMetricsMiddleware, registry=ours, log_requests=False)
+    app.add_middleware(HttpMetricsMiddleware, registry=ours, log_requests=False,
+                       record_sizes=True)  # the instrumentator's size metrics map onto them
     return app
 
 

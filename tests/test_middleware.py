@@ -216,7 +216,7 @@ async def test_requests_in_flight_are_counted_while_they_run(registry):
 
 
 async def test_streaming_duration_ends_when_the_body_is_complete(registry):
-    app, _ = make_app(registry)
+    app, _ = make_app(registry, record_sizes=True)
     async with client(app) as c:
         response = await c.get("/stream")
     assert response.content == b"x" * 30
@@ -244,11 +244,21 @@ async def test_background_task_time_is_not_in_the_request_duration(registry):
 
 
 async def test_request_size_is_recorded_from_content_length(registry):
-    app, _ = make_app(registry)
+    app, _ = make_app(registry, record_sizes=True)
     async with client(app) as c:
         await c.post("/upload", content=b"a" * 1234)
     assert sample(registry, "http_server_request_body_size_bytes_sum", http_request_method="POST",
                   http_route="/upload") == 1234
+
+
+async def test_body_sizes_are_opt_in(registry):
+    app, _ = make_app(registry)
+    async with client(app) as c:
+        await c.post("/upload", content=b"a" * 1234)
+    assert duration_count(registry, "POST", "/upload", 200) == 1
+    for name in ("http_server_request_body_size_bytes_count",
+                 "http_server_response_body_size_bytes_count"):
+        assert sample(registry, name, http_request_method="POST", http_route="/upload") is None
 
 
 async def test_metrics_endpoint_is_excluded_and_has_no_redirect(registry):
@@ -423,8 +433,7 @@ async def test_exemplars_carry_the_correlation_id_in_openmetrics(registry):
 
 
 async def test_metrics_only_configuration_records_duration_without_extras(registry):
-    app, _ = make_app(registry, correlation=False, record_sizes=False, exemplars=False,
-                      track_in_flight=False)
+    app, _ = make_app(registry, correlation=False, exemplars=False, track_in_flight=False)
     async with client(app) as c:
         response = await c.get("/items/1")
     assert "x-correlation-id" not in response.headers

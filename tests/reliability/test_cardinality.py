@@ -92,7 +92,7 @@ def test_leaked_raw_paths_and_label_values_stop_at_the_series_limit() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app = HttpMetricsMiddleware(raw_app, registry=registry, log_requests=False)
+    app = HttpMetricsMiddleware(raw_app, registry=registry, log_requests=False, record_sizes=True)
     duration = registry.get("http_server_request_duration_seconds")
     assert duration is not None
     limit = duration.spec.series_limit

@@ -123,13 +123,15 @@ def service_overview_dashboard(config: Config) -> DashboardSpec:
     payloads = RowSpec("Payloads and disconnects", (
         PanelSpec("request-size", "Request body size p95 by route",
                   "95th percentile of request body sizes over 5 minutes by route "
-                  "(service_route:http_server_request_body_size_bytes:p95_5m).", "bytes",
+                  "(service_route:http_server_request_body_size_bytes:p95_5m). Empty unless the "
+                  "middleware records sizes (HttpMetricsMiddleware(record_sizes=True)).", "bytes",
                   (target(sel("service_route:http_server_request_body_size_bytes:p95_5m", ROUTE),
                           by_route),),
                   width=8, min=0),
         PanelSpec("response-size", "Response body size p95 by route",
                   "95th percentile of response body sizes over 5 minutes by route "
-                  "(service_route:http_server_response_body_size_bytes:p95_5m).", "bytes",
+                  "(service_route:http_server_response_body_size_bytes:p95_5m). Empty unless the "
+                  "middleware records sizes (HttpMetricsMiddleware(record_sizes=True)).", "bytes",
                   (target(sel("service_route:http_server_response_body_size_bytes:p95_5m", ROUTE),
                           by_route),),
                   width=8, min=0),
