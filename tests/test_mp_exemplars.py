@@ -116,8 +116,13 @@ def test_recording_never_writes_and_the_thread_flushes_at_most_once_per_interval
         return {e[2]["trace_id"] for e in data["exemplars"]} == {f"t{n - 1}", f"c{n - 1}"}
 
     wait_for(newest_in_file, 2.0)
+    # At most one write more (an exemplar recorded while the last flush was reading
+    # re-dirties the store: a loaded machine widens that window), then none.
+    at_newest = len(writes)
+    time.sleep(0.5)
     settled = len(writes)
-    time.sleep(0.35)
+    assert settled - at_newest <= 1, writes
+    time.sleep(0.5)
     assert len(writes) == settled
 
 
