@@ -159,7 +159,7 @@ def resolve_correlation_id(carrier: Mapping[str, object] | None = None,
     The first valid ID under ``keys`` in ``carrier`` (a job payload or a header
     map, see :func:`extract`), else the ID already bound in this context, else a
     new one. Binds nothing. Entry points that read their carrier themselves (the
-    middleware's raw ASGI headers) call it with no carrier for the rest of the rule.
+    middleware's raw ASGI headers) call :func:`bound_or_new` for the rest of the rule.
     """
     if carrier:
         found = extract(carrier, keys)
@@ -175,7 +175,9 @@ def bound_or_new() -> str:
     current = correlation_id_var.get()
     if type(current) is str:
         return current
-    # new_correlation_id() inline: one call less on every request without an ID.
+    # new_correlation_id() inline, and the middleware calling this rather than
+    # resolve_correlation_id(): two calls less per request without an ID
+    # (promkit_defaults 134,181 -> 133,646 instructions, python -m benchmarks.instructions).
     try:
         return _pool.pop()
     except IndexError:
