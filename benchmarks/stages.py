@@ -194,7 +194,7 @@ def _line_entries() -> dict[str, Callable[[int], float]]:
     """The cost of one log line: the stage completion event vs the access-log fast path."""
     import structlog
 
-    from promkit.instrument.correlation import correlation_id_var, new_correlation_id
+    from promkit.instrument.correlation import bind_correlation_id, new_correlation_id
     from promkit.instrument.logs import access_logger
     from promkit.instrument.stages import stage_lines, worker_log
 
@@ -210,14 +210,13 @@ def _line_entries() -> dict[str, Callable[[int], float]]:
         return time.perf_counter() - t0
 
     def in_job(run: Callable[[int], float]) -> Callable[[int], float]:
-        def wrapped(n: int) -> float:  # what Job.run() binds around a job's stages
-            token = correlation_id_var.set(cid)
-            tokens = structlog.contextvars.bind_contextvars(correlation_id=cid, job_id="j-1")
-            try:
-                return run(n)
-            finally:
-                structlog.contextvars.reset_contextvars(**tokens)
-                correlation_id_var.reset(token)
+        def wrapped(n: int) -> float:  # what every job run binds around a job's stages
+            with bind_correlation_id(cid):  # the contextvar is structlog's context too
+                tokens = structlog.contextvars.bind_contextvars(job_id="j-1")
+                try:
+                    return run(n)
+                finally:
+                    structlog.contextvars.reset_contextvars(**tokens)
         return wrapped
 
     def stage_fast_line(n: int) -> float:

@@ -28,14 +28,38 @@ def _dumps(payload: Mapping[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
-def _observe_depth(tracker: JobTracker, depth: object) -> None:
+def _stamped(queue: QueueSpec | str, payload: MutableMapping[str, Any], job_type: str,
+             tracker: JobTracker | None, registry: MetricsRegistry | None,
+             where: str) -> tuple[QueueSpec, JobTracker, str]:
+    """The queue, its tracker and the JSON body of ``payload`` once stamped as created."""
+    spec = queue_spec(queue, where)
+    jobs = queue_tracker(spec, tracker, registry)
+    jobs.created(payload, job_type)
+    return spec, jobs, _dumps(payload)
+
+
+def _push(client: Any, spec: QueueSpec, body: str) -> Any:
+    """Push ``body``: the reply (an awaitable on an asyncio client), see :func:`_observe_depth`.
+
+    A list's push answers the depth; a stream's ``XADD`` and ``XLEN`` go in one
+    round trip, answering ``[entry_id, depth]``.
+    """
+    if spec.kind == "list":
+        push = client.lpush if spec.push_left else client.rpush
+        return push(spec.key, body)
+    pipe = client.pipeline(transaction=False)
+    pipe.xadd(spec.key, {STREAM_PAYLOAD_FIELD: body})
+    pipe.xlen(spec.key)
+    return pipe.execute()
+
+
+def _observe_depth(tracker: JobTracker, spec: QueueSpec, reply: Any) -> None:
     registry = tracker.registry
     try:
-        value = float(depth)  # type: ignore[arg-type]
-        registry.histogram("job_enqueue_queue_depth").labels(tracker.queue).observe(value)
+        depth = float(reply if spec.kind == "list" else reply[1])
+        registry.histogram("job_enqueue_queue_depth").labels(tracker.queue).observe(depth)
     except Exception as exc:
         registry.failures.failure("queue_enqueue_depth", exc)
-
 
 
 def enqueue(client: redis.Redis, queue: QueueSpec | str, payload: MutableMapping[str, Any], *,
@@ -54,19 +78,8 @@ def enqueue(client: redis.Redis, queue: QueueSpec | str, payload: MutableMapping
     trip for a stream) is observed in ``job_enqueue_queue_depth{queue}``.
     Redis errors propagate; the job then counts as created but not enqueued.
     """
-    spec = queue_spec(queue, "enqueue")
-    jobs = queue_tracker(spec, tracker, registry)
-    jobs.created(payload, job_type)
-    body = _dumps(payload)
-    if spec.kind == "list":
-        push = client.lpush if spec.push_left else client.rpush
-        depth: object = push(spec.key, body)
-    else:
-        pipe = client.pipeline(transaction=False)
-        pipe.xadd(spec.key, {STREAM_PAYLOAD_FIELD: body})
-        pipe.xlen(spec.key)
-        _entry_id, depth = pipe.execute()
-    _observe_depth(jobs, depth)
+    spec, jobs, body = _stamped(queue, payload, job_type, tracker, registry, "enqueue")
+    _observe_depth(jobs, spec, _push(client, spec, body))
     return payload
 
 
@@ -75,17 +88,6 @@ async def enqueue_async(client: redis.asyncio.Redis, queue: QueueSpec | str,
                         tracker: JobTracker | None = None,
                         registry: MetricsRegistry | None = None) -> MutableMapping[str, Any]:
     """:func:`enqueue` for a ``redis.asyncio`` client."""
-    spec = queue_spec(queue, "enqueue_async")
-    jobs = queue_tracker(spec, tracker, registry)
-    jobs.created(payload, job_type)
-    body = _dumps(payload)
-    if spec.kind == "list":
-        push = client.lpush if spec.push_left else client.rpush
-        depth: object = await push(spec.key, body)
-    else:
-        pipe = client.pipeline(transaction=False)
-        pipe.xadd(spec.key, {STREAM_PAYLOAD_FIELD: body})
-        pipe.xlen(spec.key)
-        _entry_id, depth = await pipe.execute()
-    _observe_depth(jobs, depth)
+    spec, jobs, body = _stamped(queue, payload, job_type, tracker, registry, "enqueue_async")
+    _observe_depth(jobs, spec, await _push(client, spec, body))
     return payload

@@ -18,19 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from promkit.instrument._job_run import JobContext
 from promkit.instrument._queue_common import STREAM_PAYLOAD_FIELD, queue_spec, queue_tracker
 from promkit.instrument._redis_specs import QueueSpec, QueueSpecError
-from promkit.instrument.correlation import (
-    CORRELATION_ID_FIELD,
-    correlation_id_var,
-    extract,
-    new_correlation_id,
-)
+from promkit.instrument.correlation import extract
 from promkit.instrument.jobs import JobTracker
 from promkit.instrument.registry import MetricsRegistry, default_registry
-from promkit.instrument.tracing import annotate_current_span
 
 if TYPE_CHECKING:
     import redis
@@ -70,48 +63,35 @@ class Job:
     @property
     def correlation_id(self) -> str | None:
         """The payload's correlation ID when it is a valid UUID, else None."""
-        return extract(self.payload, (CORRELATION_ID_FIELD,))
+        return extract(self.payload)
 
     @property
     def job_type(self) -> str | None:
         value = self.payload.get("job_type")
         return value if isinstance(value, str) else None
 
-    @contextlib.contextmanager
-    def bound(self) -> Iterator[str]:
-        """Bind the job's correlation ID for the block; yields it.
+    def bound(self) -> JobContext:
+        """Bind the job's context for the block (``with job.bound() as cid``), no metrics.
 
-        Sets :data:`~promkit.instrument.correlation.correlation_id_var` (a new ID when
-        the payload has no valid one), binds ``correlation_id`` and ``job_id``
-        in structlog's contextvars (so plain structlog setups log them too)
-        and sets the correlation attribute on the current span if one is
-        recording. Everything is restored when the block ends.
+        The correlation ID (the payload's when valid, else the one already
+        bound, else a new one) in
+        :data:`~promkit.instrument.correlation.correlation_id_var`, which is
+        structlog's context too, ``job_id`` in structlog's contextvars (so plain
+        structlog set-ups log both), and the correlation attribute of the
+        current span if one is recording: what :meth:`run` and every job run
+        bind. Everything is restored when the block ends.
         """
-        cid = self.correlation_id or correlation_id_var.get() or new_correlation_id()
-        token = correlation_id_var.set(cid)
-        fields: dict[str, Any] = {"correlation_id": cid}
-        if self.job_id is not None:
-            fields["job_id"] = self.job_id
-        log_tokens = structlog.contextvars.bind_contextvars(**fields)
-        annotate_current_span(cid)
-        try:
-            yield cid
-        finally:
-            with contextlib.suppress(ValueError, RuntimeError):
-                structlog.contextvars.reset_contextvars(**log_tokens)
-            with contextlib.suppress(ValueError, RuntimeError):
-                correlation_id_var.reset(token)
+        return JobContext(self.payload)
 
     @contextlib.contextmanager
     def run(self, tracker: JobTracker | None = None, *,
             registry: MetricsRegistry | None = None) -> Iterator[Job]:
-        """:meth:`bound` plus ``tracker.run(payload)``: queue wait, run time, outcome.
+        """Run the job under ``tracker.run(payload)``: its context bound as by :meth:`bound`,
+        queue wait, run time and outcome recorded.
 
         The job's exception propagates unchanged after being recorded.
         """
-        jobs = queue_tracker(self.queue, tracker, registry)
-        # The run binds the payload's ID (or a new one); bound() then reuses it.
-        with jobs.run(self.payload), self.bound():
+        with queue_tracker(self.queue, tracker, registry).run(self.payload):
             yield self
 
     def ack(self, client: redis.Redis) -> None:
@@ -136,6 +116,23 @@ def _stream_group(spec: QueueSpec, group: str | None) -> str:
         return spec.groups[0]
     raise QueueSpecError(f"dequeue from stream {spec.key!r}: name the consumer group "
                          "(group=..., or a spec like stream:KEY:GROUP)")
+
+
+def _pop(client: Any, spec: QueueSpec, timeout: float) -> Any:
+    """Pop the oldest item of a list job queue: the reply (an awaitable on an asyncio client)."""
+    pop = client.brpop if spec.push_left else client.blpop
+    return pop([spec.key], timeout=timeout)
+
+
+def _list_job(spec: QueueSpec, reply: Any, registry: MetricsRegistry | None) -> Job | None:
+    return None if reply is None else Job(spec, _decode(spec, reply[1], registry))
+
+
+def _stream_read(spec: QueueSpec, group: str | None, consumer: str | None,
+                 timeout: float | None) -> tuple[str, str, int | None]:
+    """``XREADGROUP``'s group, consumer and block (ms) for one new entry of ``spec``."""
+    block = None if timeout is None else int(timeout * 1000)
+    return _stream_group(spec, group), consumer or _default_consumer(), block
 
 
 def _decode(spec: QueueSpec, raw: Any, registry: MetricsRegistry | None) -> dict[str, Any]:
@@ -213,12 +210,8 @@ def dequeue(client: redis.Redis, queue: QueueSpec | str, timeout: float = 1.0, *
 
     spec = queue_spec(queue, "dequeue")
     if spec.kind == "list":
-        pop = client.brpop if spec.push_left else client.blpop
-        reply: Any = pop([spec.key], timeout=timeout)
-        return None if reply is None else Job(spec, _decode(spec, reply[1], registry))
-    name = _stream_group(spec, group)
-    who = consumer or _default_consumer()
-    block = None if timeout is None else int(timeout * 1000)
+        return _list_job(spec, _pop(client, spec, timeout), registry)
+    name, who, block = _stream_read(spec, group, consumer, timeout)
     for attempt in (1, 2):
         try:
             reply = client.xreadgroup(name, who, {spec.key: ">"}, count=1, block=block)
@@ -239,12 +232,8 @@ async def dequeue_async(client: redis.asyncio.Redis, queue: QueueSpec | str,
 
     spec = queue_spec(queue, "dequeue_async")
     if spec.kind == "list":
-        pop = client.brpop if spec.push_left else client.blpop
-        reply: Any = await pop([spec.key], timeout=timeout)
-        return None if reply is None else Job(spec, _decode(spec, reply[1], registry))
-    name = _stream_group(spec, group)
-    who = consumer or _default_consumer()
-    block = None if timeout is None else int(timeout * 1000)
+        return _list_job(spec, await _pop(client, spec, timeout), registry)
+    name, who, block = _stream_read(spec, group, consumer, timeout)
     for attempt in (1, 2):
         try:
             reply = await client.xreadgroup(name, who, {spec.key: ">"}, count=1, block=block)

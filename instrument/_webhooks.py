@@ -1,7 +1,10 @@
 """Webhooks: :func:`send_webhook` posts JSON with the correlation ID, as an external call.
 
-The correlation ID goes in the ``X-Correlation-ID`` header and the body's
-``correlation_id`` field; the call is recorded by
+The correlation ID -- the caller's correlation header, else the body's
+``correlation_id``, else the one bound, else a new one (the rule of
+:func:`~promkit.instrument.correlation.resolve_correlation_id`) -- goes in the
+``X-Correlation-ID`` header and the body's ``correlation_id`` field, and is
+bound while the call runs; the call is recorded by
 :func:`promkit.instrument.external.external_call`. The body is never logged.
 """
 
@@ -15,9 +18,8 @@ from promkit.instrument.correlation import (
     CORRELATION_HEADER,
     CORRELATION_ID_FIELD,
     REQUEST_ID_HEADER,
-    correlation_id_var,
-    extract,
-    new_correlation_id,
+    bind_correlation_id,
+    resolve_correlation_id,
     valid_correlation_id,
 )
 from promkit.instrument.registry import MetricsRegistry
@@ -34,8 +36,7 @@ _CORRELATION_HEADERS = frozenset({CORRELATION_HEADER.lower(), REQUEST_ID_HEADER.
 
 
 def _webhook_request(body: Mapping[str, Any], headers: Mapping[str, str] | None
-                     ) -> tuple[dict[str, Any], dict[str, str]]:
-    # Never binds: a webhook sent outside a request leaves the caller's context alone.
+                     ) -> tuple[str, dict[str, Any], dict[str, str]]:
     sent: dict[str, str] = {}
     header_name = CORRELATION_HEADER
     given: str | None = None
@@ -50,12 +51,12 @@ def _webhook_request(body: Mapping[str, Any], headers: Mapping[str, str] | None
                     header_name, named = name, True
             continue
         sent[name] = value
-    cid = (given or extract(body, (CORRELATION_ID_FIELD,)) or correlation_id_var.get()
-           or new_correlation_id())
+    # The caller's header, else the rule with the body as carrier.
+    cid = given if given is not None else resolve_correlation_id(body, (CORRELATION_ID_FIELD,))
     data = dict(body)
     data[CORRELATION_ID_FIELD] = cid
     sent[header_name] = cid
-    return data, sent
+    return cid, data, sent
 
 
 def _external_call(service: str, operation: str, registry: MetricsRegistry | None) -> Any:
@@ -90,8 +91,10 @@ def send_webhook(url: str, body: Mapping[str, Any], *, client: httpx.Client | No
     """
     import httpx
 
-    data, sent = _webhook_request(body, headers)
-    with _external_call(service, operation, registry) as call:
+    cid, data, sent = _webhook_request(body, headers)
+    # Bound for the call only (its log line and exemplar carry the ID the receiver
+    # gets); a webhook sent outside a request leaves the caller's context as it was.
+    with bind_correlation_id(cid), _external_call(service, operation, registry) as call:
         if client is None:
             response = httpx.post(url, json=data, headers=sent, timeout=timeout)
         else:
@@ -110,8 +113,8 @@ async def send_webhook_async(url: str, body: Mapping[str, Any], *,
     """:func:`send_webhook` with an ``httpx.AsyncClient`` (a short-lived one when not given)."""
     import httpx
 
-    data, sent = _webhook_request(body, headers)
-    async with _external_call(service, operation, registry) as call:
+    cid, data, sent = _webhook_request(body, headers)
+    async with bind_correlation_id(cid), _external_call(service, operation, registry) as call:
         if client is None:
             async with httpx.AsyncClient() as own:
                 response = await own.post(url, json=data, headers=sent, timeout=timeout)

@@ -176,7 +176,10 @@ class HttpMetricsMiddleware:
                     found = valid_id(request_id)
                     if found is not None or incoming is None:
                         answer = self._request_id_header
-                cid = found or _correlation.new_correlation_id()
+                # The one rule (correlation.resolve_correlation_id) on the raw headers: the
+                # header, then X-Request-ID, else the ID already bound, else a new one.
+                # Setting the contextvar binds structlog's context too (it is structlog's).
+                cid = found or _correlation.bound_or_new()
                 token = _correlation.correlation_id_var.set(cid)
                 if answer is not None:
                     cid_header = (answer, cid.encode("latin-1"))
@@ -256,7 +259,7 @@ class HttpMetricsMiddleware:
                         self._access_log.log_line(children[1], duration, cid, True)
                     else:
                         self._access_log.log_line(children[1], duration,
-                                                  _correlation.correlation_id_var.get(), False)
+                                                  _correlation.get_correlation_id(), False)
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:
@@ -310,7 +313,8 @@ class HttpMetricsMiddleware:
                 elif key == self._request_id_raw:
                     request_id = value
             valid_id = _correlation.valid_correlation_id
-            cid = valid_id(incoming) or valid_id(request_id) or _correlation.new_correlation_id()
+            cid = (valid_id(incoming) or valid_id(request_id)
+                   or _correlation.bound_or_new())
             token = _correlation.correlation_id_var.set(cid)
             if self._tracing and _tracing.tracing_active():
                 _tracing.annotate_current_span(cid, self.registry.failures)

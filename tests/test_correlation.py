@@ -1,15 +1,27 @@
-"""Correlation IDs: validation, generation, binding, carrying across boundaries."""
+"""Correlation IDs: validation, generation, binding, carrying across boundaries, and the
+one resolution rule at every entry point (HTTP, WebSocket, job creation, the job-run APIs,
+webhooks)."""
 
 import asyncio
+import contextlib
+import functools
 import os
+import re
 import threading
+import time
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
 from promkit.instrument import correlation as corr
+from promkit.instrument.jobs import JobTracker
+from promkit.instrument.middleware import HttpMetricsMiddleware
+from promkit.instrument.queues import Job, QueueSpec, send_webhook
 
 
 def test_new_ids_are_unique_version4_uuids():
@@ -151,3 +163,206 @@ def test_inject_without_a_bound_id_does_not_bind_one():
     second = corr.inject({})["correlation_id"]
     assert first != second and uuid.UUID(first)
     assert corr.get_correlation_id() is None
+
+
+# ------------------------------------------------------------------ the one rule
+
+
+def test_resolve_takes_the_first_valid_id_in_key_order_then_the_bound_one_then_a_new_one():
+    a, b = str(uuid.uuid4()), uuid.uuid4().hex
+    assert corr.resolve_correlation_id({"X-Request-ID": b, "correlation_id": a}) == a
+    assert corr.resolve_correlation_id({"correlation_id": "evil\r\n", "x-request-id": b}) == b
+    assert corr.resolve_correlation_id({"X-Request-ID": b}, ("correlation_id",)) != b
+    with corr.bind_correlation_id() as bound:
+        assert corr.resolve_correlation_id({"correlation_id": "nope"}) == bound
+        assert corr.resolve_correlation_id() == bound
+    fresh = corr.resolve_correlation_id(None)
+    assert corr.valid_correlation_id(fresh) and fresh != corr.resolve_correlation_id()
+    assert corr.get_correlation_id() is None  # resolving binds nothing
+
+
+def test_bind_follows_the_rule_and_works_with_async_with():
+    with corr.bind_correlation_id() as outer, corr.bind_correlation_id("not an id") as inner:
+        assert inner == outer  # the ID already bound, not a new one
+
+    async def main():
+        async with corr.bind_correlation_id() as cid:
+            assert corr.get_correlation_id() == cid
+        return corr.get_correlation_id()
+
+    assert asyncio.run(main()) is None
+
+
+def test_the_bound_id_is_structlogs_context_at_no_extra_cost():
+    # The contextvar carries structlog's prefix: merge_contextvars and get_contextvars see it.
+    assert corr.correlation_id_var.name.startswith(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+    with corr.bind_correlation_id() as cid:
+        assert structlog.contextvars.get_contextvars() == {"correlation_id": cid}
+        assert structlog.contextvars.merge_contextvars(None, "info", {}) == {"correlation_id": cid}
+        # A value passed to the log call wins, as with anything bound.
+        assert structlog.contextvars.merge_contextvars(
+            None, "info", {"correlation_id": "mine"}) == {"correlation_id": "mine"}
+    assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_clear_contextvars_clears_the_id_and_readers_see_none():
+    with corr.bind_correlation_id():
+        structlog.contextvars.clear_contextvars()  # sets the variable to Ellipsis
+        assert corr.correlation_id_var.get() is Ellipsis
+        assert corr.get_correlation_id() is None
+        assert structlog.contextvars.get_contextvars() == {}
+        again = corr.ensure_correlation_id()
+        assert corr.valid_correlation_id(again) and corr.get_correlation_id() == again
+        assert corr.inject({})["correlation_id"] == again
+    assert corr.get_correlation_id() is None
+
+
+def test_no_or_new_correlation_id_outside_the_correlation_module():
+    # One rule: entry points call resolve_correlation_id, never "... or new_correlation_id()".
+    root = Path(corr.__file__).resolve().parent.parent
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("instrument", "exporters", "promkit")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "correlation.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bor\s+(\w+\.)*new_correlation_id\(", line)
+    ]
+    assert offenders == []
+
+
+# ------------------------------------------------- the same rule at every entry point
+
+A, B, C = str(uuid.uuid4()), uuid.uuid4().hex, str(uuid.uuid4())
+BAD = "evil\r\nSet-Cookie: x=1"
+
+
+def _http(first, second, registry, kind="http"):
+    """(ID seen by the app, structlog context seen by the app) through the middleware."""
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen["cid"] = corr.get_correlation_id()
+        seen["context"] = structlog.contextvars.merge_contextvars(None, "info", {})
+        if kind == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000})
+
+    headers = [(name, value.encode()) for name, value in
+               ((b"x-correlation-id", first), (b"x-request-id", second)) if value is not None]
+    scope = {"type": kind, "method": "GET", "path": "/x", "root_path": "", "headers": headers,
+             "query_string": b""}
+
+    async def receive():
+        return {"type": "http.request" if kind == "http" else "websocket.connect"}
+
+    async def send(message):
+        pass
+
+    middleware = HttpMetricsMiddleware(app, registry=registry, log_requests=False)
+    asyncio.run(middleware(scope, receive, send))  # the task copies this context
+    return seen["cid"], seen["context"]
+
+
+def _payload(first, second):
+    payload = {"job_id": "j-42", "job_type": "ocr", "created_at": time.time()}
+    for key, value in (("correlation_id", first), ("X-Request-ID", second)):
+        if value is not None:
+            payload[key] = value
+    return payload
+
+
+def _inside_job():
+    return corr.get_correlation_id(), structlog.contextvars.merge_contextvars(None, "info", {})
+
+
+def _tracker_created(first, second, registry):
+    return JobTracker(registry).created(_payload(first, second), "ocr")["correlation_id"], None
+
+
+def _tracker_run(first, second, registry):
+    with JobTracker(registry).run(_payload(first, second)):
+        return _inside_job()
+
+
+def _tracker_job(first, second, registry):
+    @JobTracker(registry).job()
+    def ocr(**_kwargs):
+        return _inside_job()
+
+    return ocr(**_payload(first, second))
+
+
+def _tracker_started(first, second, registry):
+    run = JobTracker(registry).started(_payload(first, second))
+    try:
+        return _inside_job()
+    finally:
+        run.succeeded()
+
+
+def _queue_job_run(first, second, registry):
+    with Job(QueueSpec("list", "q"), _payload(first, second)).run(registry=registry):
+        return _inside_job()
+
+
+def _queue_job_bound(first, second, registry):
+    with Job(QueueSpec("list", "q"), _payload(first, second)).bound():
+        return _inside_job()
+
+
+def _webhook(first, second, registry):
+    seen = {}
+
+    def handle(request):
+        seen["header"] = request.headers[corr.CORRELATION_HEADER]
+        seen["inside"] = _inside_job()
+        return httpx.Response(200)
+
+    body = {} if second is None else {"correlation_id": second}
+    headers = {} if first is None else {corr.CORRELATION_HEADER: first}
+    with httpx.Client(transport=httpx.MockTransport(handle)) as client:
+        send_webhook("http://x/hook", body, client=client, headers=headers, registry=registry)
+    assert seen["inside"][0] == seen["header"]  # bound while the call runs
+    return seen["header"], seen["inside"][1]
+
+
+ENTRY_POINTS = {
+    "http": _http,
+    "websocket": functools.partial(_http, kind="websocket"),
+    "JobTracker.created": _tracker_created,
+    "JobTracker.run": _tracker_run,
+    "JobTracker.job": _tracker_job,
+    "JobTracker.started": _tracker_started,
+    "Job.run": _queue_job_run,
+    "Job.bound": _queue_job_bound,
+    "webhook": _webhook,
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize(("first", "second", "bound", "expected"), [
+    (A, B, C, A),  # the carrier's first key wins
+    (BAD, B, C, B),  # else its next key
+    (BAD, BAD, C, C),  # else the ID already bound
+    (None, None, None, "new"),  # else a new one
+], ids=["first-key", "second-key", "bound", "new"])
+def test_every_entry_point_follows_the_same_rule(entry, first, second, bound, expected,
+                                                 registry):
+    with corr.bind_correlation_id(bound) if bound else contextlib.nullcontext():
+        cid, context = ENTRY_POINTS[entry](first, second, registry)
+        assert corr.get_correlation_id() == bound  # restored after the entry point
+    if entry == "JobTracker.job" and expected == B:
+        # The decorator's carrier is promkit's payload fields in the kwargs: no X-Request-ID.
+        expected = C
+    if expected == "new":
+        assert corr.valid_correlation_id(cid) and cid not in (A, B, C)
+    else:
+        assert cid == expected
+    if context is not None:  # plain structlog (merge_contextvars alone) sees it
+        assert context["correlation_id"] == cid
+        if entry.startswith("Job"):
+            assert context["job_id"] == "j-42"

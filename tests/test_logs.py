@@ -758,7 +758,9 @@ def test_stage_fast_path_writes_exactly_the_pipeline_line_or_nothing(call, trace
             "none": {}, "promkit": {}, "structlog": {"correlation_id": cid, "job_id": "j-bound"},
             "other key bound": {"tenant": "acme"},
         }[context]
-        token = correlation_id_var.set(cid if context == "promkit" else None)
+        # Unbound unless "promkit": set to None it would be merged as correlation_id=None
+        # (the variable is structlog's context too).
+        token = correlation_id_var.set(cid) if context == "promkit" else None
         try:
             with span, structlog.contextvars.bound_contextvars(**bound):
                 wrote = writer.completed(stage, wall, cpu, job_id)
@@ -771,7 +773,8 @@ def test_stage_fast_path_writes_exactly_the_pipeline_line_or_nothing(call, trace
                     logs.STAGE_COMPLETED_EVENT, stage=stage, latency_ms=logs.round_ms(wall),
                     **fields)
         finally:
-            correlation_id_var.reset(token)
+            if token is not None:
+                correlation_id_var.reset(token)
         slow = list(own.lines)
     assert fast == (slow if wrote else [])
     plain = stage in ("ocr", "tts") and job_id in (None, "j-1")
