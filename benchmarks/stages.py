@@ -150,14 +150,14 @@ def _build(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[int], float]]
 
     def unchained(run: Callable[[int], float]) -> Callable[[int], float]:
         # Stages far apart: every start reads the CPU clock (no window to chain in).
-        from promkit.instrument import stages
+        from promkit.instrument import _cpu_clock
 
         def wrapped(n: int) -> float:
-            saved, stages._CHAIN_WINDOW = stages._CHAIN_WINDOW, 0.0
+            saved, _cpu_clock.CHAIN_WINDOW = _cpu_clock.CHAIN_WINDOW, 0.0
             try:
                 return run(n)
             finally:
-                stages._CHAIN_WINDOW = saved
+                _cpu_clock.CHAIN_WINDOW = saved
         return wrapped
 
     def clock(n: int) -> float:
@@ -194,9 +194,10 @@ def _line_entries() -> dict[str, Callable[[int], float]]:
     """The cost of one log line: the stage completion event vs the access-log fast path."""
     import structlog
 
+    from promkit.instrument._stage_runs import stage_lines
+    from promkit.instrument._worker_log import worker_log
     from promkit.instrument.correlation import correlation_id_var, new_correlation_id
     from promkit.instrument.logs import access_logger
-    from promkit.instrument.stages import stage_lines, worker_log
 
     access = access_logger()
     cid = new_correlation_id()

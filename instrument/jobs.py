@@ -49,8 +49,9 @@ from typing import Any, TypeVar
 import structlog
 
 from promkit.instrument import correlation as _correlation
+from promkit.instrument._error_codes import ErrorCodeMapper, error_code_for
+from promkit.instrument._worker_log import worker_log
 from promkit.instrument.registry import MetricsRegistry, default_registry
-from promkit.instrument.stages import ErrorCodeMapper, error_code_for, worker_log
 
 __all__ = [
     "CREATED_AT_FIELD",

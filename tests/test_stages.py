@@ -110,7 +110,7 @@ def test_decorator_preserves_name_doc_and_signature(registry):
 
 
 class FakeClocks:
-    """Stand-ins for the wall clock and the thread CPU clock of promkit.instrument.stages."""
+    """Stand-ins for the wall clock and the thread CPU clock of the stage timers."""
 
     def __init__(self):
         self.wall, self.cpu, self.cpu_reads = 100.0, 5.0, 0
@@ -130,12 +130,13 @@ class FakeClocks:
 
 @pytest.fixture
 def clocks(monkeypatch):
-    from promkit.instrument import stages
+    from promkit.instrument import _cpu_clock, _stage_runs, _stage_steps, stages
 
     fake = FakeClocks()
-    monkeypatch.setattr(stages, "perf_counter", fake.perf_counter)
-    monkeypatch.setattr(stages, "thread_time", fake.thread_time)
-    monkeypatch.setattr(stages._cpu_reading, "last", (-math.inf, 0.0))
+    for module in (stages, _stage_runs, _stage_steps):  # every module that reads perf_counter
+        monkeypatch.setattr(module, "perf_counter", fake.perf_counter)
+    monkeypatch.setattr(_cpu_clock, "thread_time", fake.thread_time)
+    monkeypatch.setattr(_cpu_clock.cpu_reading, "last", (-math.inf, 0.0))
     return fake
 
 
@@ -212,14 +213,14 @@ def test_cpu_readings_are_not_shared_between_threads(registry, clocks):
 
 
 def test_a_forked_child_forgets_the_parents_cpu_reading():
-    from promkit.instrument import stages
+    from promkit.instrument._cpu_clock import cpu_reading
 
     with stage_timer("parent"):
         pass
-    assert stages._cpu_reading.last[0] > 0
+    assert cpu_reading.last[0] > 0
     pid = os.fork()
     if pid == 0:  # the child: exit status says whether the reading was forgotten
-        os._exit(0 if stages._cpu_reading.last[0] == -math.inf else 1)
+        os._exit(0 if cpu_reading.last[0] == -math.inf else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 
