@@ -3,13 +3,14 @@
 Reading the thread CPU clock (:func:`time.thread_time`) is a system call (the
 vDSO does not serve it): 0.2-0.6 us, as much as the rest of a stage timer.
 Stages often follow one another closely (stages run back to back, the steps
-of async stages on one loop), so a stage that starts within
-:data:`CHAIN_WINDOW` of the thread's last reading takes as its start that
-reading plus the wall time since (:func:`cpu_at`): exact while the thread ran
-in between. Had it been preempted or blocked there, the stage's CPU comes out
-short by that pause (10 us at most), never over its true value and never
-below zero. Every closing reading (:func:`read_cpu`) is kept for the next
-start on the same thread.
+of async stages on one loop), so a stage boundary (a start, an end, an async
+stage's suspension or resumption) within :data:`CHAIN_WINDOW` of the thread's
+last reading takes that reading plus the wall time since (:func:`cpu_at`):
+exact while the thread ran in between; the clock is read at most once per
+10 us of a thread's wall time. Had the thread been preempted or blocked in
+such a gap, the boundary is off by that pause (under 10 us), so a stage's CPU
+comes out within 10 us of its true value either way (the timers keep it
+between zero and the stage's wall time).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import os
 import threading
 from time import thread_time
 
-__all__ = ["CHAIN_WINDOW", "cpu_at", "cpu_reading", "read_cpu"]
+__all__ = ["CHAIN_WINDOW", "cpu_at", "cpu_reading"]
 
 CHAIN_WINDOW = 10e-6
-"""A start this soon (wall seconds) after the thread's last CPU reading is derived from it."""
+"""A boundary this soon (wall seconds) after the thread's last CPU reading is derived from it."""
 
 
 class _LastCpuReading(threading.local):
-    """This thread's latest closing CPU-clock reading.
+    """This thread's latest CPU-clock reading.
 
     ``last = (perf_counter(), thread_time())``, read in that order.
     """
@@ -46,14 +47,15 @@ def _forget_cpu_reading() -> None:
 os.register_at_fork(after_in_child=_forget_cpu_reading)
 
 
-def cpu_at(t0: float) -> float:
-    """The thread CPU clock at ``t0`` (a ``perf_counter()`` value just read)."""
+def cpu_at(t: float) -> float:
+    """The thread CPU clock at ``t`` (a ``perf_counter()`` value just read).
+
+    Derived from the thread's last reading when that is less than
+    :data:`CHAIN_WINDOW` old, else read (and kept for the next call).
+    """
     t_last, c_last = cpu_reading.last
-    return c_last + (t0 - t_last) if t0 - t_last < CHAIN_WINDOW else thread_time()
-
-
-def read_cpu(t1: float) -> float:
-    """The thread CPU clock now (``t1``: ``perf_counter()`` just before), kept for a next start."""
-    c1 = thread_time()
-    cpu_reading.last = (t1, c1)
-    return c1
+    if t - t_last < CHAIN_WINDOW:
+        return c_last + (t - t_last)
+    c = thread_time()
+    cpu_reading.last = (t, c)
+    return c

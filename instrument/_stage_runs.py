@@ -21,7 +21,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from promkit.instrument._cpu_clock import read_cpu
+from promkit.instrument._cpu_clock import cpu_at
 from promkit.instrument._error_codes import ErrorCodeMapper, error_code_for
 from promkit.instrument._metrics import NULL_CHILD, paired_recorder
 from promkit.instrument._safety import FailureSink
@@ -151,7 +151,7 @@ def succeeded(stage: Stage, t0: float, c0: float | None, job_id: Any) -> None:
         cpu = None
         stage.duration.observe(wall)
     else:
-        cpu = read_cpu(t1) - c0
+        cpu = cpu_at(t1) - c0
         # A thread spends at most its wall time on CPU. The two clocks are read a
         # few tens of ns apart, which a sub-microsecond stage can show as more.
         if cpu > wall:
@@ -181,7 +181,7 @@ def failed(stage: Stage, t0: float, c0: float | None, exc: BaseException,
     """Close a run that raised ``exc`` (which the caller re-raises): record, count, log."""
     t1 = perf_counter()
     wall = t1 - t0
-    cpu = None if c0 is None else min(max(read_cpu(t1) - c0, 0.0), wall)
+    cpu = None if c0 is None else min(max(cpu_at(t1) - c0, 0.0), wall)
     try:
         if cpu is None:
             stage.duration.observe(wall)

@@ -14,7 +14,7 @@ from collections.abc import Generator
 from time import perf_counter
 from typing import Any
 
-from promkit.instrument._cpu_clock import cpu_at, read_cpu
+from promkit.instrument._cpu_clock import cpu_at
 
 __all__ = ["later_steps"]
 
@@ -33,7 +33,7 @@ def later_steps(step: Any, yielded: Any, c0: list[Any]) -> Generator[Any, Any, A
     caller reads the clock then) ``now - c0[0]`` is the CPU of its own steps.
     """
     send = step.send
-    paused = read_cpu(perf_counter())
+    paused = cpu_at(perf_counter())
     while True:
         thrown: BaseException | None = None
         try:
@@ -49,4 +49,4 @@ def later_steps(step: Any, yielded: Any, c0: list[Any]) -> Generator[Any, Any, A
             yielded = send(value) if thrown is None else step.throw(thrown)
         except StopIteration as stop:
             return stop.value
-        paused = read_cpu(perf_counter())
+        paused = cpu_at(perf_counter())

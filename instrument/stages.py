@@ -6,8 +6,9 @@ block. Each run records
 
 * ``job_stage_duration_seconds{stage}`` -- wall time (successes and failures);
 * ``job_stage_cpu_seconds_total{stage}`` -- CPU time from the thread's CPU
-  clock (:func:`time.thread_time`; a stage starting within 10 us of another's
-  end takes that reading as its start, see :mod:`promkit.instrument._cpu_clock`);
+  clock (:func:`time.thread_time`, read at most once per 10 us of a thread's
+  wall time, a boundary near a reading derived from it: within 10 us of the
+  true value, see :mod:`promkit.instrument._cpu_clock`);
 * ``job_stage_failures_total{stage, error_code}`` -- when an exception escapes,
   which is then re-raised unchanged (the same object, its traceback intact).
 
