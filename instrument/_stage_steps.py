@@ -28,25 +28,30 @@ def later_steps(step: Any, yielded: Any, c0: list[Any]) -> Generator[Any, Any, A
     event loop untouched, and what the loop sends or throws goes back in, so
     results and cancellation behave exactly as with a plain ``await``.
 
-    ``c0[0]`` is the stage's CPU start; each suspension moves it on by the
-    CPU the thread spent elsewhere meanwhile, so that when the stage ends (the
-    caller reads the clock then) ``now - c0[0]`` is the CPU of its own steps.
+    ``c0[0]`` is the stage's CPU start (None: ``cpu=False``, no CPU counted);
+    each suspension moves it on by the CPU the thread spent elsewhere
+    meanwhile, so that when the stage ends (the caller reads the clock then)
+    ``now - c0[0]`` is the CPU of its own steps.
     """
     send = step.send
-    paused = cpu_at(perf_counter())
+    cpu = c0[0] is not None
+    paused = cpu_at(perf_counter()) if cpu else 0.0
     while True:
         thrown: BaseException | None = None
         try:
             value = yield yielded
         except GeneratorExit:
-            c0[0] += cpu_at(perf_counter()) - paused  # closing runs the stage's own code
+            if cpu:  # closing runs the stage's own code
+                c0[0] += cpu_at(perf_counter()) - paused
             step.close()
             raise
         except BaseException as exc:
             thrown, value = exc, None
-        c0[0] += cpu_at(perf_counter()) - paused
+        if cpu:
+            c0[0] += cpu_at(perf_counter()) - paused
         try:
             yielded = send(value) if thrown is None else step.throw(thrown)
         except StopIteration as stop:
             return stop.value
-        paused = cpu_at(perf_counter())
+        if cpu:
+            paused = cpu_at(perf_counter())

@@ -147,25 +147,11 @@ class StageTimer:
 
             return sync_stage  # type: ignore[return-value]
 
-        if not self._cpu:
-
-            @functools.wraps(func)
-            async def async_wall_stage(*args: Any, **kwargs: Any) -> Any:
-                stage, t0, c0 = start()
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    failed(stage, t0, c0, exc, mapper, job_id)
-                    raise
-                succeeded(stage, t0, c0, job_id)
-                return result
-
-            return async_wall_stage  # type: ignore[return-value]
-
         @functools.wraps(func)
         async def async_stage(*args: Any, **kwargs: Any) -> Any:
-            # The first step runs here, between two CPU-clock readings; a stage that
-            # suspends is driven on by later_steps, which counts only its own steps.
+            # The first step runs here, between the clock readings of _open and
+            # succeeded/failed; a stage that suspends is driven on by later_steps,
+            # which counts only its own steps' CPU.
             stage, t0, c0 = start()
             try:
                 awaitable = func(*args, **kwargs)

@@ -6,20 +6,10 @@ import os
 import threading
 
 import pytest
+from _stage_helpers import CPU, DURATION, Boom, sample  # tests/ is on sys.path
 
 from promkit.instrument import _cpu_clock
 from promkit.instrument.stages import stage_timer
-
-DURATION = "job_stage_duration_seconds"
-CPU = "job_stage_cpu_seconds_total"
-
-
-class Boom(Exception):
-    pass
-
-
-def sample(registry, name, **labels):
-    return registry.collector_registry.get_sample_value(name, labels)
 
 
 class FakeClocks:

@@ -1,6 +1,7 @@
 """Error codes (instrument/_error_codes.py): mapper precedence, fallbacks, failures counted."""
 
 import pytest
+from _stage_helpers import FAILURES, Boom, sample  # tests/ is on sys.path
 
 from promkit.instrument.stages import (
     error_code_for,
@@ -8,16 +9,6 @@ from promkit.instrument.stages import (
     set_error_code_mapper,
     stage_timer,
 )
-
-FAILURES = "job_stage_failures_total"
-
-
-class Boom(Exception):
-    pass
-
-
-def sample(registry, name, **labels):
-    return registry.collector_registry.get_sample_value(name, labels)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""stage_timer: decorators and context managers, CPU time, failures, error codes, logs."""
+"""stage_timer: decorators and context managers, CPU time, failures, logs."""
 
 import asyncio
 import inspect
@@ -7,26 +7,11 @@ import time
 
 import pytest
 import structlog
+from _stage_helpers import CPU, DURATION, FAILURES, Boom, sample  # tests/ is on sys.path
 from structlog.testing import LogCapture
 
 from promkit.instrument import correlation
-from promkit.instrument.stages import (
-    get_error_code_mapper,
-    set_error_code_mapper,
-    stage_timer,
-)
-
-DURATION = "job_stage_duration_seconds"
-CPU = "job_stage_cpu_seconds_total"
-FAILURES = "job_stage_failures_total"
-
-
-class Boom(Exception):
-    pass
-
-
-def sample(registry, name, **labels):
-    return registry.collector_registry.get_sample_value(name, labels)
+from promkit.instrument.stages import stage_timer
 
 
 def burn_cpu(seconds: float) -> None:
@@ -57,13 +42,6 @@ def logs():
         yield capture.entries
     finally:
         structlog.configure(**saved)
-
-
-@pytest.fixture(autouse=True)
-def _restore_mapper():
-    previous = get_error_code_mapper()
-    yield
-    set_error_code_mapper(previous)
 
 
 # ------------------------------------------------------------------ sync decorator
@@ -238,6 +216,23 @@ async def test_async_decorator_counts_cpu_only_while_the_stage_runs(registry):
 
     await asyncio.gather(block(), busy_neighbour())
     assert sample(registry, CPU, stage="block") >= 0.09
+
+
+async def test_async_cpu_false_records_wall_time_only(registry):
+    @stage_timer("upload", registry=registry, cpu=False)
+    async def upload(fail: bool) -> str:
+        await asyncio.sleep(0.01)
+        if fail:
+            raise Boom()
+        return "ok"
+
+    assert await upload(False) == "ok"
+    with pytest.raises(Boom):
+        await upload(True)
+    assert sample(registry, DURATION + "_count", stage="upload") == 2
+    assert sample(registry, DURATION + "_sum", stage="upload") >= 0.02
+    assert sample(registry, FAILURES, stage="upload", error_code="Boom") == 1
+    assert sample(registry, CPU, stage="upload") is None
 
 
 async def test_async_with_records_success_and_failure(registry):
