@@ -113,7 +113,9 @@ class StageTimer:
         stage = self._resolved
         if stage is None:
             stage = self._resolved = resolve(self._registry, self.stage)
-        if worker_log.levels.get(_DEBUG) is not False:  # DEBUG known off: no call
+        # DEBUG known off: no call (-3.6k instructions per sync stage at INFO, -2.2k nothing
+        # configured, vs calling started() always: benchmarks.instructions --driver stages).
+        if worker_log.levels.get(_DEBUG) is not False:
             started(stage, self.job_id)
         t0 = perf_counter()
         return stage, t0, cpu_at(t0) if self._cpu else None
