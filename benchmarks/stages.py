@@ -149,15 +149,15 @@ def _build(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[int], float]]
         return time.perf_counter() - t0
 
     def unchained(run: Callable[[int], float]) -> Callable[[int], float]:
-        # Stages far apart: every start reads the CPU clock (no window to chain in).
-        from promkit.instrument import stages
+        # Stages far apart and long: every start and end reads the CPU clock (no window).
+        from promkit.instrument import _cpu_clock
 
         def wrapped(n: int) -> float:
-            saved, stages._CHAIN_WINDOW = stages._CHAIN_WINDOW, 0.0
+            saved, _cpu_clock.CHAIN_WINDOW = _cpu_clock.CHAIN_WINDOW, 0.0
             try:
                 return run(n)
             finally:
-                stages._CHAIN_WINDOW = saved
+                _cpu_clock.CHAIN_WINDOW = saved
         return wrapped
 
     def clock(n: int) -> float:
@@ -194,9 +194,10 @@ def _line_entries() -> dict[str, Callable[[int], float]]:
     """The cost of one log line: the stage completion event vs the access-log fast path."""
     import structlog
 
+    from promkit.instrument._stage_runs import stage_lines
+    from promkit.instrument._worker_log import worker_log
     from promkit.instrument.correlation import bind_correlation_id, new_correlation_id
     from promkit.instrument.logs import access_logger
-    from promkit.instrument.stages import stage_lines, worker_log
 
     access = access_logger()
     cid = new_correlation_id()
@@ -304,7 +305,7 @@ def run(n: int, reps: int) -> tuple[str, dict[str, Any]]:
         for form, variant, note in (
                 (form, variant, note) for variant, note in (
                     ("cpu=False", "`cpu=False`"),
-                    ("unchained", "CPU clock read at start too (stages > 10 us apart)"))
+                    ("unchained", "CPU clock read at both ends (stages > 10 us apart and long)"))
                 for form in ("sync decorator", "async decorator")):
             pk = med[(setup, f"promkit {form}, {variant}")]
             pc = med[(setup, f"prometheus_client {form}")]
@@ -335,9 +336,10 @@ def run(n: int, reps: int) -> tuple[str, dict[str, Any]]:
         "Per-call times include the loop and the empty function call "
         f"(creating and closing an empty coroutine: {bare:,.0f} ns). One read of the thread "
         f"CPU clock, `time.thread_time()`, costs {clock_ns:,.0f} ns here. `cpu=True` reads it "
-        "once per call when stages follow each other within 10 us, as here (a start is the "
-        "previous stage's closing reading plus the wall time since), twice otherwise "
-        "(the \"read at start too\" rows).",
+        "at most once per 10 us of the thread's wall time (a start or end within 10 us of "
+        "the thread's last reading is that reading plus the wall time since): here about "
+        "once every few calls; twice per call for long stages far apart (the \"read at "
+        "both ends\" rows).",
         "",
         "INFO minus WARNING, i.e. what the `stage completed` line adds per call: "
         + ", ".join(f"{form} {extra:,.0f} ns" for form, extra in info_extra.items()) + ".",

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from promkit.instrument import correlation as _correlation
-from promkit.instrument.stages import error_code_for, worker_log
+from promkit.instrument._error_codes import error_code_for
+from promkit.instrument._worker_log import worker_log
 from promkit.instrument.tracing import annotate_current_span
 
 if TYPE_CHECKING:

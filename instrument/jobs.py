@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from promkit.instrument import correlation as _correlation
+from promkit.instrument._error_codes import ErrorCodeMapper
 from promkit.instrument._job_run import (
     CREATED_AT_FIELD,
     JOB_ID_FIELD,
@@ -67,8 +68,8 @@ from promkit.instrument._job_run import (
     payload_get,
     payload_label,
 )
+from promkit.instrument._worker_log import worker_log
 from promkit.instrument.registry import MetricsRegistry, default_registry
-from promkit.instrument.stages import ErrorCodeMapper, worker_log
 
 __all__ = [
     "CREATED_AT_FIELD",

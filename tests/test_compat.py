@@ -185,8 +185,10 @@ def test_structlog_stdlib_logger_read(saved_structlog):
 
 def test_stage_levels_are_honoured_without_the_level_caches(
         monkeypatch, saved_structlog, registry):
-    monkeypatch.setattr(stages, "level_cache", lambda logger: {})
-    monkeypatch.setattr(stages, "structlog_stdlib_logger", lambda bound: None)
+    from promkit.instrument import _worker_log
+
+    monkeypatch.setattr(_worker_log, "level_cache", lambda logger: {})
+    monkeypatch.setattr(_worker_log, "structlog_stdlib_logger", lambda bound: None)
     monkeypatch.setattr(logs, "level_cache", lambda logger: {})
     stages.worker_log.forget()
     entries: list[dict[str, Any]] = []

@@ -1,36 +1,17 @@
-"""stage_timer: decorators and context managers, CPU time, failures, error codes, logs."""
+"""stage_timer: decorators and context managers, CPU time, failures, logs."""
 
 import asyncio
 import inspect
 import logging
-import math
-import os
-import threading
 import time
 
 import pytest
 import structlog
+from _stage_helpers import CPU, DURATION, FAILURES, Boom, sample  # tests/ is on sys.path
 from structlog.testing import LogCapture
 
 from promkit.instrument import correlation
-from promkit.instrument.stages import (
-    error_code_for,
-    get_error_code_mapper,
-    set_error_code_mapper,
-    stage_timer,
-)
-
-DURATION = "job_stage_duration_seconds"
-CPU = "job_stage_cpu_seconds_total"
-FAILURES = "job_stage_failures_total"
-
-
-class Boom(Exception):
-    pass
-
-
-def sample(registry, name, **labels):
-    return registry.collector_registry.get_sample_value(name, labels)
+from promkit.instrument.stages import stage_timer
 
 
 def burn_cpu(seconds: float) -> None:
@@ -61,13 +42,6 @@ def logs():
         yield capture.entries
     finally:
         structlog.configure(**saved)
-
-
-@pytest.fixture(autouse=True)
-def _restore_mapper():
-    previous = get_error_code_mapper()
-    yield
-    set_error_code_mapper(previous)
 
 
 # ------------------------------------------------------------------ sync decorator
@@ -107,132 +81,6 @@ def test_decorator_preserves_name_doc_and_signature(registry):
     assert inspect.iscoroutinefunction(awrapped)
     assert inspect.signature(awrapped) == inspect.signature(aocr)
     assert not inspect.iscoroutinefunction(wrapped)
-
-
-class FakeClocks:
-    """Stand-ins for the wall clock and the thread CPU clock of promkit.instrument.stages."""
-
-    def __init__(self):
-        self.wall, self.cpu, self.cpu_reads = 100.0, 5.0, 0
-
-    def perf_counter(self):
-        return self.wall
-
-    def thread_time(self):
-        self.cpu_reads += 1
-        return self.cpu
-
-    def run(self, seconds, on_cpu=True):
-        self.wall += seconds
-        if on_cpu:
-            self.cpu += seconds
-
-
-@pytest.fixture
-def clocks(monkeypatch):
-    from promkit.instrument import stages
-
-    fake = FakeClocks()
-    monkeypatch.setattr(stages, "perf_counter", fake.perf_counter)
-    monkeypatch.setattr(stages, "thread_time", fake.thread_time)
-    monkeypatch.setattr(stages._cpu_reading, "last", (-math.inf, 0.0))
-    return fake
-
-
-def test_a_stage_right_after_another_starts_from_its_cpu_reading(registry, clocks):
-    @stage_timer("ocr", registry=registry)
-    def ocr(cpu_seconds, sleep_seconds=0.0):
-        clocks.run(cpu_seconds)
-        clocks.run(sleep_seconds, on_cpu=False)
-
-    ocr(0.002, 0.001)
-    assert clocks.cpu_reads == 2
-    clocks.run(5e-6)  # the caller runs for 5 us, then the next stage starts: no reading
-    ocr(0.003)
-    assert clocks.cpu_reads == 3
-    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.005, abs=1e-12)
-    clocks.run(20e-6)  # 20 us later: beyond the window, read again
-    ocr(0.001)
-    assert clocks.cpu_reads == 5
-    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006, abs=1e-12)
-    # Preempted for the 8 us in between: that stage's CPU comes out short by them, never
-    # over, never below zero.
-    clocks.run(8e-6, on_cpu=False)
-    ocr(0.000010)
-    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006002, abs=1e-12)
-    clocks.run(8e-6, on_cpu=False)
-    ocr(0.000001)
-    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.006002, abs=1e-12)
-    assert sample(registry, DURATION + "_count", stage="ocr") == 5
-
-    @stage_timer("ocr", registry=registry)
-    def failing():
-        clocks.run(0.002)
-        raise Boom()
-
-    reads = clocks.cpu_reads
-    with pytest.raises(Boom):
-        failing()  # right after the last stage: a failure is timed the same way
-    assert clocks.cpu_reads == reads + 1
-    assert sample(registry, CPU, stage="ocr") == pytest.approx(0.008002, abs=1e-12)
-
-
-async def test_async_stages_and_with_blocks_chain_their_readings_too(registry, clocks):
-    @stage_timer("fetch", registry=registry)
-    async def fetch():
-        clocks.run(0.001)
-        await asyncio.sleep(0)  # a second step
-        clocks.run(0.002)
-
-    await fetch()
-    with stage_timer("parse", registry=registry):
-        clocks.run(0.004)
-    async with stage_timer("store", registry=registry):
-        clocks.run(0.008)
-    # fetch: two readings around its first step and one at the end of its second (which
-    # starts from the reading before it, the loop's own time being not counted); parse
-    # and store: one each.
-    assert clocks.cpu_reads == 5
-    assert sample(registry, CPU, stage="fetch") == pytest.approx(0.003, abs=1e-12)
-    assert sample(registry, CPU, stage="parse") == pytest.approx(0.004, abs=1e-12)
-    assert sample(registry, CPU, stage="store") == pytest.approx(0.008, abs=1e-12)
-
-
-def test_cpu_readings_are_not_shared_between_threads(registry, clocks):
-    @stage_timer("ocr", registry=registry)
-    def ocr():
-        clocks.run(0.001)
-
-    ocr()
-    assert clocks.cpu_reads == 2
-    thread = threading.Thread(target=ocr)  # same instant, other thread: its own readings
-    thread.start()
-    thread.join()
-    assert clocks.cpu_reads == 4
-
-
-def test_a_forked_child_forgets_the_parents_cpu_reading():
-    from promkit.instrument import stages
-
-    with stage_timer("parent"):
-        pass
-    assert stages._cpu_reading.last[0] > 0
-    pid = os.fork()
-    if pid == 0:  # the child: exit status says whether the reading was forgotten
-        os._exit(0 if stages._cpu_reading.last[0] == -math.inf else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
-def test_cpu_of_back_to_back_stages_stays_within_their_wall_time(registry):
-    @stage_timer("tiny", registry=registry)
-    def tiny():
-        pass
-
-    for _ in range(2000):
-        tiny()
-    cpu = sample(registry, CPU, stage="tiny")
-    assert 0 <= cpu <= sample(registry, DURATION + "_sum", stage="tiny")
 
 
 def test_sync_failure_is_counted_and_the_same_exception_propagates(registry):
@@ -370,6 +218,23 @@ async def test_async_decorator_counts_cpu_only_while_the_stage_runs(registry):
     assert sample(registry, CPU, stage="block") >= 0.09
 
 
+async def test_async_cpu_false_records_wall_time_only(registry):
+    @stage_timer("upload", registry=registry, cpu=False)
+    async def upload(fail: bool) -> str:
+        await asyncio.sleep(0.01)
+        if fail:
+            raise Boom()
+        return "ok"
+
+    assert await upload(False) == "ok"
+    with pytest.raises(Boom):
+        await upload(True)
+    assert sample(registry, DURATION + "_count", stage="upload") == 2
+    assert sample(registry, DURATION + "_sum", stage="upload") >= 0.02
+    assert sample(registry, FAILURES, stage="upload", error_code="Boom") == 1
+    assert sample(registry, CPU, stage="upload") is None
+
+
 async def test_async_with_records_success_and_failure(registry):
     async with stage_timer("fetch", registry=registry):
         await asyncio.sleep(0.01)
@@ -413,57 +278,6 @@ async def test_async_decorator_passes_results_and_thrown_values_through(registry
     assert await task == "handled"
     assert sample(registry, DURATION + "_count", stage="inner") == 1
     assert sample(registry, FAILURES, stage="inner", error_code="CancelledError") is None
-
-
-# ----------------------------------------------------------------------- error codes
-
-
-def test_error_code_default_global_and_per_timer(registry):
-    class RateLimited(Exception):
-        pass
-
-    def fail(exc, **options):
-        @stage_timer("llm", registry=registry, **options)
-        def call():
-            raise exc
-
-        with pytest.raises(type(exc)):
-            call()
-
-    fail(RateLimited())
-    assert sample(registry, FAILURES, stage="llm", error_code="RateLimited") == 1
-
-    set_error_code_mapper(lambda exc: "429" if isinstance(exc, RateLimited) else None)
-    fail(RateLimited())
-    fail(Boom())  # None from the mapper means the default
-    assert sample(registry, FAILURES, stage="llm", error_code="429") == 1
-    assert sample(registry, FAILURES, stage="llm", error_code="Boom") == 1
-
-    fail(RateLimited(), error_code=lambda exc: "rate_limited")  # per-timer beats global
-    assert sample(registry, FAILURES, stage="llm", error_code="rate_limited") == 1
-
-
-def test_failing_mapper_falls_back_to_class_name_and_is_counted(registry):
-    def broken(exc):
-        raise RuntimeError("mapper bug")
-
-    with pytest.raises(Boom), stage_timer("llm", registry=registry, error_code=broken):
-        raise Boom()
-    assert sample(registry, FAILURES, stage="llm", error_code="Boom") == 1
-    assert sample(registry, "promkit_instrumentation_errors_total",
-                  cause="error_code_mapper:RuntimeError") == 1
-
-    with pytest.raises(Boom), stage_timer("llm", registry=registry, error_code=lambda e: 42):
-        raise Boom()
-    assert sample(registry, FAILURES, stage="llm", error_code="Boom") == 2
-    assert sample(registry, "promkit_instrumentation_errors_total",
-                  cause="error_code_mapper:TypeError") == 1
-
-
-def test_error_code_for_helper():
-    assert error_code_for(KeyError("x")) == "KeyError"
-    assert error_code_for(KeyError("x"), lambda e: "missing") == "missing"
-    assert error_code_for(KeyError("x"), lambda e: "") == "KeyError"
 
 
 # ----------------------------------------------------------------------------- logs
