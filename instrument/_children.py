@@ -146,12 +146,9 @@ class CounterChild(_ScalarSeries):
             finally:
                 self._lock.release()
             if exemplar is not None:
-                self._set_exemplar(exemplar, amount)
+                self._exemplar = (exemplar, amount, time.time())
         except Exception as exc:
             self._sink.failure("counter_inc", exc)
-
-    def _set_exemplar(self, exemplar: ExemplarLabels, amount: float) -> None:
-        self._exemplar = (exemplar, amount, time.time())
 
     def get(self) -> float:
         return self._value

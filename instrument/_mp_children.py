@@ -54,17 +54,14 @@ class MultiprocessCounterChild(CounterChild):
                 raise ValueError(f"counters only go up; got increment {amount!r}")
             self._mv.inc(amount)
             if exemplar is not None:
-                self._set_exemplar(exemplar, amount)
+                self._exemplar = (exemplar, amount, time.time())
+                store = self._xstore
+                if store is None:
+                    store = self._xstore = self._track_exemplars()
+                if not store.dirty:
+                    store.mark_dirty()  # its thread writes the file within a second
         except Exception as exc:
             self._sink.failure("counter_inc", exc)
-
-    def _set_exemplar(self, exemplar: ExemplarLabels, amount: float) -> None:
-        super()._set_exemplar(exemplar, amount)
-        store = self._xstore
-        if store is None:
-            store = self._xstore = self._track_exemplars()
-        if not store.dirty:
-            store.mark_dirty()  # its thread writes the file within a second
 
     def _track_exemplars(self) -> Any:
         store = process_store(self._sink)
