@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client.samples import Exemplar
 
+from promkit.instrument._exemplars import EXEMPLAR_MAX_RUNES
 from promkit.instrument._mp_exemplars import (
     FILE_NAME,
     FILE_PREFIX,
@@ -51,8 +52,6 @@ logger = logging.getLogger("promkit.exporters")
 
 MAX_AGE_SECONDS = 3600.0
 """A dead process's exemplar file is removed once it is this old."""
-# OpenMetrics caps an exemplar's label set (names + values) at 128 characters.
-_EXEMPLAR_MAX_RUNES = 128
 
 
 def _pid_of(name: str) -> tuple[int, bool] | None:
@@ -82,7 +81,7 @@ def _parse(data: str) -> list[tuple[SampleKey, float, Exemplar]]:
             if not isinstance(text, str) or not LABEL_NAME.match(label):
                 raise ValueError(f"malformed exemplar labels {labels!r:.200}")
             size += len(label) + len(text)
-        if size > _EXEMPLAR_MAX_RUNES:
+        if size > EXEMPLAR_MAX_RUNES:
             raise ValueError(f"exemplar labels have {size} characters")
         value, timestamp = float(value), float(timestamp)
         if not math.isfinite(timestamp) or value != value:

@@ -43,6 +43,7 @@ from opentelemetry.util.types import AttributeValue
 
 from promkit._version import __version__
 from promkit.instrument._compat import global_tracer_provider, span_ids
+from promkit.instrument._exemplars import CORRELATION_EXEMPLAR_LABEL, EXEMPLAR_MAX_RUNES
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import correlation_id_var
 
@@ -73,9 +74,8 @@ INSTRUMENTATION_NAME = "promkit"
 """Instrumentation scope name of the spans promkit starts."""
 
 # OpenMetrics caps the label set of one exemplar (names + values) at 128 characters.
-_EXEMPLAR_MAX_RUNES = 128
-_CORRELATION_KEY = "correlation_id"
-_MAX_CORRELATION_VALUE = _EXEMPLAR_MAX_RUNES - len(_CORRELATION_KEY)
+_CORRELATION_KEY = CORRELATION_EXEMPLAR_LABEL
+_MAX_CORRELATION_VALUE = EXEMPLAR_MAX_RUNES - len(_CORRELATION_KEY)
 
 _fallback_sink = FailureSink()  # logs the first failure of each cause; counts nothing
 
