@@ -77,7 +77,7 @@ class HttpServer:
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[Connection] = set()  # every connection, with a slot or not
-        self._slots = ConnectionSlots(self.limits.max_connections)
+        self.slots = ConnectionSlots(self.limits.max_connections)
         self._requests = RequestReader(self.limits)
 
     @property
@@ -88,21 +88,6 @@ class HttpServer:
     def url(self) -> str:
         """The ``/metrics`` URL this server answers on."""
         return format_url(self.host, self.port, self.scheme) + "/metrics"
-
-    @property
-    def evicted(self) -> int:
-        """Connections evicted so far to make room for new ones."""
-        return self._slots.evicted
-
-    @property
-    def open_connections(self) -> int:
-        """Connections holding a slot (idle or busy)."""
-        return self._slots.open
-
-    @property
-    def idle_connections(self) -> int:
-        """Connections holding a slot whose current request is not fully received."""
-        return self._slots.idle
 
     async def start(self, host: str, port: int) -> None:
         sock = _bind(host, port)
@@ -148,7 +133,7 @@ class HttpServer:
         connection = Connection(task, writer)
         self._connections.add(connection)
         try:
-            if not self._slots.admit(connection):
+            if not self.slots.admit(connection):
                 await self._write_error(writer, 503, "too many connections")
                 await self._discard_input(reader, writer)
                 return
@@ -164,7 +149,7 @@ class HttpServer:
             logger.exception("promkit metrics server: unexpected error on a connection")
         finally:
             self._connections.discard(connection)
-            self._slots.release(connection)
+            self.slots.release(connection)
             if connection.abort:
                 writer.transport.abort()  # free the socket now, flush nothing
             else:
@@ -174,7 +159,7 @@ class HttpServer:
 
     async def _serve_connection(self, connection: Connection, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
-        limits, slots = self.limits, self._slots
+        limits, slots = self.limits, self.slots
         for served in range(limits.max_requests_per_connection):
             slots.set_idle(connection)
             try:

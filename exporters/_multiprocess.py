@@ -22,7 +22,7 @@ and merged from the last values this process read from it (so no counter
 goes backwards), or left out if it never read it.
 
 Exemplars, which the mmap files cannot hold, come from each process's
-``exemplars_<pid>.json`` (see ``instrument/_mp_exemplars.py``): an
+``exemplars_<pid>.json`` (see :mod:`promkit.instrument.exemplar_files`): an
 OpenMetrics scrape attaches, to each counter and histogram bucket sample, the
 newest exemplar any process recorded for it. A dead process's exemplar file
 is removed an hour after its last write.
@@ -47,7 +47,7 @@ from promkit.exporters._mp_render import (
     render_openmetrics,
     render_text,
 )
-from promkit.instrument import _mp_exemplars
+from promkit.instrument import exemplar_files
 from promkit.instrument.catalog import STANDARD_CATALOG, Catalog, MetricSpec
 from promkit.instrument.registry import MetricsRegistry, multiprocess_dir
 
@@ -179,7 +179,7 @@ def _cleanup(path: str, names: list[str], reader: DirectoryReader | None) -> tup
     done = _compact(path, dead, reader, wait=0) if dead else []
     # Exemplar files of dead processes: kept while fresh (their counts stay), then removed.
     try:
-        _mp_exemplars.remove_stale_files(path, _pid_alive)
+        exemplar_files.remove_stale_files(path, _pid_alive)
     except OSError as exc:
         logger.debug("promkit: could not clean up exemplar files in %s: %s", path, exc)
     return done, dead
@@ -190,7 +190,7 @@ def cleanup_dead_processes(path: str | None = None) -> list[int]:
 
     Runs before every multiprocess scrape. Zombie processes count as dead.
     Exemplar files of dead processes are removed too once they are an hour old
-    (:data:`promkit.instrument._mp_exemplars.MAX_AGE_SECONDS`).
+    (:data:`promkit.instrument.exemplar_files.MAX_AGE_SECONDS`).
     """
     path = _require_dir(path)
     reader, lock = _reader(path)
@@ -262,9 +262,9 @@ def _exemplars(path: str, registry: MetricsRegistry | None) -> ExemplarIndex | N
     def bad_file(name: str, exc: BaseException) -> None:
         _count_failure(registry, f"multiprocess_exemplar_read:{type(exc).__name__}")
 
-    _mp_exemplars.flush_local(path)  # this process's newest, not a second old
+    exemplar_files.flush_local(path)  # this process's newest, not a second old
     try:
-        return _mp_exemplars.read_exemplar_files(path, on_bad_file=bad_file) or None
+        return exemplar_files.read_exemplar_files(path, on_bad_file=bad_file) or None
     except OSError as exc:  # the directory listing itself failed: serve without exemplars
         logger.warning("promkit: cannot read exemplar files in %s: %r", path, exc)
         return None

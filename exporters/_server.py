@@ -9,13 +9,10 @@ is available, and ``/metrics`` is served by a
 :class:`~promkit.exporters.MetricsApp` through a plain ASGI ``http`` scope. An error
 inside a request is answered 500 and logged; it never stops the server.
 
-Connections are slots (``ServerLimits.max_connections``). A connection whose
-current request is not fully received — a new one that has sent nothing, a
-keep-alive one between requests, one part-way through its headers or body —
-is idle; one whose request is being answered is busy. A new connection at
-capacity evicts the connection idle the longest (closed without a response),
-so silent or slow clients cannot lock scrapes out; only when every slot is
-busy is it answered 503.
+Connections hold slots (``ServerLimits.max_connections``): at capacity a new
+connection evicts the one idle the longest, so silent or slow clients cannot
+lock scrapes out, and only when every slot is busy is it answered 503 (see
+``_connections``).
 
 This module is the server's lifecycle: :class:`MetricsServer` on a daemon
 thread (:func:`start_metrics_server`) or :func:`serve_metrics` in the current

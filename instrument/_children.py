@@ -7,11 +7,13 @@ cause. :data:`NULL_CHILD` stands in when ``labels()`` fails. The multiprocess
 children (:mod:`promkit.instrument._mp_children`) subclass these and keep their
 values in prometheus-client's mmap files instead.
 
-Every record call is one guarded update written out in place: ``try``, the
-update under ``lock.acquire()``/``lock.release()``, ``except`` to the sink.
-A shared helper would cost a Python call per record; the comment at each
-update gives the measured cost of the alternatives
-(``python -m benchmarks.children_instructions``).
+Each record call is ``try``, the update under ``lock.acquire()``/
+``lock.release()``, ``except`` to the sink. The hot ones
+(``CounterChild.inc``, ``HistogramChild.observe``) write the update out in
+place: a helper method costs a Python call, +375 instructions on a 2,434
+instruction ``inc()`` (``python -m benchmarks.children_instructions``).
+The gauge's ``inc``/``dec`` share ``_ScalarSeries._add``, which the
+multiprocess gauge overrides.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from time import time as _now
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -51,8 +52,6 @@ class InProgressTokens(Protocol):
     def append(self, token: None, /) -> None: ...
 
     def pop(self) -> Any: ...
-
-# Set by the exporters while they render promkit metrics themselves, so that
 
 
 # --------------------------------------------------------------------------- children
@@ -91,19 +90,46 @@ class _NullChild:
 NULL_CHILD = _NullChild()
 
 
-class CounterChild:
-    """One counter series."""
+class _Series:
+    """What every child has: its label values, creation time, sink, lock and render cache."""
 
-    __slots__ = ("_exemplar", "_lock", "_sink", "_value", "created", "labelvalues", "render_cache")
+    __slots__ = ("_lock", "_sink", "created", "labelvalues", "render_cache")
 
     def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink) -> None:
         self.labelvalues = labelvalues
         self.created = time.time()
-        self.render_cache: Any = None
+        self.render_cache: Any = None  # the exporters' label strings for this series
         self._sink = sink
-        self._value = 0.0
-        self._exemplar: RawExemplar | None = None
         self._lock = threading.Lock()
+
+
+class _ScalarSeries(_Series):
+    """A counter's or gauge's one value, and the locked update of the non-hot record calls."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink) -> None:
+        super().__init__(labelvalues, sink)
+        self._value = 0.0
+
+    def _add(self, amount: float) -> None:
+        """Add ``amount`` under the lock; the multiprocess gauge writes its file instead."""
+        # acquire/release: `with` costs +1,076 instr./call (benchmarks.children_instructions)
+        self._lock.acquire()
+        try:
+            self._value += amount
+        finally:
+            self._lock.release()
+
+
+class CounterChild(_ScalarSeries):
+    """One counter series."""
+
+    __slots__ = ("_exemplar",)
+
+    def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink) -> None:
+        super().__init__(labelvalues, sink)
+        self._exemplar: RawExemplar | None = None
 
     def inc(self, amount: float = 1.0, exemplar: ExemplarLabels | None = None) -> None:
         """Add ``amount`` (>= 0). An exemplar (e.g. ``{"trace_id": ...}``) is kept with it.
@@ -113,14 +139,14 @@ class CounterChild:
         try:
             if not amount >= 0:  # also rejects NaN
                 raise ValueError(f"counters only go up; got increment {amount!r}")
-            # Inline: guarded() +1,748 instr./call, `with` +1,061 (benchmarks.children_instructions)
+            # Inline, not self._add(amount): +375 instr./call (benchmarks.children_instructions)
             self._lock.acquire()
             try:
                 self._value += amount
             finally:
                 self._lock.release()
             if exemplar is not None:
-                self._exemplar = (exemplar, amount, _now())
+                self._exemplar = (exemplar, amount, time.time())
         except Exception as exc:
             self._sink.failure("counter_inc", exc)
 
@@ -131,18 +157,13 @@ class CounterChild:
         return to_exemplar(self._exemplar, self._sink)
 
 
-class GaugeChild:
+class GaugeChild(_ScalarSeries):
     """One gauge series."""
 
-    __slots__ = ("_lock", "_sink", "_tokens", "_value", "created", "labelvalues", "render_cache")
+    __slots__ = ("_tokens",)
 
     def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink) -> None:
-        self.labelvalues = labelvalues
-        self.created = time.time()
-        self.render_cache: Any = None
-        self._sink = sink
-        self._value = 0.0
-        self._lock = threading.Lock()
+        super().__init__(labelvalues, sink)
         self._tokens: list[None] = []
 
     def set(self, value: float) -> None:
@@ -153,23 +174,13 @@ class GaugeChild:
 
     def inc(self, amount: float = 1.0) -> None:
         try:
-            # Inline guard, acquire/release: +1,748/+1,061 instr. otherwise (see CounterChild.inc).
-            self._lock.acquire()
-            try:
-                self._value += amount
-            finally:
-                self._lock.release()
+            self._add(amount)
         except Exception as exc:
             self._sink.failure("gauge_inc", exc)
 
     def dec(self, amount: float = 1.0) -> None:
         try:
-            # Inline guard, acquire/release: +1,748/+1,061 instr. otherwise (see CounterChild.inc).
-            self._lock.acquire()
-            try:
-                self._value -= amount
-            finally:
-                self._lock.release()
+            self._add(-amount)
         except Exception as exc:
             self._sink.failure("gauge_dec", exc)
 
@@ -188,31 +199,25 @@ class GaugeChild:
         call, unlike :meth:`inc`/:meth:`dec`. Every caller shares one list
         per series, so several users of the series add up.
         """
+        # +1 and -1: 1,682 instr. against 4,079 by inc()/dec() (children_instructions --tricks)
         return self._tokens
 
     def get(self) -> float:
         return self._value + len(self._tokens)
 
 
-class HistogramChild:
+class HistogramChild(_Series):
     """One histogram series: per-bucket counts (non-cumulative) and a sum."""
 
-    __slots__ = (
-        "_bounds", "_counts", "_exemplars", "_lock", "_sink", "_sum", "created", "labelvalues",
-        "render_cache",
-    )
+    __slots__ = ("_bounds", "_counts", "_exemplars", "_sum")
 
     def __init__(self, labelvalues: tuple[str, ...], sink: FailureSink,
                  bounds: list[float]) -> None:
-        self.labelvalues = labelvalues
-        self.created = time.time()
-        self.render_cache: Any = None
-        self._sink = sink
+        super().__init__(labelvalues, sink)
         self._bounds = bounds  # finite upper bounds, shared with the metric
         self._counts = [0] * (len(bounds) + 1)  # last one is +Inf
         self._sum = 0.0
         self._exemplars: list[RawExemplar | None] | None = None
-        self._lock = threading.Lock()
 
     def observe(self, value: float, exemplar: ExemplarLabels | None = None) -> None:
         """Record one observation; an exemplar is kept for its bucket.
@@ -223,7 +228,7 @@ class HistogramChild:
             if value != value:
                 raise ValueError("cannot observe NaN")
             i = bisect_left(self._bounds, value)
-            # Inline guard, acquire/release: +1,748/+1,061 instr. otherwise (see CounterChild.inc).
+            # Inline, as in CounterChild.inc: a method call costs +375 instr./call.
             self._lock.acquire()
             try:
                 self._counts[i] += 1
@@ -239,7 +244,7 @@ class HistogramChild:
         exemplars = self._exemplars
         if exemplars is None:
             exemplars = self._exemplars = [None] * len(self._counts)
-        exemplars[i] = (exemplar, value, _now())
+        exemplars[i] = (exemplar, value, time.time())
 
     def time(self) -> Timer:
         """Context manager/decorator observing the block's wall time in seconds."""
@@ -258,10 +263,37 @@ class HistogramChild:
         return [to_exemplar(e, self._sink) for e in raw]
 
 
-class Timer:
+class _Block:
+    """A context manager around a block of code that is also a decorator (each call a block)."""
+
     def __init__(self, child: Any) -> None:
         self._child = child
-        self._start = 0.0
+
+    def __call__(self, func: F) -> F:
+        import functools
+
+        block = type(self)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with block(self._child):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def __enter__(self) -> Any:
+        raise NotImplementedError
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        raise NotImplementedError
+
+
+class Timer(_Block):
+    """Observes the block's wall time in seconds."""
+
+    _start = 0.0
 
     def __enter__(self) -> Timer:
         self._start = time.perf_counter()
@@ -272,20 +304,9 @@ class Timer:
     ) -> None:
         self._child.observe(time.perf_counter() - self._start)
 
-    def __call__(self, func: F) -> F:
-        import functools
 
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with Timer(self._child):
-                return func(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-
-class InProgress:
-    def __init__(self, child: Any) -> None:
-        self._child = child
+class InProgress(_Block):
+    """+1 while the block runs."""
 
     def __enter__(self) -> None:
         self._child.inc()
@@ -294,16 +315,6 @@ class InProgress:
         self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._child.dec()
-
-    def __call__(self, func: F) -> F:
-        import functools
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with InProgress(self._child):
-                return func(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
 
 
 class GaugeTokens:

@@ -92,26 +92,20 @@ __all__ = [
 
 # ------------------------------------------------------------------ structlog config
 
+def _config_item(key: str) -> Any:
+    """A read-only attribute that is ``structlog.get_config()[key]`` at each read."""
+    return property(lambda self: structlog.get_config()[key])
+
+
 class PublicStructlogConfig:
     """The attributes promkit reads of structlog's configuration, via ``get_config()``."""
 
     __slots__ = ()
 
-    @property
-    def default_processors(self) -> Any:
-        return structlog.get_config()["processors"]
-
-    @property
-    def default_wrapper_class(self) -> Any:
-        return structlog.get_config()["wrapper_class"]
-
-    @property
-    def logger_factory(self) -> Any:
-        return structlog.get_config()["logger_factory"]
-
-    @property
-    def default_context_class(self) -> Any:
-        return structlog.get_config()["context_class"]
+    default_processors = _config_item("processors")
+    default_wrapper_class = _config_item("wrapper_class")
+    logger_factory = _config_item("logger_factory")
+    default_context_class = _config_item("context_class")
 
 
 _CONFIG_ATTRIBUTES = ("default_processors", "default_wrapper_class", "logger_factory",

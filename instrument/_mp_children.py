@@ -11,8 +11,8 @@ beside the mmap files.
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_left
-from time import time as _now
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.utils import floatToGoString
@@ -54,7 +54,7 @@ class MultiprocessCounterChild(CounterChild):
                 raise ValueError(f"counters only go up; got increment {amount!r}")
             self._mv.inc(amount)
             if exemplar is not None:
-                self._exemplar = (exemplar, amount, _now())
+                self._exemplar = (exemplar, amount, time.time())
                 store = self._xstore
                 if store is None:
                     store = self._xstore = self._track_exemplars()
@@ -64,7 +64,6 @@ class MultiprocessCounterChild(CounterChild):
             self._sink.failure("counter_inc", exc)
 
     def _track_exemplars(self) -> Any:
-
         store = process_store(self._sink)
         pairs = tuple(sorted(zip(self._xspec.labels, self.labelvalues)))
         store.track([(self._xspec.family_name + "_total", pairs)], lambda: (self._exemplar,),
@@ -95,23 +94,14 @@ class MultiprocessGaugeChild(GaugeChild):
     def set(self, value: float) -> None:
         try:
             if self._stamped:
-                self._mv.set(float(value), timestamp=_now())
+                self._mv.set(float(value), timestamp=time.time())
             else:
                 self._mv.set(float(value))
         except Exception as exc:
             self._sink.failure("gauge_set", exc)
 
-    def inc(self, amount: float = 1.0) -> None:
-        try:
-            self._mv.inc(float(amount))
-        except Exception as exc:
-            self._sink.failure("gauge_inc", exc)
-
-    def dec(self, amount: float = 1.0) -> None:
-        try:
-            self._mv.inc(-float(amount))
-        except Exception as exc:
-            self._sink.failure("gauge_dec", exc)
+    def _add(self, amount: float) -> None:
+        self._mv.inc(float(amount))
 
     def in_progress_tokens(self) -> InProgressTokens:
         # The value lives in the mmap file, so each token goes through inc/dec.
@@ -156,17 +146,14 @@ class MultiprocessHistogramChild(HistogramChild):
     def _set_exemplar(self, i: int, exemplar: ExemplarLabels, value: float) -> None:
         # Kept in memory as in one process; the store's thread writes them to
         # exemplars_<pid>.json at most once a second (see instrument/_mp_exemplars.py).
-        exemplars = self._exemplars
-        if exemplars is None:
+        if self._exemplars is None:
             self._xstore = self._track_exemplars()
-            exemplars = self._exemplars = [None] * len(self._mv_buckets)
-        exemplars[i] = (exemplar, value, _now())
+        super()._set_exemplar(i, exemplar, value)
         store = self._xstore
         if not store.dirty:
             store.mark_dirty()
 
     def _track_exemplars(self) -> Any:
-
         store = process_store(self._sink)
         spec = self._xspec
         base = tuple(zip(spec.labels, self.labelvalues))

@@ -21,14 +21,8 @@ lose exemplars. promkit keeps them beside the mmap files instead:
   hook writes once more at exit; after ``fork`` the child forgets the
   parent's exemplars (they are in the parent's file) and starts its own thread
   when it records one.
-- **Reading** (:func:`read_exemplar_files`, used by the exporters at an
-  OpenMetrics scrape) keeps, for each sample (name and label set), the newest
-  exemplar over all processes' files. A file that cannot be read or parsed is
-  skipped and reported once; it never fails the scrape.
-- **Cleanup** (:func:`remove_stale_files`): a dead process's file stays while
-  its counts stay in the totals, as its exemplars still point at real
-  observations, but is removed once it is older than :data:`MAX_AGE_SECONDS`
-  (1 h); a dead process's leftover temporary file is removed at once.
+- **Reading and cleanup** are the exporters' side, in the public
+  :mod:`promkit.instrument.exemplar_files`.
 """
 
 from __future__ import annotations
@@ -41,10 +35,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client.samples import Exemplar
 
 from promkit.instrument._exemplars import RawExemplar, to_exemplar
 from promkit.instrument._multiproc_dir import multiprocess_dir
@@ -54,37 +46,32 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILE_PREFIX",
-    "MAX_AGE_SECONDS",
     "MAX_ENTRIES",
     "ExemplarStore",
     "SampleKey",
     "flush_local",
     "process_store",
-    "read_exemplar_files",
-    "remove_stale_files",
     "store_for",
 ]
 
-logger = logging.getLogger("promkit.exporters")
+logger = logging.getLogger("promkit.exporters")  # where the exemplar files are reported
 
 FILE_PREFIX = "exemplars_"
 FILE_SUFFIX = ".json"
 TMP_SUFFIX = ".json.tmp"
-FLUSH_INTERVAL = 1.0
-"""Seconds between two writes of one process's exemplar file (at most one write each)."""
-MAX_ENTRIES = 10_000
-"""Exemplars one process writes at most (newest kept); about 2 MB of JSON."""
-MAX_AGE_SECONDS = 3600.0
-"""A dead process's exemplar file is removed once it is this old."""
-_FORMAT_VERSION = 1
-# OpenMetrics caps an exemplar's label set (names + values) at 128 characters.
-_EXEMPLAR_MAX_RUNES = 128
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_FILE_NAME = re.compile(r"^exemplars_(\d+)\.json(\.tmp)?$")
+FILE_NAME = re.compile(r"^exemplars_(\d+)\.json(\.tmp)?$")
+"""``exemplars_<pid>.json``, or ``.json.tmp`` while it is being written."""
+FORMAT_VERSION = 1
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 LabelPairs = tuple[tuple[str, str], ...]
 SampleKey = tuple[str, LabelPairs]
 """(sample name, sorted label pairs), e.g. ``("x_bucket", (("le", "0.1"), ("route", "/")))``."""
+
+FLUSH_INTERVAL = 1.0
+"""Seconds between two writes of one process's exemplar file (at most one write each)."""
+MAX_ENTRIES = 10_000
+"""Exemplars one process writes at most (newest kept); about 2 MB of JSON."""
 
 
 class _Tracked:
@@ -177,7 +164,7 @@ class ExemplarStore:
                 entries = self._entries()
                 if not entries and self.flushes == 0:
                     return False
-                payload = {"version": _FORMAT_VERSION, "pid": os.getpid(),
+                payload = {"version": FORMAT_VERSION, "pid": os.getpid(),
                            "written": time.time(), "exemplars": entries}
                 final = self.filename
                 tmp = final[:-len(FILE_SUFFIX)] + TMP_SUFFIX
@@ -240,7 +227,7 @@ class ExemplarStore:
         try:
             labels = {str(k): str(v) for k, v in exemplar.labels.items()}
             for name in labels:
-                if not _LABEL_NAME.match(name):
+                if not LABEL_NAME.match(name):
                     raise ValueError(f"exemplar label name {name!r} is not a valid label name")
             value, timestamp = float(raw[1]), float(raw[2])
             if not math.isfinite(timestamp) or value != value:
@@ -313,113 +300,3 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in forked childre
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _pid_of(name: str) -> tuple[int, bool] | None:
-    """(pid, is temporary) for ``exemplars_<pid>.json[.tmp]``, else None."""
-    match = _FILE_NAME.match(name)
-    if match is None:
-        return None
-    return int(match.group(1)), match.group(2) is not None
-
-
-def _parse(data: str) -> list[tuple[SampleKey, float, Exemplar]]:
-    """The exemplars of one file; ValueError/TypeError/KeyError if it is not ours or damaged."""
-    doc = json.loads(data)
-    if not isinstance(doc, dict) or doc.get("version") != _FORMAT_VERSION:
-        raise ValueError("not a promkit exemplar file (version 1)")
-    entries = doc["exemplars"]
-    if not isinstance(entries, list):
-        raise ValueError("'exemplars' is not a list")
-    result: list[tuple[SampleKey, float, Exemplar]] = []
-    for entry in entries:
-        name, pairs, labels, value, timestamp = entry
-        if not isinstance(name, str) or not isinstance(labels, dict):
-            raise ValueError(f"malformed entry {entry!r:.200}")
-        key_pairs = tuple((str(k), str(v)) for k, v in pairs)
-        size = 0
-        for label, text in labels.items():
-            if not isinstance(text, str) or not _LABEL_NAME.match(label):
-                raise ValueError(f"malformed exemplar labels {labels!r:.200}")
-            size += len(label) + len(text)
-        if size > _EXEMPLAR_MAX_RUNES:
-            raise ValueError(f"exemplar labels have {size} characters")
-        value, timestamp = float(value), float(timestamp)
-        if not math.isfinite(timestamp) or value != value:
-            raise ValueError(f"malformed exemplar value/timestamp in {entry!r:.200}")
-        result.append(((name, key_pairs), timestamp, Exemplar(labels, value, timestamp)))
-    return result
-
-
-_reported_bad_files: set[str] = set()
-
-
-def read_exemplar_files(
-    directory: str, *, on_bad_file: Callable[[str, BaseException], None] | None = None,
-    names: Iterable[str] | None = None,
-) -> dict[SampleKey, Exemplar]:
-    """The newest exemplar of each sample over every process's file in ``directory``.
-
-    A file that cannot be read or parsed is skipped; the first time a given
-    file is skipped it is logged on ``promkit.exporters`` and passed to
-    ``on_bad_file`` (e.g. to count it). A file removed since the listing is
-    skipped silently.
-    """
-    newest: dict[SampleKey, tuple[float, Exemplar]] = {}
-    listing = os.listdir(directory) if names is None else names
-    for name in sorted(listing):
-        parsed = _pid_of(name)
-        if parsed is None or parsed[1]:
-            continue
-        full = os.path.join(directory, name)
-        try:
-            with open(full, encoding="utf-8") as handle:
-                found = _parse(handle.read())
-        except FileNotFoundError:
-            continue  # a dead process's file removed meanwhile
-        except Exception as exc:
-            if full not in _reported_bad_files:
-                _reported_bad_files.add(full)
-                logger.warning("promkit: skipping unreadable exemplar file %s: %r", full, exc)
-                if on_bad_file is not None:
-                    on_bad_file(full, exc)
-            continue
-        for key, timestamp, exemplar in found:
-            current = newest.get(key)
-            if current is None or timestamp > current[0]:
-                newest[key] = (timestamp, exemplar)
-    return {key: exemplar for key, (_, exemplar) in newest.items()}
-
-
-def remove_stale_files(directory: str, alive: Callable[[int], bool], *,
-                       max_age: float = MAX_AGE_SECONDS, now: float | None = None,
-                       names: Iterable[str] | None = None) -> list[str]:
-    """Remove dead processes' exemplar files older than ``max_age`` and their temp files.
-
-    A dead process's file younger than that stays: its exemplars still point
-    at observations its counts (kept in the totals) include. Returns the names
-    removed.
-    """
-    now = time.time() if now is None else now
-    removed: list[str] = []
-    listing = os.listdir(directory) if names is None else names
-    for name in listing:
-        parsed = _pid_of(name)
-        if parsed is None:
-            continue
-        pid, temporary = parsed
-        if alive(pid):
-            continue
-        full = os.path.join(directory, name)
-        try:
-            if temporary or now - os.path.getmtime(full) > max_age:
-                os.remove(full)
-                removed.append(name)
-        except FileNotFoundError:
-            continue  # removed by a concurrent scrape in another worker
-        except OSError as exc:
-            logger.debug("promkit: could not remove exemplar file %s: %s", full, exc)
-    return removed

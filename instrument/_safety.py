@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from promkit.instrument._metrics import Counter
+    from promkit.instrument.metrics import Counter
 
 logger = logging.getLogger("promkit")
 

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from promkit.instrument._children import NULL_CHILD
 from promkit.instrument._cpu_clock import cpu_at
 from promkit.instrument._error_codes import ErrorCodeMapper, error_code_for
-from promkit.instrument._metrics import NULL_CHILD, paired_recorder
+from promkit.instrument._recorders import paired_recorder
 from promkit.instrument._safety import FailureSink
 from promkit.instrument._worker_log import LOGGER_NAME, worker_log
 from promkit.instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, round_ms

@@ -127,7 +127,8 @@ class MetricBase:
                 child = self._new_child(cleaned)
                 self._series[cleaned] = child
             # Raw values that clean to the same series share the child; cap the
-            # alias cache so odd callers can't grow it without bound.
+            # alias cache so odd callers can't grow it without bound. It saves the
+            # cleaning: labels(200) 2,435 instr. instead of 14,839 (children_instructions --tricks).
             if len(self._cache) < 4 * self._limit:
                 self._cache[values] = child
             return child
@@ -164,8 +165,14 @@ class MetricBase:
     def series_count(self) -> int:
         return len(self._series) + (1 if self._overflow is not None else 0)
 
+    # The child classes of one process and of multiprocess mode.
+    _child_class: Any = None
+    _mp_child_class: Any = None
+
     def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
-        raise NotImplementedError
+        if self._value_class is not None:
+            return self._mp_child_class(labelvalues, self._sink, self.spec, self._value_class)
+        return self._child_class(labelvalues, self._sink)
 
     def _no_labels(self) -> Any:
         if self._default is None:
@@ -199,11 +206,8 @@ class Counter(MetricBase):
     """A monotonically increasing count (name ends in ``_total``)."""
 
     kind = "counter"
-
-    def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
-        if self._value_class is not None:
-            return MultiprocessCounterChild(labelvalues, self._sink, self.spec, self._value_class)
-        return CounterChild(labelvalues, self._sink)
+    _child_class = CounterChild
+    _mp_child_class = MultiprocessCounterChild
 
     def inc(self, amount: float = 1.0, exemplar: ExemplarLabels | None = None) -> None:
         """Increment a counter with no labels."""
@@ -219,11 +223,8 @@ class Gauge(MetricBase):
     """A value that goes up and down."""
 
     kind = "gauge"
-
-    def _new_child(self, labelvalues: tuple[str, ...]) -> Any:
-        if self._value_class is not None:
-            return MultiprocessGaugeChild(labelvalues, self._sink, self.spec, self._value_class)
-        return GaugeChild(labelvalues, self._sink)
+    _child_class = GaugeChild
+    _mp_child_class = MultiprocessGaugeChild
 
     def set(self, value: float) -> None:
         self._no_labels().set(value)

@@ -43,6 +43,7 @@ from opentelemetry.util.types import AttributeValue
 
 from promkit._version import __version__
 from promkit.instrument._compat import global_tracer_provider, span_ids
+from promkit.instrument._exemplars import CORRELATION_EXEMPLAR_LABEL, EXEMPLAR_MAX_RUNES
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import correlation_id_var
 
@@ -73,9 +74,8 @@ INSTRUMENTATION_NAME = "promkit"
 """Instrumentation scope name of the spans promkit starts."""
 
 # OpenMetrics caps the label set of one exemplar (names + values) at 128 characters.
-_EXEMPLAR_MAX_RUNES = 128
-_CORRELATION_KEY = "correlation_id"
-_MAX_CORRELATION_VALUE = _EXEMPLAR_MAX_RUNES - len(_CORRELATION_KEY)
+_CORRELATION_KEY = CORRELATION_EXEMPLAR_LABEL
+_MAX_CORRELATION_VALUE = EXEMPLAR_MAX_RUNES - len(_CORRELATION_KEY)
 
 _fallback_sink = FailureSink()  # logs the first failure of each cause; counts nothing
 
@@ -214,9 +214,7 @@ def exemplar_labels(
                 return {"trace_id": ids[0], "span_id": ids[1]}
     except Exception as exc:
         _report(failures, "tracing_exemplar", exc)
-    if correlation_id and len(correlation_id) <= _MAX_CORRELATION_VALUE:
-        return {_CORRELATION_KEY: correlation_id}
-    return None
+    return _correlation_labels(correlation_id)
 
 
 def annotate_current_span(correlation_id: str | None, failures: FailureSink | None = None) -> bool:
@@ -240,35 +238,30 @@ def annotate_current_span(correlation_id: str | None, failures: FailureSink | No
     return False
 
 
+def _correlation_labels(correlation_id: str | None) -> dict[str, str] | None:
+    """``{"correlation_id": ...}``, or None when there is none or it is too long to fit."""
+    if correlation_id and len(correlation_id) <= _MAX_CORRELATION_VALUE:
+        return {_CORRELATION_KEY: correlation_id}
+    return None
+
+
 def request_exemplar(
     correlation_id: str | None, failures: FailureSink | None = None
 ) -> dict[str, str] | None:
     """For the HTTP middleware, once per request: annotate the span, return exemplar labels.
 
-    When tracing is active, sets :data:`CORRELATION_ATTRIBUTE` on the current
-    (server) span if it is recording and returns :func:`exemplar_labels` for
-    it, with a single context lookup. Without a real global provider it skips
-    the OpenTelemetry context altogether and returns ``{"correlation_id": ...}``
+    When tracing is active, :func:`annotate_current_span` then
+    :func:`exemplar_labels`. Without a real global provider it skips the
+    OpenTelemetry context altogether and returns ``{"correlation_id": ...}``
     (or None). Never raises.
     """
     # tracing_active() inlined: this runs on every request.
     provider = global_tracer_provider()
     active = _cached_active if provider is _cached_provider else _refresh(provider)
-    if active:
-        try:
-            ctx = otel_context.get_current()
-            if ctx:
-                span = trace.get_current_span(ctx)
-                if correlation_id and span.is_recording():
-                    span.set_attribute(CORRELATION_ATTRIBUTE, correlation_id)
-                ids = _ids(span.get_span_context(), True)
-                if ids is not None:
-                    return {"trace_id": ids[0], "span_id": ids[1]}
-        except Exception as exc:
-            _report(failures, "tracing_request", exc)
-    if correlation_id and len(correlation_id) <= _MAX_CORRELATION_VALUE:
-        return {_CORRELATION_KEY: correlation_id}
-    return None
+    if not active:
+        return _correlation_labels(correlation_id)
+    annotate_current_span(correlation_id, failures)
+    return exemplar_labels(correlation_id, failures)
 
 
 # ---------------------------------------------------------------------------- spans
@@ -285,23 +278,13 @@ class _NoSpan:
     def __enter__(self) -> Span:
         return INVALID_SPAN
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         return None
 
     async def __aenter__(self) -> Span:
         return INVALID_SPAN
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         return None
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from promkit.instrument.metrics import Counter, Gauge, Histogram
-from promkit.instrument.registry import MetricsRegistry, default_registry
+from promkit.instrument.registry import MetricsRegistry, catalog_metric, default_registry
 
 __all__ = [
     "BudgetForecast",
@@ -72,21 +72,6 @@ def _registry(registry: MetricsRegistry | None) -> MetricsRegistry:
     return registry if registry is not None else default_registry()
 
 
-def _counter(registry: MetricsRegistry, name: str) -> Counter:
-    metric = registry.get(name)
-    return metric if isinstance(metric, Counter) else registry.counter(name)
-
-
-def _gauge(registry: MetricsRegistry, name: str) -> Gauge:
-    metric = registry.get(name)
-    return metric if isinstance(metric, Gauge) else registry.gauge(name)
-
-
-def _histogram(registry: MetricsRegistry, name: str) -> Histogram:
-    metric = registry.get(name)
-    return metric if isinstance(metric, Histogram) else registry.histogram(name)
-
-
 # ---------------------------------------------------------------------- recording
 
 
@@ -99,7 +84,7 @@ def record_usage(resource: str, amount: float, *, provider: str = "", model: str
     """
     reg = _registry(registry)
     try:
-        _counter(reg, _USAGE).labels(resource, provider, model, role).inc(amount)
+        catalog_metric(reg, Counter, _USAGE).labels(resource, provider, model, role).inc(amount)
     except Exception as exc:
         reg.failures.failure("usage_record", exc)
 
@@ -115,8 +100,8 @@ def record_llm_tokens(provider: str, model: str, input_tokens: int, output_token
     """
     reg = _registry(registry)
     try:
-        usage = _counter(reg, _USAGE)
-        tokens = _counter(reg, _GENAI_TOKENS)
+        usage = catalog_metric(reg, Counter, _USAGE)
+        tokens = catalog_metric(reg, Counter, _GENAI_TOKENS)
         for role, amount in (("input", input_tokens), ("output", output_tokens)):
             usage.labels(LLM_TOKENS, provider, model, role).inc(amount)
             tokens.labels(provider, model, role).inc(amount)
@@ -129,7 +114,8 @@ def record_llm_duration(provider: str, model: str, seconds: float, *, operation:
     """Observe one LLM call's duration in ``gen_ai_client_operation_duration_seconds``."""
     reg = _registry(registry)
     try:
-        _histogram(reg, _GENAI_DURATION).labels(provider, model, operation).observe(seconds)
+        durations = catalog_metric(reg, Histogram, _GENAI_DURATION)
+        durations.labels(provider, model, operation).observe(seconds)
     except Exception as exc:
         reg.failures.failure("usage_llm_duration", exc)
 
@@ -261,7 +247,7 @@ class PriceTable(Mapping[PriceKey, float]):
         """Set one ``usage_unit_price`` gauge per entry (call at startup; never raises)."""
         reg = _registry(registry)
         try:
-            gauge = _gauge(reg, _PRICE)
+            gauge = catalog_metric(reg, Gauge, _PRICE)
             for (resource, provider, model, role), price in self._prices.items():
                 gauge.labels(resource, provider, model, role).set(price)
         except Exception as exc:
@@ -282,7 +268,7 @@ def set_monthly_budgets(budgets: Mapping[str, float], *,
         validated[resource] = _number(units, f"monthly budget of {resource!r}")
     reg = _registry(registry)
     try:
-        gauge = _gauge(reg, _BUDGET)
+        gauge = catalog_metric(reg, Gauge, _BUDGET)
         for resource, units in validated.items():
             gauge.labels(resource).set(units)
     except Exception as exc:

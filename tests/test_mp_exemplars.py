@@ -20,6 +20,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from test_exemplar_files import bucket, write_file
 
 from promkit.exporters._multiprocess import (
     cleanup_dead_processes,
@@ -27,7 +28,7 @@ from promkit.exporters._multiprocess import (
     multiprocess_exposition,
     multiprocess_json,
 )
-from promkit.instrument import MetricsRegistry
+from promkit.instrument import MetricsRegistry, exemplar_files
 from promkit.instrument import _mp_exemplars as mpx
 from promkit.instrument._mp_children import MultiprocessCounterChild, MultiprocessHistogramChild
 from promkit.instrument._safety import FailureSink
@@ -72,17 +73,6 @@ def counter_child(kind: str = "x") -> MultiprocessCounterChild:
 
 def own_file(path: Path) -> Path:
     return path / f"exemplars_{os.getpid()}.json"
-
-
-def write_file(path: Path, pid: int, entries: list[list[Any]]) -> Path:
-    target = path / f"exemplars_{pid}.json"
-    target.write_text(json.dumps({"version": 1, "pid": pid, "written": time.time(),
-                                  "exemplars": entries}))
-    return target
-
-
-def bucket(le: str, route: str = "/a") -> tuple[str, tuple[tuple[str, str], ...]]:
-    return ("work_seconds_bucket", (("le", le), ("route", route)))
 
 
 # --------------------------------------------------------------------- recording side
@@ -168,7 +158,7 @@ def test_writes_are_atomic_replaces_a_reader_never_sees_a_torn_file(store, tmp_p
         nonlocal reads
         while not stop.is_set():
             try:
-                mpx._parse(own_file(tmp_path).read_text())
+                exemplar_files._parse(own_file(tmp_path).read_text())
                 reads += 1
             except BaseException as exc:  # pragma: no cover - the failure we look for
                 errors.append(exc)
@@ -261,28 +251,6 @@ def test_a_forked_child_forgets_the_parents_exemplars(store, tmp_path):
 # ------------------------------------------------------------------------ reading side
 
 
-def test_merge_keeps_the_newest_exemplar_per_sample_across_files(tmp_path):
-    now = time.time()
-    write_file(tmp_path, 101, [
-        ["work_seconds_bucket", [["le", "0.1"], ["route", "/a"]], {"trace_id": "old"}, 0.05,
-         now - 10],
-        ["work_seconds_bucket", [["le", "1.0"], ["route", "/a"]], {"trace_id": "only101"}, 0.5,
-         now - 5],
-    ])
-    write_file(tmp_path, 102, [
-        ["work_seconds_bucket", [["le", "0.1"], ["route", "/a"]], {"trace_id": "new"}, 0.07,
-         now - 1],
-        ["jobs_done_total", [["kind", "x"]], {"trace_id": "c"}, 1.0, now - 2],
-    ])
-    (tmp_path / "exemplars_103.json.tmp").write_text("{half a fi")  # being written: ignored
-    newest = mpx.read_exemplar_files(str(tmp_path))
-    assert {k: (e.labels["trace_id"], e.value) for k, e in newest.items()} == {
-        bucket("0.1"): ("new", 0.07),
-        bucket("1.0"): ("only101", 0.5),
-        ("jobs_done_total", (("kind", "x"),)): ("c", 1.0),
-    }
-
-
 _WRITER = textwrap.dedent("""
     import sys
     from prometheus_client import CollectorRegistry
@@ -371,7 +339,7 @@ def test_cleanup_keeps_fresh_files_of_dead_pids_and_removes_old_ones(tmp_path):
     fresh = write_file(tmp_path, dead_fresh, [entry])
     old = write_file(tmp_path, dead_old, [entry])
     live_old = write_file(tmp_path, os.getpid(), [entry])
-    hour_ago = time.time() - mpx.MAX_AGE_SECONDS - 60
+    hour_ago = time.time() - exemplar_files.MAX_AGE_SECONDS - 60
     os.utime(old, (hour_ago, hour_ago))
     os.utime(live_old, (hour_ago, hour_ago))
     leftover_tmp = tmp_path / f"exemplars_{dead_fresh}.json.tmp"
@@ -390,15 +358,6 @@ def test_cleanup_keeps_fresh_files_of_dead_pids_and_removes_old_ones(tmp_path):
     os.utime(fresh, (hour_ago, hour_ago))
     multiprocess_exposition(True, path=str(tmp_path))
     assert not fresh.exists() and live_old.exists()
-
-
-def test_remove_stale_files_is_pure_given_liveness_and_clock(tmp_path):
-    write_file(tmp_path, 11, [])
-    write_file(tmp_path, 12, [])
-    now = time.time() + 2 * mpx.MAX_AGE_SECONDS
-    removed = mpx.remove_stale_files(str(tmp_path), lambda pid: pid == 12, now=now)
-    assert removed == ["exemplars_11.json"]
-    assert mpx.remove_stale_files(str(tmp_path), lambda pid: False) == []  # fresh: kept
 
 
 def wait_for(check: Any, timeout: float) -> None:

@@ -201,9 +201,7 @@ def test_the_recording_side_has_only_its_known_import_cycles() -> None:
     assert cycles == KNOWN_RECORDING_CYCLES, _describe(cycles)
 
 
-KNOWN_PRIVATE_IMPORTS = [
-    ("promkit.exporters._multiprocess", "promkit.instrument._mp_exemplars"),
-]
+KNOWN_PRIVATE_IMPORTS: list[tuple[str, str]] = []
 """Imports of another package's underscore module (DESIGN.md: private helpers are used only
 inside their own package) that are known and not yet removed. As with the cycles, the test
 fails on a new one and when one of these is gone."""

@@ -260,11 +260,11 @@ def test_scrapes_are_answered_while_a_thousand_idle_and_slow_connections_are_hel
                     sock.sendall(SLOW_HEAD)
                 held.append(sock)  # else idle: nothing (with TLS: not even a handshake)
             slow = HELD // 2
-            wait_for(lambda: http.open_connections + http.evicted >= slow if tls
-                     else http.open_connections + http.evicted >= HELD, 10,
+            wait_for(lambda: http.slots.open + http.slots.evicted >= slow if tls
+                     else http.slots.open + http.slots.evicted >= HELD, 10,
                      what="the server to accept the held connections")
             opened = time.monotonic() - started
-            assert http.open_connections == http.limits.max_connections
+            assert http.slots.open == http.limits.max_connections
             latencies = []
             for _ in range(5):
                 seconds, response = timed_scrape(server.host, server.port, context)
@@ -276,11 +276,11 @@ def test_scrapes_are_answered_while_a_thousand_idle_and_slow_connections_are_hel
                     assert client.get(server.url).status_code == 200
                     latencies.append(time.monotonic() - began)
             assert max(latencies) < 1.0, latencies
-            assert http.open_connections <= http.limits.max_connections
+            assert http.slots.open <= http.limits.max_connections
         finally:
             for sock in held:
                 sock.close()
-        wait_for(lambda: http.open_connections == 0, 10,
+        wait_for(lambda: http.slots.open == 0, 10,
                  what="the server to close its ends of the held connections")
     # every socket of the flood is closed, the server's ends and ours
     wait_for(lambda: psutil.Process().num_fds() <= files_before, 10, what="no leaked socket")
@@ -289,4 +289,4 @@ def test_scrapes_are_answered_while_a_thousand_idle_and_slow_connections_are_hel
     record("security", **{f"flood_{scheme}_connections_held": HELD,
                           f"flood_{scheme}_connections_opened_seconds": round(opened, 2),
                           f"flood_{scheme}_scrape_latency_max_ms": round(1000 * max(latencies), 1),
-                          f"flood_{scheme}_connections_evicted": http.evicted})
+                          f"flood_{scheme}_connections_evicted": http.slots.evicted})
