@@ -39,8 +39,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from promkit.instrument._log_output import library_logger
 from promkit.instrument.correlation import CORRELATION_HEADER, correlation_id_var, inject
-from promkit.instrument.logs import library_logger
 from promkit.instrument.metrics import Counter, Histogram
 from promkit.instrument.registry import MetricsRegistry, default_registry
 

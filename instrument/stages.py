@@ -54,20 +54,19 @@ from typing import Any, TypeVar
 import structlog
 
 from promkit.instrument._compat import STRUCTLOG_CONFIG, structlog_stdlib_logger
-from promkit.instrument._metrics import NULL_CHILD, paired_recorder
-from promkit.instrument._safety import FailureSink
-from promkit.instrument.logs import (
+from promkit.instrument._json_line import round_ms
+from promkit.instrument._log_output import (
     OUTPUT_NONE,
     OUTPUT_STDLIB,
     OUTPUT_STRUCTLOG,
-    STAGE_COMPLETED_EVENT,
-    StageLineWriter,
-    level_cache,
     log_output,
     on_log_output_change,
-    round_ms,
     stdlib_event,
 )
+from promkit.instrument._log_state import level_cache
+from promkit.instrument._metrics import NULL_CHILD, paired_recorder
+from promkit.instrument._safety import FailureSink
+from promkit.instrument._stage_line import STAGE_COMPLETED_EVENT, StageLineWriter
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = [

@@ -13,6 +13,7 @@ import uvicorn.config
 
 from promkit import uvicorn_log_config
 from promkit.instrument import logs
+from promkit.instrument._log_state import current
 from promkit.instrument.uvicorn_logging import UVICORN_LOGGERS
 
 
@@ -101,4 +102,4 @@ def test_uvicorn_log_config_is_json_and_sets_everything_up(
     lines = capsys.readouterr().err.splitlines()
     assert [json.loads(line)["event"] for line in lines] == ["Invalid HTTP request received."]
     assert json.loads(lines[0])["service"] == "api"
-    assert logging.getLogger().handlers == [logs._STATE.handler]  # one handler, promkit's
+    assert logging.getLogger().handlers == [current.state.handler]  # one handler, promkit's
