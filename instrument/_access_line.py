@@ -186,7 +186,7 @@ class AccessLogger:
             trace_part = trace_json() if _otel_current() else ""  # no call without a context
             millis = MILLIS[int((now - second) * 1000.0)]
             # The latency is what json.dumps(micros / 1000.0) gives, without a float
-            # repr (see _FRACTIONS). The usual line is built as one string.
+            # repr (see FRACTIONS). The usual line is built as one string.
             if cid_is_plain and cid is not None and 0 <= micros < EXACT_MICROS:
                 text = (f'{{"timestamp":"{gate.prefix}{millis}{line.head},"correlation_id":'
                         f'"{cid}","latency_ms":{micros // 1000}{FRACTIONS[micros % 1000]}'

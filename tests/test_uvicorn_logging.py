@@ -10,24 +10,12 @@ from typing import Any
 
 import pytest
 import uvicorn.config
+from _log_helpers import ListSink  # tests/ is on sys.path
 
 from promkit import uvicorn_log_config
 from promkit.instrument import logs
 from promkit.instrument._log_state import current
 from promkit.instrument.uvicorn_logging import UVICORN_LOGGERS
-
-
-class ListSink:
-    name = "list"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write_line(self, line: str) -> None:
-        self.lines.append(line)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
