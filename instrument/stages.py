@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 import structlog
 
 from promkit.instrument._compat import STRUCTLOG_CONFIG, structlog_stdlib_logger
+from promkit.instrument._compat import logger_level_cache as level_cache
 from promkit.instrument._json_line import round_ms
 from promkit.instrument._log_output import (
     OUTPUT_NONE,
@@ -63,7 +64,6 @@ from promkit.instrument._log_output import (
     on_log_output_change,
     stdlib_event,
 )
-from promkit.instrument._log_state import level_cache
 from promkit.instrument._metrics import NULL_CHILD, paired_recorder
 from promkit.instrument._safety import FailureSink
 from promkit.instrument._stage_line import STAGE_COMPLETED_EVENT, StageLineWriter
