@@ -15,7 +15,11 @@ from typing import Any
 
 import structlog
 
-from promkit.instrument._compat import STRUCTLOG_CONTEXT_VARS, otel_current_context
+from promkit.instrument._compat import (
+    STRUCTLOG_CONTEXT_VARS,
+    logger_level_cache,
+    otel_current_context,
+)
 from promkit.instrument._json_line import (
     EXACT_MICROS,
     FRACTIONS,
@@ -40,6 +44,7 @@ STAGE_COMPLETED_EVENT = "stage completed"
 _STRUCTLOG_VARS: dict[str, Any] | None = STRUCTLOG_CONTEXT_VARS
 _otel_current: Callable[[], object] = otel_current_context
 _MISSING: Any = object()
+level_cache = logger_level_cache  # the isEnabledFor cache, or an empty dict (see _compat)
 _BOUND_JOB_ID = f"{structlog.contextvars.STRUCTLOG_KEY_PREFIX}job_id"
 _BOUND_CORRELATION_ID = f"{structlog.contextvars.STRUCTLOG_KEY_PREFIX}correlation_id"
 
@@ -58,11 +63,12 @@ class StageLineWriter:
     :func:`round_ms`, as this does. Never raises.
     """
 
-    __slots__ = ("_gate", "_stages", "_stdlib", "_values", "_values_state")
+    __slots__ = ("_gate", "_levels", "_stages", "_stdlib", "_values", "_values_state")
 
     def __init__(self, logger_name: str) -> None:
         self._stdlib = logging.getLogger(logger_name)
         self._gate = FastPathGate(self._stdlib)
+        self._levels = level_cache(self._stdlib)
         # (state, stage name) -> the fixed text around the IDs, or None: no fast path
         self._stages: dict[tuple[LoggingState, str], tuple[str, str] | None] = {}
         self._values: dict[str, str] = {}  # job ID -> its JSON piece, for _values_state
@@ -75,7 +81,12 @@ class StageLineWriter:
             state = current.state
             if state is None or state.sampler is not None:
                 return False
-            if not self._stdlib.isEnabledFor(logging.INFO):
+            # The level cache read inline: -0.3k instructions per stage line (python -m
+            # benchmarks.instructions --driver stages).
+            enabled = self._levels.get(logging.INFO)
+            if enabled is None:
+                enabled = self._stdlib.isEnabledFor(logging.INFO)
+            if not enabled:
                 return True  # filtered, as the pipeline would
             gate = self._gate
             now = state.timestamper.clock()

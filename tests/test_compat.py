@@ -197,6 +197,8 @@ def test_stage_levels_are_honoured_without_the_level_caches(
         monkeypatch, saved_structlog, registry):
     monkeypatch.setattr(stages, "level_cache", lambda logger: {})
     monkeypatch.setattr(stages, "structlog_stdlib_logger", lambda bound: None)
+    monkeypatch.setattr(_access_line, "level_cache", lambda logger: {})
+    monkeypatch.setattr(_stage_line, "level_cache", lambda logger: {})
     stages.worker_log.forget()
     entries: list[dict[str, Any]] = []
     # filter_by_level: structlog 24.1's stdlib BoundLogger has no is_enabled_for.
