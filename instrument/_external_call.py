@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
 
-from promkit.instrument.logs import library_logger
+from promkit.instrument._log_output import library_logger
 from promkit.instrument.metrics import Counter, Histogram
 from promkit.instrument.registry import MetricsRegistry, catalog_metric, default_registry
 

@@ -85,6 +85,7 @@ _KEY_CACHE_LIMIT = 4096
 _META_KEYS = frozenset({"_record", "_from_structlog"})
 # Values promkit's own processors set (the timestamper, add_log_level): not scanned.
 _TRUSTED_KEYS = frozenset({"timestamp", "level"})
+_NOT_SCANNED = _META_KEYS | _TRUSTED_KEYS
 
 
 def hash_identifier(value: object) -> str:
@@ -247,12 +248,20 @@ class RedactPII:
         return decision
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        # The decision cache and the str case read inline, not through _decide and
+        # _value: -8.8k instructions per line on both corpora (every string unique:
+        # 72.4k -> 63.6k; python -m benchmarks.redaction --instructions).
+        decisions = self._decisions
         for key in list(event_dict):
-            if key in _META_KEYS or key in _TRUSTED_KEYS:
+            if key in _NOT_SCANNED:
                 continue
-            decision = self._decide(key) if isinstance(key, str) else None
+            decision = decisions.get(key, "?")
+            if decision == "?":
+                decision = self._decide(key) if isinstance(key, str) else None
             if decision is None:
-                event_dict[key] = self._value(event_dict[key], 0)
+                value = event_dict[key]
+                event_dict[key] = (redact_text(value) if type(value) is str
+                                   else self._value(value, 0))
             elif decision == "":
                 if event_dict[key] is not None:
                     event_dict[key] = REDACTED

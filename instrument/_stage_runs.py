@@ -24,10 +24,11 @@ from typing import Any
 from promkit.instrument._children import NULL_CHILD
 from promkit.instrument._cpu_clock import cpu_at
 from promkit.instrument._error_codes import ErrorCodeMapper, error_code_for
+from promkit.instrument._json_line import round_ms
 from promkit.instrument._recorders import paired_recorder
 from promkit.instrument._safety import FailureSink
+from promkit.instrument._stage_line import STAGE_COMPLETED_EVENT, StageLineWriter
 from promkit.instrument._worker_log import LOGGER_NAME, worker_log
-from promkit.instrument.logs import STAGE_COMPLETED_EVENT, StageLineWriter, round_ms
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["Stage", "failed", "resolve", "stage_lines", "started", "succeeded"]

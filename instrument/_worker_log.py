@@ -16,11 +16,11 @@ from typing import Any
 import structlog
 
 from promkit.instrument._compat import STRUCTLOG_CONFIG, structlog_stdlib_logger
-from promkit.instrument.logs import (
+from promkit.instrument._compat import logger_level_cache as level_cache
+from promkit.instrument._log_output import (
     OUTPUT_NONE,
     OUTPUT_STDLIB,
     OUTPUT_STRUCTLOG,
-    level_cache,
     log_output,
     on_log_output_change,
     stdlib_event,

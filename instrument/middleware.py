@@ -9,12 +9,12 @@ from typing import Any
 
 from promkit.instrument import correlation as _correlation
 from promkit.instrument import tracing as _tracing
+from promkit.instrument._access_line import RequestLine, access_logger
 from promkit.instrument._children import InProgressTokens
 from promkit.instrument._exemplars import ExemplarLabels
+from promkit.instrument._log_output import output_state as _log_output
 from promkit.instrument._recorders import http_request_recorder
 from promkit.instrument._routes import RouteTemplates, find_router, route_path
-from promkit.instrument.logs import RequestLine, access_logger
-from promkit.instrument.logs import output_state as _log_output
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 __all__ = ["OTHER_METHOD", "UNMATCHED_ROUTE", "HttpMetricsMiddleware"]

@@ -40,7 +40,7 @@ from types import TracebackType
 
 import psutil
 
-from promkit.instrument.logs import library_logger
+from promkit.instrument._log_output import library_logger
 from promkit.instrument.metrics import Counter, Gauge, Histogram
 from promkit.instrument.registry import MetricsRegistry, default_registry
 

@@ -15,6 +15,7 @@ from typing import Any
 import prometheus_client
 import pytest
 import structlog
+from _log_helpers import FIXED_TIME, active_span, configured  # tests/ is on sys.path
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import (
@@ -24,10 +25,17 @@ from opentelemetry.trace import (
     SpanContext,
     TraceFlags,
 )
-from test_logs import FIXED_TIME, active_span, configured  # tests/ is on sys.path
 
 from promkit.exporters import render_openmetrics, render_text
-from promkit.instrument import _compat, logs, stages, tracing
+from promkit.instrument import (
+    _access_line,
+    _compat,
+    _log_state,
+    _stage_line,
+    logs,
+    stages,
+    tracing,
+)
 from promkit.instrument.correlation import bind_correlation_id
 
 # ------------------------------------------------------------------ structlog config
@@ -64,7 +72,7 @@ def test_structlog_config_probe_falls_back_to_get_config():
 @pytest.fixture
 def public_structlog_config(monkeypatch):
     public = _compat.PublicStructlogConfig()
-    monkeypatch.setattr(logs, "_STRUCTLOG_CONFIG", public)
+    monkeypatch.setattr(_log_state, "_STRUCTLOG_CONFIG", public)
     monkeypatch.setattr(stages.worker_log, "_conf", public)
     stages.worker_log.forget()
     yield
@@ -97,13 +105,13 @@ def test_stage_logs_follow_structlog_config_changes_with_the_fallback(
 
 def test_access_fast_path_gate_with_the_config_fallback(public_structlog_config):
     with configured() as sink:
-        logs._STATE.timestamper.clock = lambda: FIXED_TIME
+        _log_state.current.state.timestamper.clock = lambda: FIXED_TIME
         access = logs.access_logger()
         access.log_request("GET", "/a", 200, 0.001, None)
         fast = sink.lines[-1]
         assert access._gate.state is not None  # the gate passed: the fast path wrote it
         with configured(extra_processors=[lambda _l, _m, ed: dict(ed, mark="m")]) as other:
-            logs._STATE.timestamper.clock = lambda: FIXED_TIME
+            _log_state.current.state.timestamper.clock = lambda: FIXED_TIME
             access.log_request("GET", "/a", 200, 0.001, None)
             # processors changed: the pipeline ran
             assert other.events()[-1]["extra"]["mark"] == "m"
@@ -134,8 +142,10 @@ def test_context_vars_probe_falls_back_to_get_contextvars():
 
 @pytest.fixture
 def public_context_vars(monkeypatch):
-    monkeypatch.setattr(logs, "_STRUCTLOG_VARS", None)
-    monkeypatch.setattr(logs, "_structlog_context_bound", _compat.public_structlog_context_bound)
+    monkeypatch.setattr(_access_line, "_STRUCTLOG_VARS", None)
+    monkeypatch.setattr(_access_line, "_structlog_context_bound",
+                        _compat.public_structlog_context_bound)
+    monkeypatch.setattr(_stage_line, "_STRUCTLOG_VARS", None)
 
 
 @pytest.mark.parametrize("context", [{}, {"job_id": "j-7"}, {"tenant": "acme"}])
@@ -189,7 +199,8 @@ def test_stage_levels_are_honoured_without_the_level_caches(
 
     monkeypatch.setattr(_worker_log, "level_cache", lambda logger: {})
     monkeypatch.setattr(_worker_log, "structlog_stdlib_logger", lambda bound: None)
-    monkeypatch.setattr(logs, "level_cache", lambda logger: {})
+    monkeypatch.setattr(_access_line, "level_cache", lambda logger: {})
+    monkeypatch.setattr(_stage_line, "level_cache", lambda logger: {})
     stages.worker_log.forget()
     entries: list[dict[str, Any]] = []
     # filter_by_level: structlog 24.1's stdlib BoundLogger has no is_enabled_for.
@@ -240,7 +251,8 @@ def test_current_context_probe_falls_back_to_get_current():
 
 
 def test_log_lines_carry_trace_ids_with_the_context_fallback(monkeypatch):
-    monkeypatch.setattr(logs, "_otel_current", otel_context.get_current)
+    monkeypatch.setattr(_access_line, "_otel_current", otel_context.get_current)
+    monkeypatch.setattr(_stage_line, "_otel_current", otel_context.get_current)
     with configured() as sink:
         with active_span(0x5EED, 0xB0B):
             logs.access_logger().log_request("GET", "/a", 200, 0.001, None)

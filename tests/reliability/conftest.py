@@ -219,10 +219,10 @@ def no_pytest_log_capture() -> Iterator[None]:
     """
     import logging
 
-    from promkit.instrument.logs import _JsonLinesHandler
+    from promkit.instrument._log_config import JsonLinesHandler
 
     root = logging.getLogger()
-    removed = [h for h in root.handlers if not isinstance(h, _JsonLinesHandler)]
+    removed = [h for h in root.handlers if not isinstance(h, JsonLinesHandler)]
     for handler in removed:
         root.removeHandler(handler)
     try:

@@ -10,23 +10,12 @@ from typing import Any
 
 import pytest
 import uvicorn.config
+from _log_helpers import ListSink  # tests/ is on sys.path
 
 from promkit import uvicorn_log_config
 from promkit.instrument import logs
+from promkit.instrument._log_state import current
 from promkit.instrument.uvicorn_logging import UVICORN_LOGGERS
-
-
-class ListSink:
-    name = "list"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write_line(self, line: str) -> None:
-        self.lines.append(line)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -101,4 +90,4 @@ def test_uvicorn_log_config_is_json_and_sets_everything_up(
     lines = capsys.readouterr().err.splitlines()
     assert [json.loads(line)["event"] for line in lines] == ["Invalid HTTP request received."]
     assert json.loads(lines[0])["service"] == "api"
-    assert logging.getLogger().handlers == [logs._STATE.handler]  # one handler, promkit's
+    assert logging.getLogger().handlers == [current.state.handler]  # one handler, promkit's
