@@ -36,4 +36,5 @@ app = Starlette(routes=[Route("/items/{item_id}", item),
                         Route("/metrics", metrics_app())])
 app.add_middleware(PrometheusInstrumentatorMiddleware)
 app.add_middleware(PrometheusMiddleware, app_name="shop")
-app.add_middleware(HttpMetricsMiddleware, log_requests=False)
+app.add_middleware(HttpMetricsMiddleware, log_requests=False,
+                   record_sizes=True)  # the instrumentator's size metrics map onto them

@@ -186,4 +186,4 @@ app = Starlette(routes=[
     WebSocketRoute("/ws", echo),
     Route("/metrics", metrics_app()),
 ], lifespan=lifespan)
-app.add_middleware(HttpMetricsMiddleware)
+app.add_middleware(HttpMetricsMiddleware, record_sizes=True)  # every panel has data
