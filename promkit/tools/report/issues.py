@@ -153,8 +153,10 @@ def _active_at(text: Any) -> float | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        # Prometheus writes nanoseconds; Python 3.10 reads at most microseconds.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+        # Prometheus writes up to nanoseconds, trailing zeros dropped (".12Z" too); Python
+        # 3.10's fromisoformat reads exactly 3 or 6 fraction digits: always give it 6.
+        text = re.sub(r"\.(\d+)", lambda m: "." + (m[1] + "000000")[:6],
+                      text.replace("Z", "+00:00"))
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
