@@ -275,8 +275,8 @@ def _json_sample(metric: MetricBase, child: Any) -> dict[str, Any]:
         for le, count in zip(metric.bucket_strings, counts):
             acc += count
             buckets[le] = acc
-        return {"labels": labels, "buckets": buckets, "count": acc, "sum": _json_number(total)}
-    return {"labels": labels, "value": _json_number(child.get())}
+        return {"labels": labels, "buckets": buckets, "count": acc, "sum": json_number(total)}
+    return {"labels": labels, "value": json_number(child.get())}
 
 
 def _json_header(metric: MetricBase) -> dict[str, Any]:
@@ -369,7 +369,7 @@ def json_chunks(document: dict[str, Any], chunk_series: int = DEFAULT_CHUNK_SERI
     return _encode_json(families())
 
 
-def _json_number(value: float) -> float | str:
+def json_number(value: float) -> float | str:
     # JSON has no Inf/NaN; write them the way Prometheus does.
     if value != value or value in (_INF, -_INF):
         return format_value(value)

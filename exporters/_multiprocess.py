@@ -38,6 +38,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from promkit.exporters._exposition import json_number
 from promkit.exporters._mp_compact import compact_dead_processes
 from promkit.exporters._mp_files import LIVE_MODES, directory_lock, file_kind
 from promkit.exporters._mp_read import DirectoryReader, Merged
@@ -179,7 +180,7 @@ def _cleanup(path: str, names: list[str], reader: DirectoryReader | None) -> tup
     done = _compact(path, dead, reader, wait=0) if dead else []
     # Exemplar files of dead processes: kept while fresh (their counts stay), then removed.
     try:
-        exemplar_files.remove_stale_files(path, _pid_alive)
+        exemplar_files.remove_stale_files(path, _pid_alive, names=names)
     except OSError as exc:
         logger.debug("promkit: could not clean up exemplar files in %s: %s", path, exc)
     return done, dead
@@ -284,15 +285,6 @@ def multiprocess_exposition(openmetrics: bool = False, registry: MetricsRegistry
     return render_text(merged)
 
 
-def _json_number(value: float) -> float | str:
-    # JSON has no Inf/NaN; write them the way Prometheus does (as render_json does).
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    return value
-
-
 def multiprocess_json(registry: MetricsRegistry | None = None, *,
                       path: str | None = None) -> dict[str, Any]:
     """All processes' metrics, merged, in the JSON snapshot shape of ``render_json``.
@@ -315,14 +307,14 @@ def multiprocess_json(registry: MetricsRegistry | None = None, *,
                 elif sample.name.endswith("_count"):
                     entry["count"] = int(sample.value)
                 elif sample.name.endswith("_sum"):
-                    entry["sum"] = _json_number(sample.value)
+                    entry["sum"] = json_number(sample.value)
             samples = list(by_labels.values())
         else:
             for sample in family.samples:
                 if sample.name.endswith("_created"):
                     continue
                 samples.append({"labels": dict(sample.labels),
-                                "value": _json_number(sample.value)})
+                                "value": json_number(sample.value)})
         spec = _spec_for(family.name, family.type, catalog)
         seen = {k for s in samples for k in s["labels"]}
         if spec is not None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from promkit.tools.report.model import Report
-from promkit.tools.report.render import Block, fmt, issue_line, outline
+from promkit.tools.report.render import Block, fmt, issue_line, numeric_cell, outline
 
 __all__ = ["render_html", "svg_line_chart"]
 
@@ -125,10 +125,6 @@ svg .empty{font-size:13px;fill:#9ca3af}p.meta{color:#6b7280;margin:0 0 12px}
 """
 
 
-def _numeric(cell: str) -> bool:
-    return cell.lstrip("+-")[:1].isdigit() or cell == "–"
-
-
 def _block_html(b: Block, report: Report) -> str:
     if b.kind == "title":
         return f"<h1>{_e(b.text)}</h1>"
@@ -147,7 +143,7 @@ def _block_html(b: Block, report: Report) -> str:
         return f'<p class="{"meta" if "Prometheus" in b.text else ""}">{_e(b.text)}</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in b.headers)
     rows = "".join("<tr>" + "".join(
-        f'<td class="num">{_e(c)}</td>' if i and _numeric(c) else f"<td>{_e(c)}</td>"
+        f'<td class="num">{_e(c)}</td>' if i and numeric_cell(c) else f"<td>{_e(c)}</td>"
         for i, c in enumerate(r)) + "</tr>" for r in b.rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 

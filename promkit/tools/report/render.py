@@ -279,7 +279,8 @@ _STYLE = {"bold": "\033[1m", "dim": "\033[2m", "red": "\033[31m", "yellow": "\03
           "green": "\033[32m", "cyan": "\033[36m"}
 
 
-def _numeric(cell: str) -> bool:
+def numeric_cell(cell: str) -> bool:
+    """Whether a table cell is a number (right-aligned): digits after a sign, or the dash."""
     head = cell.lstrip("+-")[:1]
     return head.isdigit() or cell == "–"
 
@@ -313,7 +314,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
             lines.append(f"{indent}{b.text}")
         elif b.kind == "table":
             widths = [max(len(h), *(len(r[i]) for r in b.rows)) for i, h in enumerate(b.headers)]
-            numeric = [all(_numeric(r[i]) for r in b.rows) and i > 0
+            numeric = [all(numeric_cell(r[i]) for r in b.rows) and i > 0
                        for i in range(len(b.headers))]
 
             def cells(row: list[str], widths: list[int] = widths,
