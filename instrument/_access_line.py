@@ -40,7 +40,7 @@ from promkit.instrument._log_output import OUTPUT_NONE, OUTPUT_STDLIB, log_outpu
 from promkit.instrument._log_processors import SAMPLED_KEY
 from promkit.instrument._log_state import FastPathGate, LoggingState, current
 from promkit.instrument._safety import FailureSink
-from promkit.instrument.correlation import correlation_id_var
+from promkit.instrument.correlation import get_correlation_id
 
 __all__ = ["ACCESS_EVENT", "ACCESS_LOGGER_NAME", "AccessLogger", "RequestLine", "access_logger"]
 
@@ -121,7 +121,7 @@ class AccessLogger:
         validated the ID as a UUID (the middleware does), which skips
         re-checking it.
         """
-        cid = correlation_id or correlation_id_var.get()
+        cid = correlation_id or get_correlation_id()
         try:
             line = self._lines.get((method, path_template, status))
             if line is None:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from promkit.instrument._external_call import Classifier, ExternalCall
-from promkit.instrument.correlation import CORRELATION_HEADER, correlation_id_var, inject
+from promkit.instrument.correlation import CORRELATION_HEADER, get_correlation_id, inject
 from promkit.instrument.registry import MetricsRegistry, default_registry
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _default_operation(request: httpx.Request) -> str:
 
 def _inject_headers(request: httpx.Request, registry: MetricsRegistry) -> None:
     try:
-        cid = correlation_id_var.get()
+        cid = get_correlation_id()
         if cid and CORRELATION_HEADER not in request.headers:
             inject(cast(Any, request.headers), key=CORRELATION_HEADER, correlation_id=cid)
     except Exception as exc:

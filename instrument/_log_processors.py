@@ -111,7 +111,7 @@ def add_correlation_context(
     """
     if event_dict.get("correlation_id") is None:
         cid = correlation_id_var.get()
-        if cid is not None:
+        if type(cid) is str:  # not Ellipsis, set by structlog's clear_contextvars()
             event_dict["correlation_id"] = cid
     return structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
 

@@ -94,6 +94,8 @@ class StageLineWriter:
             if not gate.open(state, logging.INFO, second) or _STRUCTLOG_VARS is None:
                 return False
             cid = correlation_id_var.get()
+            if type(cid) is not str:  # None, or Ellipsis after structlog's clear_contextvars()
+                cid = None
             if _STRUCTLOG_VARS:
                 # One pass over structlog's context variables (not a copy of the
                 # whole context): job_id and correlation_id may be bound, as a

@@ -45,7 +45,7 @@ from promkit._version import __version__
 from promkit.instrument._compat import global_tracer_provider, span_ids
 from promkit.instrument._exemplars import CORRELATION_EXEMPLAR_LABEL, EXEMPLAR_MAX_RUNES
 from promkit.instrument._safety import FailureSink
-from promkit.instrument.correlation import correlation_id_var
+from promkit.instrument.correlation import get_correlation_id
 
 __all__ = [
     "CORRELATION_ATTRIBUTE",
@@ -332,7 +332,7 @@ class _SpanScope:
             return INVALID_SPAN
         try:
             attrs: dict[str, AttributeValue] = dict(self._attributes) if self._attributes else {}
-            cid = correlation_id_var.get()
+            cid = get_correlation_id()
             if cid:
                 attrs.setdefault(CORRELATION_ATTRIBUTE, cid)
             # Exceptions are recorded in __exit__, where they can be told apart

@@ -217,6 +217,22 @@ def test_clear_contextvars_clears_the_id_and_readers_see_none():
     assert corr.get_correlation_id() is None
 
 
+def test_after_clear_contextvars_log_lines_carry_no_id_and_are_still_written():
+    from promkit.instrument._access_line import access_logger
+    from promkit.instrument._stage_line import StageLineWriter
+
+    from tests._log_helpers import configured
+
+    with configured() as sink, corr.bind_correlation_id():
+        structlog.contextvars.clear_contextvars()
+        structlog.get_logger("app").info("hello")
+        access_logger().log_request("GET", "/items/{id}", 200, 0.01)
+        StageLineWriter("promkit.worker").completed("ocr", 0.01, None)
+        lines = sink.events()
+    assert [line["event"] for line in lines] == ["hello", "http_request", "stage completed"]
+    assert all("correlation_id" not in line for line in lines), lines
+
+
 def test_no_or_new_correlation_id_outside_the_correlation_module():
     # One rule: entry points call resolve_correlation_id, never "... or new_correlation_id()".
     root = Path(corr.__file__).resolve().parent.parent
