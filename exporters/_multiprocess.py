@@ -75,7 +75,8 @@ def _forget_readers_after_fork() -> None:
     _readers_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_readers_after_fork)
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_readers_after_fork)
 _compaction_failures: set[str] = set()  # logged once each
 # gunicorn's arbiter runs child_exit: it must not hang behind a stuck scrape.
 # If the lock stays busy this long, the next scrape compacts the process instead.

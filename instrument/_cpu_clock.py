@@ -44,7 +44,8 @@ def _forget_cpu_reading() -> None:
     cpu_reading.last = (-math.inf, 0.0)
 
 
-os.register_at_fork(after_in_child=_forget_cpu_reading)
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_cpu_reading)
 
 
 def cpu_at(t: float) -> float:

@@ -74,8 +74,9 @@ def send_webhook(url: str, body: Mapping[str, Any], *, client: httpx.Client | No
                  ) -> httpx.Response:
     """POST ``body`` as JSON to ``url`` with the correlation ID; returns the response.
 
-    The current correlation ID (or the body's own valid ``correlation_id``;
-    a new one when there is neither) goes in the ``X-Correlation-ID`` header
+    The correlation ID (:func:`~promkit.instrument.correlation.resolve_correlation_id`'s
+    rule: the caller's correlation header, else the body's valid ``correlation_id``,
+    else the bound one, else a new one) goes in the ``X-Correlation-ID`` header
     and the body's ``correlation_id`` field. A correlation header in
     ``headers`` (``X-Correlation-ID`` or ``X-Request-ID``, any case) is
     validated like an incoming one: a valid ID is used for both, an invalid

@@ -32,7 +32,6 @@ from prometheus_client.samples import Exemplar
 from promkit.instrument._exemplars import EXEMPLAR_MAX_RUNES
 from promkit.instrument._mp_exemplars import (
     FILE_NAME,
-    FILE_PREFIX,
     FORMAT_VERSION,
     LABEL_NAME,
     SampleKey,
@@ -40,7 +39,6 @@ from promkit.instrument._mp_exemplars import (
 )
 
 __all__ = [
-    "FILE_PREFIX",
     "MAX_AGE_SECONDS",
     "SampleKey",
     "flush_local",

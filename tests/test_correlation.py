@@ -220,7 +220,6 @@ def test_clear_contextvars_clears_the_id_and_readers_see_none():
 def test_after_clear_contextvars_log_lines_carry_no_id_and_are_still_written():
     from promkit.instrument._access_line import access_logger
     from promkit.instrument._stage_line import StageLineWriter
-
     from tests._log_helpers import configured
 
     with configured() as sink, corr.bind_correlation_id():
