@@ -28,6 +28,7 @@ from typing import Any
 
 from structlog.typing import EventDict, WrappedLogger
 
+from promkit.instrument._json_line import safe_repr
 from promkit.instrument._secrets import (
     is_secret_key,
     normalise_key,
@@ -187,17 +188,6 @@ def redact_text(text: str) -> str:
     return text
 
 
-def _normalise_key(key: str) -> str:
-    return normalise_key(key)
-
-
-def _safe_repr(value: object) -> str:
-    try:
-        return repr(value)
-    except Exception:  # a broken __repr__ must not break logging
-        return f"<unrepresentable {type(value).__name__}>"
-
-
 # ---------------------------------------------------------------------------- processor
 
 class RedactPII:
@@ -223,10 +213,10 @@ class RedactPII:
     """
 
     def __init__(self, pii_keys: Iterable[str] = (), hash_keys: Iterable[str] = ()) -> None:
-        self.pii_keys = DEFAULT_PII_KEYS | {_normalise_key(k) for k in pii_keys}
+        self.pii_keys = DEFAULT_PII_KEYS | {normalise_key(k) for k in pii_keys}
         self.hash_keys: dict[str, str] = dict(DEFAULT_HASH_KEYS)
         for key in hash_keys:
-            normalised = _normalise_key(key)
+            normalised = normalise_key(key)
             self.hash_keys.setdefault(normalised, normalised + "_hash")
         # normalised decisions per raw key: None = keep, "" = redact, else the hash key
         self._decisions: dict[str, str | None] = {}
@@ -235,7 +225,7 @@ class RedactPII:
         decision = self._decisions.get(key, "?")
         if decision != "?":
             return decision
-        normalised = _normalise_key(key)
+        normalised = normalise_key(key)
         if normalised in self.hash_keys:
             decision = self.hash_keys[normalised]
         elif (normalised in self.pii_keys or normalised.endswith(DEFAULT_PII_KEY_SUFFIXES)
@@ -299,12 +289,12 @@ class RedactPII:
             return redact_text(str(value))
         if isinstance(value, (int, float)):
             return value
-        return redact_text(_safe_repr(value))
+        return redact_text(safe_repr(value))
 
     def _mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for raw_key, item in mapping.items():
-            key = raw_key if isinstance(raw_key, str) else _safe_repr(raw_key)
+            key = raw_key if isinstance(raw_key, str) else safe_repr(raw_key)
             decision = self._decide(key)
             if decision is None:
                 out[redact_text(key)] = self._value(item, depth)
