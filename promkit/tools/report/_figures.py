@@ -79,9 +79,12 @@ def bounds(**quantiles: Quantile | None) -> dict[str, str]:
     return {name: q.bound for name, q in quantiles.items() if q is not None and q.bound}
 
 
+BOUND_PREFIX = {"below": "< ", "above": "> "}
+"""How a quantile that is only a bucket bound reads: ``< 100 ms``, ``> 120 s``."""
+
+
 def fmt_quantile(q: Quantile) -> str:
-    prefix = {"below": "< ", "above": "> "}.get(q.bound or "", "")
-    return prefix + fmt_seconds(q.value)
+    return BOUND_PREFIX.get(q.bound or "", "") + fmt_seconds(q.value)
 
 
 def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -100,6 +103,9 @@ def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
 
 
 def fmt_seconds(seconds: float) -> str:
+    """A duration for people: ``400 µs``, ``123 ms``, ``4.50 s``, ``2.5 min``."""
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        if seconds >= 0.001 or seconds == 0:
+            return f"{seconds * 1000:.0f} ms"
+        return f"{seconds * 1e6:.0f} µs"
     return f"{seconds:.2f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

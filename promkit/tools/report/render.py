@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from promkit.tools.report._figures import BOUND_PREFIX, fmt_seconds
 from promkit.tools.report.model import Issue, Report
 
 __all__ = [
@@ -55,9 +56,7 @@ def fmt(value: Any, unit: str = "") -> str:
     if not math.isfinite(v):
         return "–"
     if unit == "seconds":
-        if v < 1:
-            return f"{v * 1000:.0f} ms" if v >= 0.001 or v == 0 else f"{v * 1e6:.0f} µs"
-        return f"{v:.2f} s" if v < 120 else f"{v / 60:.1f} min"
+        return fmt_seconds(v)
     if unit == "ratio":
         return f"{v:.1%}" if abs(v) >= 0.001 or v == 0 else f"{v:.3%}"
     if unit == "bytes":
@@ -99,7 +98,7 @@ def change_text(change: dict[str, Any] | None, unit: str = "") -> str:
 def quantile(row: dict[str, Any], name: str) -> str:
     """A quantile cell; one that is only a bucket bound reads ``< 100 ms`` / ``> 120 s``."""
     bound = str((row.get("quantile_bounds") or {}).get(name, ""))
-    prefix = {"below": "< ", "above": "> "}.get(bound, "")
+    prefix = BOUND_PREFIX.get(bound, "")
     return prefix + fmt(row.get(name), "seconds") if row.get(name) is not None else "–"
 
 
