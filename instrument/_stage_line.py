@@ -63,16 +63,17 @@ class StageLineWriter:
     :func:`round_ms`, as this does. Never raises.
     """
 
-    __slots__ = ("_gate", "_levels", "_stages", "_stdlib", "_values", "_values_state")
+    __slots__ = ("_gate", "_levels", "_stages", "_state", "_stdlib", "_values")
 
     def __init__(self, logger_name: str) -> None:
         self._stdlib = logging.getLogger(logger_name)
         self._gate = FastPathGate(self._stdlib)
         self._levels = level_cache(self._stdlib)
         # (state, stage name) -> the fixed text around the IDs, or None: no fast path
-        self._stages: dict[tuple[LoggingState, str], tuple[str, str] | None] = {}
-        self._values: dict[str, str] = {}  # job ID -> its JSON piece, for _values_state
-        self._values_state: LoggingState | None = None
+        # Pieces rendered for the set-up in force (_state); a new set-up starts them over.
+        self._stages: dict[str, tuple[str, str] | None] = {}  # stage -> text around the IDs
+        self._values: dict[str, str] = {}  # job ID -> its JSON piece
+        self._state: LoggingState | None = None
 
     def completed(self, stage: str, wall_seconds: float, cpu_seconds: float | None,
                   job_id: Any = None) -> bool:
@@ -112,7 +113,11 @@ class StageLineWriter:
                             cid = value
                     else:
                         return False
-            head = self._stages.get((state, stage), _MISSING)
+            if self._state is not state:
+                self._stages.clear()
+                self._values.clear()
+                self._state = state
+            head = self._stages.get(stage, _MISSING)
             if head is _MISSING:
                 head = self._head(state, stage)
             if head is None:
@@ -125,9 +130,6 @@ class StageLineWriter:
                 return False
             job_part: str | None = ""
             if job_id is not None:
-                if self._values_state is not state:
-                    self._values.clear()
-                    self._values_state = state
                 job_part = self._values.get(job_id) if type(job_id) is str else None
                 if job_part is None:
                     job_part = self._job_part(state, job_id)
@@ -170,7 +172,7 @@ class StageLineWriter:
                     + piece("event", redact("event", STAGE_COMPLETED_EVENT)))
             parts = (head, piece("stage", redact("stage", stage)))
         if len(self._stages) < PIECE_CACHE_LIMIT:
-            self._stages[(state, stage)] = parts
+            self._stages[stage] = parts
         return parts
 
     def _job_part(self, state: LoggingState, job_id: Any) -> str:
