@@ -31,9 +31,11 @@ is removed an hour after its last write.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -127,7 +129,7 @@ def _pid_alive(pid: int) -> bool:
     return not _is_zombie(pid)
 
 
-def _dead_pids(names: list[str]) -> set[int]:
+def _dead_pids(names: list[str], alive: Callable[[int], bool] = _pid_alive) -> set[int]:
     """Pids with files to compact whose processes no longer run."""
     pids = set()
     for name in names:
@@ -135,7 +137,7 @@ def _dead_pids(names: list[str]) -> set[int]:
         # An `all` gauge's file is kept after its process dies (see _mp_compact.py).
         if kind is not None and kind.pid is not None and kind.mode != "all":
             pids.add(kind.pid)
-    return {pid for pid in pids if not _pid_alive(pid)}
+    return {pid for pid in pids if not alive(pid)}
 
 
 def _compact(path: str, dead: set[int], reader: DirectoryReader | None,
@@ -177,11 +179,13 @@ def mark_process_dead(pid: int, path: str | None = None) -> None:
 
 def _cleanup(path: str, names: list[str], reader: DirectoryReader | None) -> tuple[list[int],
                                                                                   set[int]]:
-    dead = _dead_pids(names)
+    # One liveness check per pid per scrape, for the metric files and the exemplar files.
+    alive = functools.cache(_pid_alive)
+    dead = _dead_pids(names, alive)
     done = _compact(path, dead, reader, wait=0) if dead else []
     # Exemplar files of dead processes: kept while fresh (their counts stay), then removed.
     try:
-        exemplar_files.remove_stale_files(path, _pid_alive, names=names)
+        exemplar_files.remove_stale_files(path, alive, names=names)
     except OSError as exc:
         logger.debug("promkit: could not clean up exemplar files in %s: %s", path, exc)
     return done, dead
