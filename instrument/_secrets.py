@@ -138,11 +138,13 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")  #
 
 
 def _secret_key_cached(key: str) -> bool:
+    # Keys in text repeat: a hit is ~0.1 us, is_secret_key 3.5-7.5 us (timeit, this VM).
     found = _KEY_CACHE.get(key)
     if found is None:
         found = is_secret_key(key)
-        if len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
-            _KEY_CACHE[key] = found
+        if len(_KEY_CACHE) >= _KEY_CACHE_LIMIT:
+            _KEY_CACHE.clear()  # as the other caches here: start over rather than stop
+        _KEY_CACHE[key] = found
     return found
 
 
