@@ -297,16 +297,15 @@ def default_registry() -> MetricsRegistry:
         return _default
 
 
-def catalog_metric(registry: MetricsRegistry | None, kind: type[M], name: str) -> M:
-    """The catalog metric ``name`` of ``kind`` in ``registry`` (default: :func:`default_registry`).
+def catalog_metric(registry: MetricsRegistry, kind: type[M], name: str) -> M:
+    """The catalog metric ``name`` of ``kind`` in ``registry``.
 
     For promkit's own recorders (external calls, usage): one dict lookup once
     the metric exists, created from the catalog on first use.
     """
-    reg = registry if registry is not None else default_registry()
-    metric = reg.get(name)
+    metric = registry.get(name)
     if not isinstance(metric, kind):
-        metric = reg.metric(name)
+        metric = registry.metric(name)
         if not isinstance(metric, kind):
             raise CatalogError(f"metric {name!r} is a {metric.kind}, not a {kind.kind}")
     return metric
