@@ -15,8 +15,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from promkit.instrument._compat import (
     STRUCTLOG_CONTEXT_VARS,
     logger_level_cache,
@@ -36,7 +34,7 @@ from promkit.instrument._json_line import (
     plain_uuid,
     trace_json,
 )
-from promkit.instrument._log_output import OUTPUT_NONE, OUTPUT_STDLIB, log_output, stdlib_event
+from promkit.instrument._log_output import OUTPUT_NONE, library_logger, log_output
 from promkit.instrument._log_processors import SAMPLED_KEY
 from promkit.instrument._log_state import FastPathGate, LoggingState, current
 from promkit.instrument._safety import FailureSink
@@ -93,13 +91,14 @@ class AccessLogger:
     WARNING (4xx) or ERROR (5xx and anything outside 100-599).
     """
 
-    __slots__ = ("_event", "_failures", "_gate", "_levels", "_lines", "_stdlib")
+    __slots__ = ("_event", "_failures", "_gate", "_levels", "_library", "_lines", "_stdlib")
 
     def __init__(self, failures: FailureSink | None = None, *, event: str = ACCESS_EVENT,
                  logger_name: str = ACCESS_LOGGER_NAME) -> None:
         self._failures = failures
         self._event = event
         self._stdlib = logging.getLogger(logger_name)
+        self._library = library_logger(logger_name)  # the slow path: the app's logging
         self._gate = FastPathGate(self._stdlib)
         self._levels = level_cache(self._stdlib)
         self._lines: dict[tuple[str, str, int], RequestLine] = {}
@@ -240,15 +239,7 @@ class AccessLogger:
             fields["correlation_id"] = cid
         if sampled:
             fields[SAMPLED_KEY] = True
-        if current.state is None:
-            mode = log_output()
-            if mode == OUTPUT_NONE:
-                return
-            if mode == OUTPUT_STDLIB:
-                stdlib_event(self._stdlib, level, self._event, fields)
-                return
-        logger = structlog.stdlib.get_logger(self._stdlib.name)
-        getattr(logger, LEVEL_NAMES[level])(self._event, **fields)
+        self._library.log(level, self._event, **fields)
 
 
 def access_logger(failures: FailureSink | None = None, *, event: str = ACCESS_EVENT,
