@@ -64,27 +64,19 @@ def paired_recorder(histogram: Any, counter: Any) -> Callable[[float, float], No
     return record
 
 
-def http_request_recorder(duration: Any, request_size: Any = None,
-                          response_size: Any = None) -> Callable[[float, Any, int, int], None]:
+def http_request_recorder(duration: Any, request_size: Any,
+                          response_size: Any) -> Callable[[float, Any, int, int], None]:
     """``record(seconds, exemplar, request_bytes, response_bytes)`` for one request.
 
     Observes ``seconds`` (with ``exemplar``, when not None) in ``duration``
-    and, when the size series are given, the two sizes in theirs
-    (``request_bytes < 0``: unknown, not recorded). The HTTP middleware calls
-    this once per request. Three in-process series are updated inline under
-    the request-size series' lock (the one series shared by every status of
-    a route), which the other two take from then on: one acquisition for the
-    three updates. Otherwise (no sizes, multiprocess files) each series gets
-    its own call. Never raises.
+    and the two sizes in theirs (``request_bytes < 0``: unknown, not
+    recorded). The HTTP middleware calls this once per request when it
+    records body sizes (without them it calls ``duration.observe``). Three
+    in-process series are updated inline under the request-size series' lock
+    (the one series shared by every status of a route), which the other two
+    take from then on: one acquisition for the three updates. Otherwise
+    (multiprocess files) each series gets its own call. Never raises.
     """
-    if request_size is None or response_size is None:
-        observe = duration.observe
-
-        def record_duration(seconds: float, exemplar: Any, request_bytes: int,
-                            response_bytes: int) -> None:
-            observe(seconds, exemplar)
-
-        return record_duration
     if not (type(duration) is type(request_size) is type(response_size) is HistogramChild):
         observe_duration, observe_request = duration.observe, request_size.observe
         observe_response = response_size.observe

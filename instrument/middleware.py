@@ -11,6 +11,7 @@ from promkit.instrument import correlation as _correlation
 from promkit.instrument import tracing as _tracing
 from promkit.instrument._access_line import RequestLine, access_logger
 from promkit.instrument._children import InProgressTokens
+from promkit.instrument._compat import otel_current_context
 from promkit.instrument._exemplars import ExemplarLabels
 from promkit.instrument._log_output import output_state as _log_output
 from promkit.instrument._recorders import http_request_recorder
@@ -126,9 +127,10 @@ class HttpMetricsMiddleware:
         self._access_log = access_logger(reg.failures)
         self._log_requests = log_requests
         self._scan_headers = correlation or record_sizes
-        # (method, template, status) -> (recorder of the request's series, log line or None)
+        # (method, template, status) -> (record(seconds, exemplar[, request_bytes,
+        # response_bytes]) of the request's series, log line or None)
         self._children: dict[tuple[str, str, int], tuple[
-            Callable[[float, Any, int, int], None], RequestLine | None]] = {}
+            Callable[..., None], RequestLine | None]] = {}
         self._active_tokens: dict[str, InProgressTokens] = {}
         # The router below this middleware, indexed on first use; route object -> template.
         self._routes = RouteTemplates(find_router(app), UNMATCHED_ROUTE)
@@ -185,7 +187,7 @@ class HttpMetricsMiddleware:
                 cid = found or _correlation.bound_or_new()
                 token = _correlation.correlation_id_var.set(cid)
                 if answer is not None:
-                    cid_header = (answer, cid.encode("latin-1"))
+                    cid_header = (answer, cid.encode())
         active = None
         if self._track_in_flight:
             active = self._active_tokens.get(method)
@@ -194,14 +196,18 @@ class HttpMetricsMiddleware:
                     method).in_progress_tokens()
             active.append(None)  # +1 in flight, lock-free
         exemplar: ExemplarLabels | None = None
+        # An empty OpenTelemetry context has no span to link or annotate: one C call
+        # rather than tracing_active()'s two Python calls (-0.6k instructions per request,
+        # promkit_defaults, python -m benchmarks.instructions).
+        traced = self._tracing and otel_current_context()
         if self._exemplars:
-            if self._tracing and _tracing.tracing_active():
+            if traced:
                 # trace_id/span_id of the current span (an outer OpenTelemetry ASGI
-                # middleware's server span), else the correlation ID
+                # middleware's server span) when tracing is active, else the correlation ID
                 exemplar = _tracing.request_exemplar(cid or None, self.registry.failures)
             elif cid:
                 exemplar = cid  # stands for {"correlation_id": cid}, built at scrape time
-        elif cid and self._tracing and _tracing.tracing_active():
+        elif cid and traced and _tracing.tracing_active():
             _tracing.annotate_current_span(cid, self.registry.failures)
         status = 0
         response_size = 0
@@ -233,10 +239,43 @@ class HttpMetricsMiddleware:
             raise
         finally:
             end = finished or perf_counter()
-            # A method, not inline: +1.1k instructions per request (+3.7%, promkit_defaults,
-            # benchmarks.instructions), within make bench's run-to-run noise.
-            self._record(scope, path, method, status, end - start, end, not finished,
-                         failure, exemplar, request_size, response_size, cid)
+            # Recording is inline too: as a method it costs +1.1k instructions per request
+            # (+3.7%, promkit_defaults, python -m benchmarks.instructions).
+            try:
+                # The router leaves the matched route in the scope (Starlette 1.7+): its
+                # full template is cached per route object. Otherwise, or behind a Mount
+                # whose router did not say, RouteTemplates finds it.
+                template = self._route_labels.get(id(scope.get("route")))
+                if template is None:
+                    template = self._routes.template(scope, path)
+                if failure is not None:
+                    if status == 0:
+                        status = 500  # the server answers an escaped exception with a 500
+                    self._exceptions.labels(method, template, type(failure).__name__).inc()
+                elif not finished and status:
+                    # The response started but its body never finished: the client left.
+                    self._disconnects.labels(method, template).inc()
+                children = self._children.get((method, template, status))
+                if children is None:
+                    children = self._new_children((method, template, status))
+                duration = end - start
+                # Duration (with the exemplar, when any), and sizes when recorded (the
+                # request's only when known, like OpenTelemetry): one call, one lock.
+                if self._record_sizes:
+                    children[0](duration, exemplar, request_size, response_size)
+                else:
+                    children[0](duration, exemplar)
+                log_state = _log_output
+                # The request log line, unless nothing is configured: read inline, not via
+                # log_output() (-1.7k instructions per request, benchmarks.instructions).
+                if children[1] is not None and (log_state.mode or end >= log_state.until):
+                    if cid:  # validated or generated: hex digits and dashes, nothing to escape
+                        self._access_log.log_line(children[1], duration, cid, True)
+                    else:
+                        self._access_log.log_line(children[1], duration,
+                                                  _correlation.get_correlation_id(), False)
+            except Exception as exc:  # recording must never break the response
+                self.registry.failures.failure("http_middleware", exc)
             if active is not None:
                 active.pop()
             # An exception that escapes is answered outside this middleware, by the app's
@@ -246,45 +285,8 @@ class HttpMetricsMiddleware:
             if token is not None and failure is None:
                 _correlation.correlation_id_var.reset(token)
 
-    def _record(self, scope: Scope, path: str, method: str, status: int, duration: float,
-                end: float, unfinished: bool, failure: BaseException | None,
-                exemplar: ExemplarLabels | None, request_size: int, response_size: int,
-                cid: str) -> None:
-        """Record a finished request's series and its log line. Never raises."""
-        try:
-            # The router leaves the matched route in the scope (Starlette 1.7+): its
-            # full template is cached per route object. Otherwise, or behind a Mount
-            # whose router did not say, RouteTemplates finds it.
-            template = self._route_labels.get(id(scope.get("route")))
-            if template is None:
-                template = self._routes.template(scope, path)
-            if failure is not None:
-                if status == 0:
-                    status = 500  # the server answers an escaped exception with a 500
-                self._exceptions.labels(method, template, type(failure).__name__).inc()
-            elif unfinished and status:
-                # The response started but its body never finished: the client left.
-                self._disconnects.labels(method, template).inc()
-            children = self._children.get((method, template, status))
-            if children is None:
-                children = self._new_children((method, template, status))
-            # Duration, and sizes when recorded (the request's only when known, like
-            # OpenTelemetry): one call, one lock.
-            children[0](duration, exemplar, request_size, response_size)
-            log_state = _log_output
-            # The request log line, unless nothing is configured: read inline, not via
-            # log_output() (-1.7k instructions per request, benchmarks.instructions).
-            if children[1] is not None and (log_state.mode or end >= log_state.until):
-                if cid:  # validated or generated: hex digits and dashes, nothing to escape
-                    self._access_log.log_line(children[1], duration, cid, True)
-                else:
-                    self._access_log.log_line(children[1], duration,
-                                              _correlation.get_correlation_id(), False)
-        except Exception as exc:  # recording must never break the response
-            self.registry.failures.failure("http_middleware", exc)
-
     def _new_children(self, key: tuple[str, str, int]) -> tuple[
-            Callable[[float, Any, int, int], None], RequestLine | None]:
+            Callable[..., None], RequestLine | None]:
         method, template, status = key
         status_text = str(status) if status else "0"
         duration = self._duration.labels(method, template, status_text, _status_class(status))
@@ -293,7 +295,7 @@ class HttpMetricsMiddleware:
             record = http_request_recorder(duration, self._request_size.labels(method, template),
                                            self._response_size.labels(method, template))
         else:
-            record = http_request_recorder(duration)
+            record = duration.observe
         children = (record, line)
         if len(self._children) < _TEMPLATE_CACHE_LIMIT:
             self._children[key] = children

@@ -1,6 +1,8 @@
 """HttpMetricsMiddleware on a real Starlette app (in-process ASGI)."""
 
 import asyncio
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -430,6 +432,81 @@ async def test_exemplars_carry_the_correlation_id_in_openmetrics(registry):
     exemplars = [s.exemplar for f in text_string_to_metric_families(body) if f.name == DURATION
                  for s in f.samples if s.exemplar is not None]
     assert any(e.labels == {"correlation_id": given} for e in exemplars)
+
+
+TRACED_SCRIPT = """
+import asyncio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from promkit.instrument import MetricsRegistry
+from promkit.instrument.middleware import HttpMetricsMiddleware
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+tracer = trace.get_tracer("outer-asgi")
+
+async def ok(request):
+    return PlainTextResponse("ok")
+
+def build(**options):
+    registry = MetricsRegistry(CollectorRegistry())
+    app = Starlette(routes=[Route("/", ok)])
+    app.add_middleware(HttpMetricsMiddleware, registry=registry, **options)
+    return registry, app
+
+async def request(app, outer_span):
+    scope = {"type": "http", "method": "GET", "path": "/", "root_path": "", "headers": [],
+             "query_string": b"", "scheme": "http", "server": ("test", 80),
+             "http_version": "1.1", "asgi": {"version": "3.0"}}
+    async def receive():
+        return {"type": "http.request", "body": b""}
+    answer = {}
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer.update((k.lower(), v) for k, v in message["headers"])
+    if outer_span:  # an outer OpenTelemetry ASGI middleware's server span
+        with tracer.start_as_current_span("server") as span:
+            await app(scope, receive, send)
+        return answer[b"x-correlation-id"].decode(), span.get_span_context()
+    await app(scope, receive, send)
+    return answer[b"x-correlation-id"].decode(), None
+
+def exemplar(registry):
+    child = registry.histogram("http_server_request_duration_seconds").labels(
+        "GET", "/", "200", "2xx")
+    return next(e for e in child.get_exemplars() if e is not None).labels
+
+registry, app = build()
+cid, ctx = asyncio.run(request(app, outer_span=True))
+assert exemplar(registry) == {"trace_id": "%032x" % ctx.trace_id,
+                              "span_id": "%016x" % ctx.span_id}, exemplar(registry)
+assert exporter.get_finished_spans()[-1].attributes["promkit.correlation_id"] == cid
+
+registry, app = build()
+cid, _ = asyncio.run(request(app, outer_span=False))  # tracing on, but no span to link
+assert exemplar(registry) == {"correlation_id": cid}, exemplar(registry)
+
+registry, app = build(exemplars=False)
+cid, _ = asyncio.run(request(app, outer_span=True))
+assert exporter.get_finished_spans()[-1].attributes["promkit.correlation_id"] == cid
+print("ok")
+"""
+
+
+def test_an_outer_server_span_gets_the_id_and_gives_the_exemplar(tmp_path):
+    # The global tracer provider is set once per process: a subprocess of its own.
+    result = subprocess.run([sys.executable, "-c", TRACED_SCRIPT], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 async def test_metrics_only_configuration_records_duration_without_extras(registry):
