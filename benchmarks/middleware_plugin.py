@@ -2,8 +2,9 @@
 
 Loaded with ``--plugin benchmarks/middleware_plugin.py``; ``python -m benchmarks
 --only middleware`` does that for you. Three configurations of
-:class:`promkit.HttpMetricsMiddleware`, all with route templating, and the
-peer stack that gives ``promkit_all``'s features:
+:class:`promkit.HttpMetricsMiddleware`, all with route templating, the
+defaults' hand-written equivalent and the peer stack that gives
+``promkit_all``'s features:
 
 * ``promkit_all``: every feature on: duration, in-flight, request/response
   sizes, correlation ID (bound, returned in a header), exemplars, and the
@@ -13,6 +14,10 @@ peer stack that gives ``promkit_all``'s features:
   feature but the opt-in body sizes, the request log line included) in a
   process where nothing configured logging, so promkit writes no line and
   skips the log work;
+* ``handwritten_equivalent``: the harness's hand-written prometheus-client
+  middleware plus what ``promkit_defaults`` adds (a correlation ID validated or
+  made with ``uuid.uuid4()``, bound and returned; in-flight by method; the ID
+  as exemplar), written plainly: DESIGN wants the defaults to cost no more;
 * ``peer_stack``: asgi-correlation-id (ID bound, returned in ``X-Correlation-ID``)
   + a structlog JSON access-log middleware (one line per request with method,
   route template, status, duration and correlation ID, to a logger that
@@ -29,8 +34,11 @@ the timed requests.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +50,7 @@ from middleware_bench import (  # type: ignore[import-not-found]
     register,
     view_registry,
 )
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from starlette.middleware import Middleware
 
 from promkit.instrument import MetricsRegistry
@@ -115,6 +123,87 @@ def _promkit_metrics() -> Entry:
     return Entry(name="promkit_metrics", app=make_starlette([middleware]), registry=reg,
                  middleware_class=HttpMetricsMiddleware,
                  config="metrics only: request duration histogram by method/route/status")
+
+
+# ------------------------------------------------- the defaults' hand-written equivalent
+
+_HANDWRITTEN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "handwritten_correlation_id", default=None)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                   re.IGNORECASE)
+
+
+class HandWrittenEquivalent:
+    """What ``promkit_defaults`` records, written by hand with prometheus-client (pure ASGI).
+
+    DESIGN's rule: out of the box promkit costs no more than a hand-written
+    equivalent. The harness's hand-written middleware records the duration
+    only; this one adds what the defaults add, written plainly as a team
+    would: the client's ``X-Correlation-ID`` when it is a UUID, else
+    ``uuid.uuid4()``, bound in a contextvar for the request and returned in
+    the response header; requests in flight by method; the ID as the
+    duration's exemplar. Label children are cached as in the harness's.
+    """
+
+    def __init__(self, app: Any, registry: CollectorRegistry) -> None:
+        self.app = app
+        labels = ("method", "route", "status")
+        self.hist = Histogram("http_request_duration_seconds", "HTTP request duration",
+                              labels, registry=registry)
+        self.active = Gauge("http_requests_active", "HTTP requests in flight", ["method"],
+                            registry=registry)
+        self._children: dict[tuple[str, str, int], Any] = {}
+        self._active: dict[str, Any] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for key, value in scope["headers"]:
+            if key == b"x-correlation-id":
+                incoming = value.decode("latin-1")
+        cid = incoming if incoming and _UUID.fullmatch(incoming) else str(uuid.uuid4())
+        token = _HANDWRITTEN_ID.set(cid)
+        header = (b"x-correlation-id", cid.encode())
+        method = scope["method"]
+        active = self._active.get(method)
+        if active is None:
+            active = self._active[method] = self.active.labels(method)
+        active.inc()
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            key = (method, route.path if route is not None else "", status)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.hist.labels(
+                    method, key[1] or "__unmatched__", str(status))
+            child.observe(time.perf_counter() - start, {"correlation_id": cid})
+            active.dec()
+            _HANDWRITTEN_ID.reset(token)
+
+
+@register("handwritten_equivalent")
+def _handwritten_equivalent() -> Entry:
+    reg = CollectorRegistry()
+    app = make_starlette([Middleware(HandWrittenEquivalent, registry=reg)])
+    return Entry(name="handwritten_equivalent", app=app, registry=reg,
+                 middleware_class=HandWrittenEquivalent,
+                 config="hand-written with promkit_defaults' features: duration with the "
+                        "correlation ID as exemplar, in-flight by method, X-Correlation-ID "
+                        "(valid UUID or uuid4) bound and returned")
 
 
 # ------------------------------------------------------------------ the peer stack
