@@ -53,7 +53,7 @@ from promkit.instrument._error_codes import (
     set_error_code_mapper,
 )
 from promkit.instrument._stage_runs import Stage, failed, resolve, started, succeeded
-from promkit.instrument._stage_steps import later_steps
+from promkit.instrument._stage_steps import later_steps, stage_steps
 from promkit.instrument._worker_log import LOGGER_NAME as LOGGER_NAME
 from promkit.instrument._worker_log import worker_log as worker_log
 from promkit.instrument.registry import MetricsRegistry
@@ -155,26 +155,26 @@ class StageTimer:
             # succeeded/failed; a stage that suspends is driven on by later_steps,
             # which counts only its own steps' CPU.
             stage, t0, c0 = start()
+            result: list[Any] = []  # the stage's result, once it returns
             try:
                 awaitable = func(*args, **kwargs)
-                step = (awaitable if type(awaitable) is _CoroutineType
-                        else awaitable.__await__())
-                yielded = step.send(None)
-            except StopIteration as stop:
-                result = stop.value
+                steps = stage_steps(awaitable if type(awaitable) is _CoroutineType
+                                    else awaitable.__await__(), result)
+                for yielded in steps:  # the first step
+                    break
             except BaseException as exc:
                 failed(stage, t0, c0, exc, mapper, job_id)
                 raise
-            else:
+            if not result:  # suspended
                 cpu_start = [c0]
                 try:
-                    result = await later_steps(step, yielded, cpu_start)
+                    await later_steps(steps, yielded, cpu_start)
                 except BaseException as exc:
                     failed(stage, t0, cpu_start[0], exc, mapper, job_id)
                     raise
                 c0 = cpu_start[0]
             succeeded(stage, t0, c0, job_id)
-            return result
+            return result[0]
 
         return async_stage  # type: ignore[return-value]
 
