@@ -14,10 +14,7 @@ def drive(awaitable_iter):
     """Take the first step as the decorator does: (steps, yielded, result list)."""
     result = []
     steps = stage_steps(awaitable_iter, result)
-    yielded = None
-    for yielded in steps:
-        break
-    return steps, yielded, result
+    return steps, next(steps, None), result
 
 
 def test_a_stage_that_ends_in_its_first_step_leaves_its_result():
@@ -27,7 +24,7 @@ def test_a_stage_that_ends_in_its_first_step_leaves_its_result():
     async def nothing():
         return None
 
-    steps, _, result = drive(value())
+    _, _, result = drive(value())
     assert result == [42]
     _, _, result = drive(nothing())
     assert result == [None]
