@@ -93,8 +93,8 @@ class StageLineWriter:
             gate = self._gate
             now = state.timestamper.clock()
             # math.trunc, not int(), for every float -> int here: int() of a float is a
-            # slow type call on 3.11 (-1.7k instructions, -0.13 us per stage line:
-            # benchmarks.instructions --driver stages and a timed A/B).
+            # slow type call before 3.13 (-1.7k instructions, -0.13 us per stage line on
+            # 3.11: benchmarks.instructions --driver stages and a timed A/B).
             second = trunc(now)
             if not gate.open(state, logging.INFO, second) or _STRUCTLOG_VARS is None:
                 return False
