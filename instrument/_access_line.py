@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from math import trunc
 from typing import Any
 
 from promkit.instrument._compat import (
@@ -174,14 +175,17 @@ class AccessLogger:
             # configure_logging's own set-up is in play (see FastPathGate).
             gate = self._gate
             now = state.timestamper.clock()
-            second = int(now)
+            # math.trunc, not int(), for each float -> int here, as in the stage line: int()
+            # of a float is a slow type call before 3.13 (-1.4k instructions and ~-90 ns per
+            # line on 3.11; promkit_all 41.7k -> 40.6k, python -m benchmarks.instructions).
+            second = trunc(now)
             if not gate.open(state, level, second) or (
                     _STRUCTLOG_VARS is None or (_STRUCTLOG_VARS and _structlog_context_bound())):
                 self._log_slow(level, line.method, line.path_template, line.status,
                                latency_seconds, cid, sampled)
                 return
             try:
-                micros = int(latency_seconds * 1e6 + 0.5)
+                micros = trunc(latency_seconds * 1e6 + 0.5)
             except (ValueError, OverflowError):  # NaN or infinity: let the pipeline render it
                 self._log_slow(level, line.method, line.path_template, line.status,
                                latency_seconds, cid, sampled)
@@ -189,7 +193,7 @@ class AccessLogger:
             # No call without a context: -1.6k instructions per request (promkit_all,
             # python -m benchmarks.instructions).
             trace_part = trace_json() if _otel_current() else ""
-            millis = MILLIS[int((now - second) * 1000.0)]
+            millis = MILLIS[trunc((now - second) * 1000.0)]
             # The latency is what json.dumps(micros / 1000.0) gives, without a float
             # repr (see FRACTIONS): -1.6k instructions per request; the usual line as
             # one string: -0.8k (promkit_all, python -m benchmarks.instructions).
