@@ -119,6 +119,7 @@ _UNQUOTED_VALUE = re.compile(
     r"(?:(?:bearer|basic)\s+)?([^\s&,;\"'<>\\{\[][^\s&,;\"'<>\\]*)", re.IGNORECASE)
 _QUOTED_BODY = {'"': re.compile(r'(?:[^"\\]|\\.)*'), "'": re.compile(r"(?:[^'\\]|\\.)*")}
 _STRING_PREFIXES = frozenset("bBrRuU")
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
 _KEY_CACHE: dict[str, bool] = {}
 _KEY_CACHE_LIMIT = 1024
 
@@ -153,6 +154,12 @@ def _key_before(text: str, end: int) -> str:
     floor = max(0, end - _KEY_LOOKBACK)
     while start > floor and text[start - 1] in _KEY_CHARS:
         start -= 1
+    if start - 1 > floor and text[start - 1] == " " and text[start - 2] in _KEY_CHARS:
+        # One word more across a single space: "API Key", "Secret Key" ("<word> key"
+        # judges the word before it); is_secret_key decides on the last two words.
+        start -= 1
+        while start > floor and text[start - 1] in _KEY_CHARS:
+            start -= 1
     return text[start:end]
 
 
@@ -170,7 +177,16 @@ def _value_span(text: str, position: int) -> tuple[int, int] | None:
         body = _QUOTED_BODY[first].match(text, position + 1)
         return (position + 1, body.end()) if body is not None else None
     value = _UNQUOTED_VALUE.match(text, position)
-    return value.span(1) if value is not None else None
+    if value is None:
+        return None
+    start, end = value.span(1)
+    # A closing bracket the value did not open closes what holds it ({"pin": 1234},
+    # Creds(token=abc)): it stays. One a secret ends with is all that could show.
+    while end - start > 1 and text[end - 1] in _CLOSERS and (
+            text.count(text[end - 1], start, end)
+            > text.count(_CLOSERS[text[end - 1]], start, end)):
+        end -= 1
+    return start, end
 
 
 def _redact_kv(text: str) -> str:

@@ -89,7 +89,8 @@ def test_redact_text_examples(text, expected):
 
 SECRET_KEYS = ["DB_PASSWORD", "aws_secret_access_key", "accessToken", "clientSecret",
                "secret_key", "X-Api-Key", "Authorization", "password", "refresh-token",
-               "APIKey", "privateKey", "x-amz-signature", "dbpassword", "Set-Cookie"]
+               "APIKey", "privateKey", "x-amz-signature", "dbpassword", "Set-Cookie",
+               "API Key", "Secret Key"]
 HARMLESS_KEYS = ["token_count", "prompt_tokens", "password_policy", "password_changed_at",
                  "secret_name", "token_type", "cache_key", "monkey", "keyboard", "sigma"]
 
