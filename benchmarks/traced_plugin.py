@@ -21,7 +21,10 @@ tracer provider is set once per process, and the timed harness builds every
 registered entry in one process, where a real provider would change others
 (``otel_asgi`` would start recording spans). ``benchmarks.instructions`` runs
 each entry in a process of its own, and the provider is set only when one of
-these entries is built.
+these entries is built. Timed, from ``../shared/bench``: ``python
+middleware_bench.py --plugin <this file> --entries traced_bare,promkit_traced
+--json /tmp/traced.json`` (without ``--json`` the harness overwrites its
+shared ``results-baseline.json``).
 """
 
 from __future__ import annotations
