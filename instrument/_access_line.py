@@ -139,12 +139,14 @@ class AccessLogger:
         return line
 
     def log_line(self, line: RequestLine, latency_seconds: float, cid: str | None,
-                 cid_is_plain: bool) -> None:
+                 cid_is_plain: bool, trace_part: str | None = None) -> None:
         """:meth:`log_request` for a request shape from :meth:`line` (the hot path).
 
         ``cid`` is logged as given (no contextvar lookup); ``cid_is_plain``
-        says it is a validated UUID, whose JSON needs no escaping. The
-        middleware calls this once per request. Never raises.
+        says it is a validated UUID, whose JSON needs no escaping.
+        ``trace_part`` is the current span's IDs as ``_json_line.trace_piece``
+        gives them, when the caller already read them; None: the line reads
+        them. The middleware calls this once per request. Never raises.
         """
         try:
             state = current.state
@@ -192,7 +194,8 @@ class AccessLogger:
                 return
             # No call without a context: -1.6k instructions per request (promkit_all,
             # python -m benchmarks.instructions).
-            trace_part = trace_json() if _otel_current() else ""
+            if trace_part is None:
+                trace_part = trace_json() if _otel_current() else ""
             millis = MILLIS[trunc((now - second) * 1000.0)]
             # The latency is what json.dumps(micros / 1000.0) gives, without a float
             # repr (see FRACTIONS): -1.6k instructions per request; the usual line as

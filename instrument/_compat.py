@@ -74,6 +74,7 @@ import structlog
 import structlog.contextvars as _structlog_contextvars
 from opentelemetry import context as _otel_context
 from opentelemetry import trace as _otel_trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, TraceFlags
 
 __all__ = [
@@ -187,18 +188,19 @@ def structlog_stdlib_logger(bound: Any) -> logging.Logger | None:
 
 # --------------------------------------------------------------- OpenTelemetry context
 
-def _choose_current_context(context_module: Any) -> Callable[[], object]:
+def _choose_current_context(context_module: Any) -> Callable[[], Context]:
     # opentelemetry-api before ~1.23 loads its runtime context on first use.
     context_module.get_current()
     runtime = getattr(context_module, "_RUNTIME_CONTEXT", None)
     variable = getattr(runtime, "_current_context", None)
     if isinstance(variable, ContextVar):
-        return variable.get
-    public: Callable[[], object] = context_module.get_current
+        private: Callable[[], Context] = variable.get
+        return private
+    public: Callable[[], Context] = context_module.get_current
     return public
 
 
-otel_current_context: Callable[[], object] = _choose_current_context(_otel_context)
+otel_current_context: Callable[[], Context] = _choose_current_context(_otel_context)
 """The current OpenTelemetry Context (empty outside any span)."""
 
 

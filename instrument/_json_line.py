@@ -18,9 +18,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import context as _otel_context
-from opentelemetry import trace as _otel_trace
+from opentelemetry.trace import get_current_span as _get_current_span
 
+from promkit.instrument._compat import otel_current_context as _current_context
+from promkit.instrument._compat import span_ids as _span_ids
 from promkit.instrument._secrets import redact_card_numbers
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "safe_repr",
     "trace_ids",
     "trace_json",
+    "trace_piece",
 ]
 
 LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
@@ -140,15 +142,17 @@ def trace_ids() -> tuple[str, str] | None:
     """``(trace_id, span_id)`` in hex of the current span, or None (no valid span)."""
     # Without an SDK (or outside any span) the OpenTelemetry context is empty:
     # one contextvar read, no span objects touched.
-    if not _otel_context.get_current():
+    ctx = _current_context()
+    if not ctx:
         return None
-    span_context = _otel_trace.get_current_span().get_span_context()
-    if not span_context.is_valid:
-        return None
-    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+    return _span_ids(_get_current_span(ctx).get_span_context(), False)
+
+
+def trace_piece(ids: tuple[str, str] | None) -> str:
+    """``,"trace_id":...,"span_id":...`` of hex IDs for a fast line, or "" for None."""
+    return "" if ids is None else f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
 
 
 def trace_json() -> str:
     """``,"trace_id":...,"span_id":...`` of the current span for a fast line, or ""."""
-    ids = trace_ids()
-    return "" if ids is None else f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
+    return trace_piece(trace_ids())

@@ -13,6 +13,7 @@ from promkit.instrument._access_line import RequestLine, access_logger
 from promkit.instrument._children import InProgressTokens
 from promkit.instrument._compat import otel_current_context
 from promkit.instrument._exemplars import ExemplarLabels
+from promkit.instrument._json_line import trace_piece
 from promkit.instrument._log_output import output_state as _log_output
 from promkit.instrument._recorders import http_request_recorder
 from promkit.instrument._routes import RouteTemplates, find_router, route_path
@@ -200,15 +201,18 @@ class HttpMetricsMiddleware:
         # rather than tracing_active()'s two Python calls (-0.6k instructions per request,
         # promkit_defaults, python -m benchmarks.instructions).
         traced = self._tracing and otel_current_context()
-        if self._exemplars:
-            if traced:
-                # trace_id/span_id of the current span (an outer OpenTelemetry ASGI
-                # middleware's server span) when tracing is active, else the correlation ID
-                exemplar = _tracing.request_exemplar(cid or None, self.registry.failures)
-            elif cid:
-                exemplar = cid  # stands for {"correlation_id": cid}, built at scrape time
-        elif cid and traced and _tracing.tracing_active():
-            _tracing.annotate_current_span(cid, self.registry.failures)
+        trace_ids: tuple[str, str] | None = None
+        if traced:
+            # One read of the current span (an outer OpenTelemetry ASGI middleware's server
+            # span) for three steps: the span gets the ID; the exemplar is its
+            # trace_id/span_id when tracing is active, else the correlation ID; the log line
+            # gets its IDs.
+            labels, trace_ids = _tracing.traced_request(traced, cid or None,
+                                                        self.registry.failures)
+            if self._exemplars:
+                exemplar = labels
+        elif self._exemplars and cid:
+            exemplar = cid  # stands for {"correlation_id": cid}, built at scrape time
         status = 0
         response_size = 0
         finished = 0.0
@@ -269,11 +273,16 @@ class HttpMetricsMiddleware:
                 # The request log line, unless nothing is configured: read inline, not via
                 # log_output() (-1.7k instructions per request, benchmarks.instructions).
                 if children[1] is not None and (log_state.mode or end >= log_state.until):
+                    # The span read above, while its context is still current (the app
+                    # could leave another attached); else the line reads the context.
+                    trace_part = (trace_piece(trace_ids) if traced
+                                  and traced is otel_current_context() else None)
                     if cid:  # validated or generated: hex digits and dashes, nothing to escape
-                        self._access_log.log_line(children[1], duration, cid, True)
+                        self._access_log.log_line(children[1], duration, cid, True, trace_part)
                     else:
                         self._access_log.log_line(children[1], duration,
-                                                  _correlation.get_correlation_id(), False)
+                                                  _correlation.get_correlation_id(), False,
+                                                  trace_part)
             except Exception as exc:  # recording must never break the response
                 self.registry.failures.failure("http_middleware", exc)
             if active is not None:

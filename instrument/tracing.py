@@ -249,17 +249,64 @@ def _correlation_labels(correlation_id: str | None) -> dict[str, str] | None:
 def request_exemplar(
     correlation_id: str | None, failures: FailureSink | None = None
 ) -> dict[str, str] | None:
-    """For the HTTP middleware, once per request: annotate the span, return exemplar labels.
+    """Once per request: annotate the current span, return exemplar labels.
 
-    When tracing is active, :func:`annotate_current_span` then
-    :func:`exemplar_labels`. Without a real global provider it skips the
-    OpenTelemetry context altogether and returns ``{"correlation_id": ...}``
-    (or None). Never raises.
+    When tracing is active, what :func:`annotate_current_span` then
+    :func:`exemplar_labels` do, from one read of the current span. Without a
+    real global provider it skips the OpenTelemetry context altogether and
+    returns ``{"correlation_id": ...}`` (or None). Never raises.
     """
     if not tracing_active():
         return _correlation_labels(correlation_id)
-    annotate_current_span(correlation_id, failures)
-    return exemplar_labels(correlation_id, failures)
+    try:
+        ctx = otel_context.get_current()
+    except Exception as exc:
+        _report(failures, "tracing_exemplar", exc)
+        ctx = None
+    if not ctx:
+        return _correlation_labels(correlation_id)
+    return traced_request(ctx, correlation_id, failures)[0]
+
+
+def traced_request(
+    ctx: Context, correlation_id: str | None, failures: FailureSink | None = None
+) -> tuple[dict[str, str] | None, tuple[str, str] | None]:
+    """For the HTTP middleware, once per request in a non-empty OpenTelemetry context ``ctx``.
+
+    One lookup of the current span serves three steps: when tracing is active,
+    the span gets :data:`CORRELATION_ATTRIBUTE` (as :func:`annotate_current_span`);
+    the exemplar labels (as :func:`exemplar_labels` when tracing is active, else
+    ``{"correlation_id": ...}``); and the span's hex ``(trace_id, span_id)`` for
+    the request's log line (any valid span, as :func:`current_trace_ids`), or
+    None. Returns ``(labels, ids)``; never raises. The middleware's, not in ``__all__``.
+    """
+    try:
+        span = trace.get_current_span(ctx)
+        span_context = span.get_span_context()
+    except Exception as exc:
+        _report(failures, "tracing_exemplar", exc)
+        return _correlation_labels(correlation_id), None
+    labels = None
+    if tracing_active():
+        if correlation_id:
+            try:
+                if span.is_recording():
+                    span.set_attribute(CORRELATION_ATTRIBUTE, correlation_id)
+            except Exception as exc:
+                _report(failures, "tracing_annotate", exc)
+        try:
+            ids = _ids(span_context, True)
+            if ids is not None:
+                labels = {"trace_id": ids[0], "span_id": ids[1]}
+        except Exception as exc:
+            _report(failures, "tracing_exemplar", exc)
+    try:
+        # The sampled IDs above were formatted by the same call: a cache hit (see _compat).
+        line_ids = _ids(span_context, False)
+    except Exception as exc:
+        _report(None, "tracing_trace_ids", exc)
+        line_ids = None
+    return (labels if labels is not None else _correlation_labels(correlation_id)), line_ids
 
 
 # ---------------------------------------------------------------------------- spans

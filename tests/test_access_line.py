@@ -3,6 +3,7 @@
 import json
 import logging
 import math
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promkit.instrument import MetricsRegistry, logs
+from promkit.instrument._json_line import trace_piece
 from promkit.instrument._log_state import current
 from promkit.instrument.correlation import (
     bind_correlation_id,
@@ -113,6 +115,24 @@ def test_access_level_follows_status_and_disabled_levels_write_nothing(sink):
     finally:
         logging.getLogger(logs.ACCESS_LOGGER_NAME).setLevel(logging.NOTSET)
     assert [e["http_status"] for e in sink.events()] == [500]
+
+
+def test_access_line_writes_the_trace_ids_its_caller_read(monkeypatch):
+    # The middleware reads the span once for the exemplar and hands its IDs to the line.
+    ids = ("%032x" % 0x5EED, "%016x" % 0xB0B)
+    with configured() as sink, fast_path_only(monkeypatch):
+        current.state.timestamper.clock = lambda: FIXED_TIME
+        access = logs.access_logger()
+        line = access.line("GET", "/a", 200)
+        cid = str(uuid.uuid4())
+        with active_span(0x5EED, 0xB0B):
+            access.log_line(line, 0.001, cid, True)  # None: the line reads the context
+        access.log_line(line, 0.001, cid, True, trace_piece(ids))
+        access.log_line(line, 0.001, cid, True, trace_piece(None))
+    read, given, none = sink.lines
+    assert read == given and (json.loads(given)["trace_id"], json.loads(given)["span_id"]) == ids
+    assert "trace_id" not in json.loads(none)
+    assert trace_piece(None) == ""
 
 
 def test_access_falls_back_to_the_pipeline_when_it_cannot_be_sure(monkeypatch):

@@ -30,6 +30,7 @@ from promkit.exporters import render_openmetrics, render_text
 from promkit.instrument import (
     _access_line,
     _compat,
+    _json_line,
     _log_state,
     _stage_line,
     logs,
@@ -253,6 +254,7 @@ def test_current_context_probe_falls_back_to_get_current():
 def test_log_lines_carry_trace_ids_with_the_context_fallback(monkeypatch):
     monkeypatch.setattr(_access_line, "_otel_current", otel_context.get_current)
     monkeypatch.setattr(_stage_line, "_otel_current", otel_context.get_current)
+    monkeypatch.setattr(_json_line, "_current_context", otel_context.get_current)
     with configured() as sink:
         with active_span(0x5EED, 0xB0B):
             logs.access_logger().log_request("GET", "/a", 200, 0.001, None)
@@ -352,10 +354,12 @@ def test_span_ids_tuple_read_agrees_with_the_properties(ctx, sampled_only):
 
 def test_trace_ids_and_exemplars_with_the_properties_fallback(monkeypatch):
     monkeypatch.setattr(tracing, "_ids", _compat._make_span_ids(False))
+    monkeypatch.setattr(_json_line, "_span_ids", _compat._make_span_ids(False))
     for ctx in CONTEXTS:
         span = NonRecordingSpan(ctx)
         with otel_trace.use_span(span):
             assert tracing.current_trace_ids() == _expected(ctx, False)
+            assert _json_line.trace_ids() == _expected(ctx, False)
             ids = _expected(ctx, True)
             labels = tracing.exemplar_labels("cid-1")
             if ids is None:

@@ -497,6 +497,32 @@ assert exemplar(registry) == {"correlation_id": cid}, exemplar(registry)
 registry, app = build(exemplars=False)
 cid, _ = asyncio.run(request(app, outer_span=True))
 assert exporter.get_finished_spans()[-1].attributes["promkit.correlation_id"] == cid
+
+# The request line carries the outer span's IDs (read once, with the exemplar's).
+import io, json
+from opentelemetry import context as otel_context
+from promkit.instrument.logs import configure_logging
+lines = io.StringIO()
+configure_logging(service="svc", stream=lines)
+registry, app = build()
+cid, ctx = asyncio.run(request(app, outer_span=True))
+line = json.loads(lines.getvalue().splitlines()[-1])
+assert (line["correlation_id"], line["trace_id"], line["span_id"]) == (
+    cid, "%032x" % ctx.trace_id, "%016x" % ctx.span_id), line
+
+# An app that leaves another span current: the line reads the context again, as before.
+other = trace.NonRecordingSpan(trace.SpanContext(7, 8, False))
+async def leaky(request):
+    otel_context.attach(trace.set_span_in_context(other))
+    return PlainTextResponse("ok")
+registry = MetricsRegistry(CollectorRegistry())
+app = Starlette(routes=[Route("/", leaky)])
+app.add_middleware(HttpMetricsMiddleware, registry=registry)
+cid, ctx = asyncio.run(request(app, outer_span=True))
+line = json.loads(lines.getvalue().splitlines()[-1])
+assert (line["trace_id"], line["span_id"]) == ("%032x" % 7, "%016x" % 8), line
+assert exemplar(registry) == {"trace_id": "%032x" % ctx.trace_id,
+                              "span_id": "%016x" % ctx.span_id}, exemplar(registry)
 print("ok")
 """
 

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
     INVALID_SPAN,
@@ -22,6 +23,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
+from promkit.instrument import tracing
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import bind_correlation_id, new_correlation_id
 from promkit.instrument.tracing import (
@@ -368,6 +370,74 @@ def test_annotate_sets_the_attribute_on_an_outer_server_span(provider, exporter)
     (server,) = exporter.get_finished_spans()
     assert server.attributes[CORRELATION_ATTRIBUTE] == cid
     assert annotate_current_span(cid) is False  # no span now
+
+
+# ------------------------------------------------- the middleware's one span read
+
+
+def _hex(ctx):
+    return "%032x" % ctx.trace_id, "%016x" % ctx.span_id
+
+
+def test_traced_request_does_annotate_exemplar_and_line_ids_from_one_read(provider, exporter,
+                                                                          monkeypatch):
+    monkeypatch.setattr(tracing, "tracing_active", lambda: True)  # as with a global SDK
+    cid = new_correlation_id()
+    with provider.get_tracer("asgi").start_as_current_span("server") as span:
+        ids = _hex(span.get_span_context())
+        labels, line_ids = tracing.traced_request(otel_context.get_current(), cid)
+        # what the three separate steps give
+        assert labels == {"trace_id": ids[0], "span_id": ids[1]} == exemplar_labels(cid)
+        assert line_ids == ids == current_trace_ids()
+    (server,) = exporter.get_finished_spans()
+    assert server.attributes[CORRELATION_ATTRIBUTE] == cid
+    with trace.use_span(remote_span(5, 6, sampled=False)):  # a trace not exported
+        labels, line_ids = tracing.traced_request(otel_context.get_current(), cid)
+    assert labels == {"correlation_id": cid} and line_ids == ("%032x" % 5, "%016x" % 6)
+    with trace.use_span(NonRecordingSpan(SpanContext(0, 0, False))):  # an invalid span
+        assert tracing.traced_request(otel_context.get_current(), cid) == (
+            {"correlation_id": cid}, None)
+        assert tracing.traced_request(otel_context.get_current(), None) == (None, None)
+
+
+def test_traced_request_without_tracing_active_only_reads_the_line_ids(provider, exporter):
+    # No global provider: no annotation, the exemplar is the correlation ID, as
+    # request_exemplar; the log line still gets the IDs of any valid span.
+    cid = new_correlation_id()
+    with provider.get_tracer("asgi").start_as_current_span("server") as span:
+        labels, line_ids = tracing.traced_request(otel_context.get_current(), cid)
+        assert labels == {"correlation_id": cid} == request_exemplar(cid)
+        assert line_ids == _hex(span.get_span_context()) == current_trace_ids()
+    (server,) = exporter.get_finished_spans()
+    assert CORRELATION_ATTRIBUTE not in server.attributes
+
+
+def test_a_broken_span_never_breaks_the_traced_request(monkeypatch):
+    monkeypatch.setattr(tracing, "tracing_active", lambda: True)
+
+    class NoAttributes(NonRecordingSpan):
+        def is_recording(self):
+            return True
+
+        def set_attribute(self, key, value):
+            raise RuntimeError("set_attribute")
+
+    class NoContext(NonRecordingSpan):
+        def get_span_context(self):
+            raise RuntimeError("get_span_context")
+
+    sink = RecordingSink()
+    cid = new_correlation_id()
+    context = SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))
+    with trace.use_span(NoAttributes(context)):
+        labels, line_ids = tracing.traced_request(otel_context.get_current(), cid, sink)
+    # the annotation failed; the exemplar and the line still link the trace
+    assert labels == {"trace_id": "%032x" % 1, "span_id": "%016x" % 2}
+    assert line_ids == ("%032x" % 1, "%016x" % 2)
+    with trace.use_span(NoContext(context)):
+        assert tracing.traced_request(otel_context.get_current(), cid, sink) == (
+            {"correlation_id": cid}, None)
+    assert [op for op, _ in sink.seen] == ["tracing_annotate", "tracing_exemplar"]
 
 
 # --------------------------------------------------------- the global provider case
