@@ -44,6 +44,7 @@ from opentelemetry.util.types import AttributeValue
 from promkit._version import __version__
 from promkit.instrument._compat import global_tracer_provider, span_ids
 from promkit.instrument._exemplars import CORRELATION_EXEMPLAR_LABEL, EXEMPLAR_MAX_RUNES
+from promkit.instrument._json_line import trace_ids
 from promkit.instrument._safety import FailureSink
 from promkit.instrument.correlation import get_correlation_id
 
@@ -185,11 +186,7 @@ def current_trace_ids() -> tuple[str, str] | None:
     propagated from upstream. Never raises.
     """
     try:
-        # Outside any span (always, without an SDK) the context is an empty mapping.
-        ctx = otel_context.get_current()
-        if not ctx:
-            return None
-        return _ids(trace.get_current_span(ctx).get_span_context(), False)
+        return trace_ids()  # the log lines' own reading, guarded
     except Exception as exc:
         _report(None, "tracing_trace_ids", exc)
         return None
